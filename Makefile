@@ -1,0 +1,46 @@
+# The README's commands. `make help` lists them.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+# The CPU build of torch; on a GPU machine: make setup TORCH_SPEC='torch==2.13.0' PIP_EXTRA='--index-url ...'
+TORCH_SPEC ?= torch==2.13.0
+CORES ?= 2
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-fast lint format bench clean-results
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet '$(TORCH_SPEC)'
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed  ## create .venv and install the project with its dependencies
+
+demo: setup  ## run the example project (digits/baseline: mlp and cnn, fit -> test -> predict)
+	$(BIN)/snakemake --cores $(CORES) results/digits/baseline/summary.csv
+	$(BIN)/python main.py ls -p digits -e baseline
+
+test: setup  ## run the whole test suite (the slow workflow tests included)
+	$(BIN)/pytest
+
+test-fast: setup  ## run the tests that take seconds (no full workflow runs)
+	$(BIN)/pytest -m "not slow"
+
+lint: setup  ## ruff, snakefmt and snakemake --lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules/
+	$(BIN)/snakemake --lint --cores 1
+
+format: setup  ## format the code (ruff) and the workflow (snakefmt)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt Snakefile rules/
+
+clean-results:  ## delete results/ (every run's outputs, checkpoints included)
+	rm -rf results/*/ .snakemake/

@@ -1,0 +1,24 @@
+# The workflow's table of contents: settings, the rule files in pipeline order, and `all`.
+# Targets are files under results/<proj>/<exp>/<run>/, e.g.
+#   snakemake -j2 results/digits/baseline/cnn/test.done
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "configs/workflow.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/fit.smk"
+include: "rules/test.smk"
+include: "rules/predict.smk"
+include: "rules/summary.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_all_targets(),

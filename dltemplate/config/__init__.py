@@ -1,0 +1,1 @@
+"""The Python config system: loading config modules, resolving overrides, recording hparams."""

@@ -1,0 +1,94 @@
+"""Build a run's objects from its config, overrides and seed, recording every hyperparameter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dltemplate.config.getters import Build, call_root_getter
+from dltemplate.config.loader import load_root_config
+from dltemplate.config.root import ROOT_PATHS
+from dltemplate.config.values import check_value
+from dltemplate.errors import ConfigError, OverrideError, UserError
+
+
+@dataclass
+class BuiltRun:
+    """The three parts of a job, and the hyperparameters that shaped them."""
+
+    task_wrapper: Any
+    data_wrapper: Any
+    trainer_kwargs: dict[str, Any]
+    hparams: dict[str, Any]
+    build: Build
+
+
+def resolve_seed(overrides: Mapping[str, Any], default_seed: int, source: str) -> int:
+    if "seed" not in overrides:
+        return default_seed
+    return check_value(overrides["seed"], int, "seed", f"override seed from {source}")
+
+
+def build_run(
+    config_file: str | Path,
+    *,
+    job: str = "fit",
+    overrides: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    source: str = "overrides",
+) -> BuiltRun:
+    """Load `config_file`, seed everything, and call its root getters for `job`.
+
+    Raises a UserError (ConfigError, OverrideError) for anything the user must fix.
+    """
+    import lightning
+
+    overrides = dict(overrides or {})
+    root = load_root_config(config_file)
+    getters = root.getters_for(job)
+    seed = resolve_seed(overrides, seed, source)
+    build = Build(
+        overrides=overrides,
+        source=source,
+        skipped_roots=frozenset(ROOT_PATHS) - set(getters) - {"seed"},
+    )
+    lightning.seed_everything(seed, workers=True, verbose=False)
+    parts: dict[str, Any] = {}
+    for path, getter in getters.items():
+        try:
+            parts[path] = call_root_getter(build, path, getter)
+        except UserError:
+            raise
+        except Exception as exc:
+            raise ConfigError(_getter_failure(path, config_file, exc)) from exc
+    build.check_consumed(config_file)
+    trainer_path = next(p for p in getters if p.endswith("trainer"))
+    trainer_kwargs = parts[trainer_path]
+    if not isinstance(trainer_kwargs, Mapping):
+        raise ConfigError(
+            f"Config {config_file}: the {trainer_path} getter returned "
+            f"{type(trainer_kwargs).__name__}; return a dict of lightning.Trainer arguments"
+        )
+    hparams = {"seed": seed, **build.tree}
+    return BuiltRun(
+        task_wrapper=parts["task_wrapper"],
+        data_wrapper=parts["data_wrapper"],
+        trainer_kwargs=dict(trainer_kwargs),
+        hparams=hparams,
+        build=build,
+    )
+
+
+def _getter_failure(path: str, config_file: str | Path, exc: BaseException) -> str:
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    here = str(Path(__file__).parent)
+    user = [f for f in frames if not f.filename.startswith(here)]
+    where = f" at {user[-1].filename}:{user[-1].lineno}" if user else ""
+    return f"Config {config_file}: the {path} getter raised {type(exc).__name__}{where}: {exc}"
+
+
+__all__ = ["BuiltRun", "OverrideError", "build_run", "resolve_seed"]

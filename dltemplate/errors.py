@@ -1,0 +1,21 @@
+"""Errors that users cause and can fix: shown as one line, without a traceback."""
+
+
+class UserError(Exception):
+    """A problem with the user's input (config, registry, name, data, checkpoint).
+
+    The message names the file, key, run or path and says what to do. The command line and
+    the job scripts print it as one line and exit non-zero; `--debug` shows the traceback.
+    """
+
+
+class ConfigError(UserError):
+    """A config file or one of its getters cannot be loaded or called as written."""
+
+
+class OverrideError(UserError):
+    """An override names an unknown path or carries a value of the wrong type."""
+
+
+class RegistryError(UserError):
+    """The run registry (configs/projects/*.yaml) does not parse or does not fit the schema."""

@@ -1,0 +1,41 @@
+"""What the fit, test and predict jobs share: threads, building, the checkpoint to load."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dltemplate.config.build import BuiltRun, build_run
+from dltemplate.errors import UserError
+from dltemplate.records import read_json
+
+
+def set_threads(threads: int) -> None:
+    """Keep torch inside the cores Snakemake gave this job, so -j N never oversubscribes."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
+def build_for_job(
+    job: str, config_file: str, overrides: Mapping[str, Any], seed: int, threads: int, source: str
+) -> BuiltRun:
+    set_threads(threads)
+    built = build_run(config_file, job=job, overrides=overrides, seed=seed, source=source)
+    if hasattr(built.data_wrapper, "set_threads"):
+        built.data_wrapper.set_threads(threads)
+    return built
+
+
+def fitted_checkpoint(fit_done: str | Path) -> Path:
+    """The best checkpoint that a fit recorded (its last one when it recorded no best)."""
+    record = read_json(fit_done)
+    for key in ("best_checkpoint", "last_checkpoint"):
+        path = record.get(key)
+        if path and Path(path).is_file():
+            return Path(path)
+    raise UserError(
+        f"{fit_done} names no checkpoint that exists ({record.get('best_checkpoint')}); "
+        f"rerun the fit: snakemake -R fit {fit_done}"
+    )

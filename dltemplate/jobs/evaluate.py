@@ -1,0 +1,44 @@
+"""The test job: evaluate a fitted checkpoint on the test split."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dltemplate.jobs.common import build_for_job, fitted_checkpoint
+from dltemplate.jobs.fit import scalar_metrics
+from dltemplate.jobs.trainer import make_trainer
+from dltemplate.records import portable_path, write_json_atomic
+
+
+def test_run(
+    *,
+    run_dir: str | Path,
+    config_file: str,
+    overrides: Mapping[str, Any],
+    seed: int,
+    threads: int,
+    fit_done: str | Path,
+    done_file: str | Path,
+    source: str = "the registry",
+) -> dict[str, Any]:
+    """Test the run's best checkpoint; write `done_file` with `{"metrics": {"test/...": ...}}`."""
+    checkpoint = fitted_checkpoint(fit_done)
+    built = build_for_job("test", config_file, overrides, seed, threads, source)
+    trainer = make_trainer(built.trainer_kwargs, run_dir, "test")
+    trainer.test(
+        built.task_wrapper,
+        datamodule=built.data_wrapper,
+        ckpt_path=str(checkpoint),
+        weights_only=False,
+    )
+    record = {
+        "checkpoint": portable_path(checkpoint),
+        "metrics": scalar_metrics(trainer.callback_metrics),
+    }
+    write_json_atomic(done_file, record)
+    return record
+
+
+test_run.__test__ = False  # not a pytest test, despite its name

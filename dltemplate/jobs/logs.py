@@ -1,0 +1,55 @@
+"""Send a job's output to its log file and turn user errors into one line and exit 1."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+from dltemplate.errors import UserError
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("DLT_DEBUG", "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def job_log(log_file: str | Path | None) -> Iterator[None]:
+    """Redirect stdout/stderr (file descriptors too) to `log_file`, appending.
+
+    A UserError ends the job with its one-line message, in the log and on the console, and
+    exit status 1; any other exception keeps its traceback in the log.
+    """
+    console = os.fdopen(os.dup(2), "w", buffering=1)
+    log = None
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_file, "a", buffering=1)  # noqa: SIM115 - closed below
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
+    try:
+        yield
+    except UserError as exc:
+        message = f"Error: {exc}"
+        if debug_enabled():
+            traceback.print_exc()
+        print(message, file=sys.stderr, flush=True)
+        if log is not None:
+            print(message, file=console, flush=True)
+        raise SystemExit(1) from None
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if log is not None:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            log.close()
+        console.close()

@@ -1,0 +1,63 @@
+"""Build a job's lightning.Trainer from the config's settings plus what belongs to the run."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from dltemplate.jobs.progress import PlainProgress
+
+# Keys of the trainer getter's dict that are the template's, not lightning.Trainer's.
+TEMPLATE_KEYS = ("monitor", "monitor_mode")
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def progress_callbacks() -> tuple[list[L.Callback], bool]:
+    """Rich bars in a terminal; plain epoch lines in a job log."""
+    if sys.stderr.isatty():
+        return [RichProgressBar()], True
+    return [PlainProgress()], False
+
+
+def make_trainer(settings: Mapping[str, Any], run_dir: str | Path, job: str) -> L.Trainer:
+    """`lightning.Trainer(**settings)` with the run's folder, loggers, checkpoints and progress."""
+    kwargs = {k: v for k, v in settings.items() if k not in TEMPLATE_KEYS}
+    callbacks = list(kwargs.pop("callbacks", []))
+    progress, bar = progress_callbacks()
+    callbacks += progress
+    if job == "fit":
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=checkpoint_dir(run_dir),
+                filename="best",
+                monitor=settings.get("monitor", "val/loss"),
+                mode=settings.get("monitor_mode", "min"),
+                save_last=True,
+                save_top_k=1,
+                enable_version_counter=False,
+            )
+        )
+    logger = kwargs.pop("logger", None)
+    if logger is None:
+        logger = (
+            CSVLogger(save_dir=str(run_dir), name="metrics", version=job)
+            if job != "predict"
+            else False
+        )
+    return L.Trainer(
+        default_root_dir=str(run_dir),
+        logger=logger,
+        callbacks=callbacks,
+        enable_progress_bar=bar,
+        enable_checkpointing=job == "fit",
+        **kwargs,
+    )

@@ -1,0 +1,37 @@
+"""Names of projects, experiments and runs: safe in paths, shells and cluster submissions."""
+
+from __future__ import annotations
+
+import re
+
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_NAME = re.compile(NAME_PATTERN)
+
+
+def name_problem(name: object) -> str | None:
+    """Why `name` is not a valid name, or None when it is."""
+    if not isinstance(name, str) or not name:
+        return "it is empty"
+    if len(name) > 64:
+        return f"it has {len(name)} characters (at most 64)"
+    if ".." in name:
+        return "it contains '..'"
+    if not _NAME.fullmatch(name):
+        return (
+            "it must start with a letter or digit and hold only letters, digits, '_', '.' and '-'"
+        )
+    return None
+
+
+def check_name(kind: str, name: object, where: str = "") -> str:
+    """Return `name` if valid, else raise a UserError that says what is allowed."""
+    from dltemplate.errors import UserError
+
+    problem = name_problem(name)
+    if problem:
+        place = f" in {where}" if where else ""
+        raise UserError(
+            f"Invalid {kind} name {name!r}{place}: {problem}; names match {NAME_PATTERN} "
+            "(no '/', '..', spaces, ',' or '=')"
+        )
+    return name

@@ -1,0 +1,210 @@
+"""The run registry: projects -> experiments -> runs, one YAML file per project.
+
+`configs/projects/<proj>.yaml` declares a project's experiments and their runs (config file,
+description, job types, overrides). Loading it is cheap (no torch) because Snakemake does it
+while parsing the workflow; it is validated against a JSON schema, and every error names the
+file and key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dltemplate.config.root import JOB_TYPES
+from dltemplate.errors import RegistryError
+from dltemplate.names import name_problem
+
+RUN_SCHEMA = {
+    "type": "object",
+    "required": ["description", "config"],
+    "additionalProperties": False,
+    "properties": {
+        "description": {"type": "string", "minLength": 1},
+        "config": {"type": "string", "minLength": 1},
+        "jobs": {
+            "type": "array",
+            "items": {"enum": list(JOB_TYPES)},
+            "minItems": 1,
+            "uniqueItems": True,
+        },
+        "overrides": {"type": "object"},
+        "created": {"type": "string"},
+    },
+}
+PROJECT_SCHEMA = {
+    "type": "object",
+    "required": ["description", "experiments"],
+    "additionalProperties": False,
+    "properties": {
+        "description": {"type": "string", "minLength": 1},
+        "created": {"type": "string"},
+        "experiments": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["description"],
+                "additionalProperties": False,
+                "properties": {
+                    "description": {"type": "string", "minLength": 1},
+                    "created": {"type": "string"},
+                    "runs": {"type": "object", "additionalProperties": RUN_SCHEMA},
+                },
+            },
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One declared run: where its config is, which jobs it has, what it overrides."""
+
+    proj: str
+    exp: str
+    name: str
+    description: str
+    config: str
+    jobs: tuple[str, ...] = JOB_TYPES
+    overrides: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # the registry file that declares it, for messages
+
+    @property
+    def key(self) -> str:
+        return f"{self.proj}/{self.exp}/{self.name}"
+
+    @property
+    def folder(self) -> str:
+        return f"results/{self.proj}/{self.exp}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    proj: str
+    name: str
+    description: str
+    runs: dict[str, Run]
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    description: str
+    experiments: dict[str, Experiment]
+    source: str
+
+
+@dataclass
+class Registry:
+    """All projects of a registry folder."""
+
+    folder: Path
+    projects: dict[str, Project]
+
+    def runs(self) -> Iterator[Run]:
+        for project in self.projects.values():
+            for experiment in project.experiments.values():
+                yield from experiment.runs.values()
+
+    def run(self, proj: str, exp: str, name: str) -> Run:
+        try:
+            return self.projects[proj].experiments[exp].runs[name]
+        except KeyError:
+            raise RegistryError(
+                f"No run {proj}/{exp}/{name} in the registry {self.folder}; "
+                "`main.py ls` lists the declared runs"
+            ) from None
+
+    def experiment(self, proj: str, exp: str) -> Experiment:
+        try:
+            return self.projects[proj].experiments[exp]
+        except KeyError:
+            raise RegistryError(
+                f"No experiment {proj}/{exp} in the registry {self.folder}"
+            ) from None
+
+
+def _schema_error(path: Path, error) -> RegistryError:
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        message = f"{error.message}; allowed keys: {allowed}"
+    elif error.validator == "required":
+        message = f"{error.message} (add it)"
+    else:
+        message = error.message
+    return RegistryError(f"Registry {path}: at {key}: {message}")
+
+
+def _check_names(path: Path, kind: str, names: list[str], where: str) -> None:
+    seen: dict[str, str] = {}
+    for name in names:
+        problem = name_problem(name)
+        if problem:
+            raise RegistryError(f"Registry {path}: {kind} name {name!r} at {where}: {problem}")
+        other = seen.get(name.lower())
+        if other is not None:
+            raise RegistryError(
+                f"Registry {path}: {kind} names {other!r} and {name!r} at {where} differ only in "
+                "case; rename one (case-insensitive file systems would mix their results)"
+            )
+        seen[name.lower()] = name
+
+
+def load_project(path: Path) -> Project:
+    """Load and validate one project file."""
+    import jsonschema
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RegistryError(f"Registry {path}{where} does not parse as YAML: {problem}") from None
+    except OSError as exc:
+        raise RegistryError(f"Registry {path} cannot be read: {exc.strerror}") from None
+    validator = jsonschema.Draft202012Validator(PROJECT_SCHEMA)
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise _schema_error(path, errors[0])
+    proj = path.stem
+    _check_names(path, "project", [proj], "the file name")
+    _check_names(path, "experiment", list(data["experiments"]), "experiments")
+    experiments = {}
+    for exp_name, exp in data["experiments"].items():
+        runs_data = exp.get("runs") or {}
+        _check_names(path, "run", list(runs_data), f"experiments.{exp_name}.runs")
+        runs = {}
+        for run_name, run in runs_data.items():
+            runs[run_name] = Run(
+                proj=proj,
+                exp=exp_name,
+                name=run_name,
+                description=run["description"],
+                config=run["config"],
+                jobs=tuple(j for j in JOB_TYPES if j in run.get("jobs", JOB_TYPES)),
+                overrides=dict(run.get("overrides") or {}),
+                source=str(path),
+            )
+        experiments[exp_name] = Experiment(proj, exp_name, exp["description"], runs)
+    return Project(proj, data["description"], experiments, str(path))
+
+
+def load_registry(folder: str | Path) -> Registry:
+    """Load every `<proj>.yaml` of the registry folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RegistryError(
+            f"Registry folder {folder} does not exist; create it with `main.py init`"
+        )
+    projects = {}
+    for path in sorted(folder.glob("*.yaml")):
+        project = load_project(path)
+        projects[project.name] = project
+    _check_names(folder, "project", list(projects), str(folder))
+    return Registry(folder, projects)

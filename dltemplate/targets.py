@@ -1,0 +1,53 @@
+"""What the Snakemake rules ask of the registry: targets, inputs and job parameters.
+
+Imported while Snakemake parses the workflow (and again in every cluster job), so it stays
+cheap: no torch, no Lightning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dltemplate.names import NAME_PATTERN
+from dltemplate.registry import Registry, Run
+
+WILDCARD_CONSTRAINTS = {"proj": NAME_PATTERN, "exp": NAME_PATTERN, "run": NAME_PATTERN}
+
+
+def run_folder(proj: str, exp: str, run: str) -> str:
+    return f"results/{proj}/{exp}/{run}"
+
+
+def job_done(run: Run, job: str) -> str:
+    return f"{run.folder}/{job}.done"
+
+
+def run_targets(run: Run) -> list[str]:
+    """The `.done` files of the jobs a run declares."""
+    return [f"{run.folder}/{job}.done" for job in run.jobs]
+
+
+def experiment_targets(registry: Registry, proj: str, exp: str) -> list[str]:
+    return [t for run in registry.experiment(proj, exp).runs.values() for t in run_targets(run)]
+
+
+def all_targets(registry: Registry) -> list[str]:
+    """Every declared job of every run, and every experiment's summary."""
+    targets = [t for run in registry.runs() for t in run_targets(run)]
+    for project in registry.projects.values():
+        for exp in project.experiments.values():
+            if exp.runs:
+                targets.append(f"results/{project.name}/{exp.name}/summary.csv")
+    return targets
+
+
+def job_params(run: Run, default_seed: int) -> dict[str, Any]:
+    """Plain parameters for a job script. A change in them reruns the job (Snakemake's
+    `params` trigger), so they hold exactly what shapes the run."""
+    return {
+        "run_dir": run.folder,
+        "config": run.config,
+        "overrides": dict(run.overrides),
+        "seed": default_seed,
+        "source": run.source,
+    }

@@ -1,0 +1,16 @@
+# Predict the predict split (the test split unless the config says otherwise) into a CSV.
+rule predict:
+    input:
+        fit_done=get_fit_done,
+    output:
+        predictions="results/{proj}/{exp}/{run}/predictions.csv",
+        done="results/{proj}/{exp}/{run}/predict.done",
+    log:
+        "results/{proj}/{exp}/{run}/logs/predict.log",
+    conda:
+        "../envs/dltemplate.yaml"
+    threads: get_threads("predict")
+    params:
+        job=get_job_params,
+    script:
+        "../scripts/predict.py"

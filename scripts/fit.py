@@ -1,0 +1,16 @@
+"""Snakemake step: fit one run (see dltemplate.jobs.fit)."""
+
+from dltemplate.jobs.fit import fit_run
+from dltemplate.jobs.logs import job_log
+
+job = snakemake.params.job
+with job_log(snakemake.log[0]):
+    fit_run(
+        run_dir=job["run_dir"],
+        config_file=job["config"],
+        overrides=job["overrides"],
+        seed=job["seed"],
+        threads=snakemake.threads,
+        done_file=snakemake.output.done,
+        source=job["source"],
+    )

@@ -1,0 +1,18 @@
+"""Snakemake step: predict with one run's best checkpoint (see dltemplate.jobs.predict)."""
+
+from dltemplate.jobs.logs import job_log
+from dltemplate.jobs.predict import predict_run
+
+job = snakemake.params.job
+with job_log(snakemake.log[0]):
+    predict_run(
+        run_dir=job["run_dir"],
+        config_file=job["config"],
+        overrides=job["overrides"],
+        seed=job["seed"],
+        threads=snakemake.threads,
+        fit_done=snakemake.input.fit_done,
+        predictions_file=snakemake.output.predictions,
+        done_file=snakemake.output.done,
+        source=job["source"],
+    )

@@ -1,0 +1,17 @@
+"""Snakemake step: test one run's best checkpoint (see dltemplate.jobs.evaluate)."""
+
+from dltemplate.jobs.evaluate import test_run
+from dltemplate.jobs.logs import job_log
+
+job = snakemake.params.job
+with job_log(snakemake.log[0]):
+    test_run(
+        run_dir=job["run_dir"],
+        config_file=job["config"],
+        overrides=job["overrides"],
+        seed=job["seed"],
+        threads=snakemake.threads,
+        fit_done=snakemake.input.fit_done,
+        done_file=snakemake.output.done,
+        source=job["source"],
+    )

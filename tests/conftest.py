@@ -1,0 +1,101 @@
+"""Shared fixtures: a scratch copy of the project to run real workflows in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+class Project:
+    """A scratch project folder: the repo's workflow and configs, its own registry and results."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def snakemake(
+        self, *args: str, check: bool = True, timeout: int = 600
+    ) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [str(BIN / "snakemake"), *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def main(
+        self, *args: str, check: bool = True, timeout: int = 600
+    ) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [str(BIN / "python"), str(self.root / "main.py"), *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"main.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+
+TINY_REGISTRY = """\
+description: A tiny project for tests
+experiments:
+  exp:
+    description: Two quick runs
+    runs:
+      mlp:
+        description: a two-epoch MLP
+        config: configs/digits_mlp.py
+        overrides:
+          trainer.max_epochs: 2
+          task_wrapper.model.hidden_dim: 32
+"""
+
+
+def make_project(root: Path, registry: str = TINY_REGISTRY) -> Project:
+    """Copy the workflow and configs into `root`; the registry holds only project `tiny`."""
+    root.mkdir(parents=True)
+    for name in ("Snakefile", "rules", "scripts", "profiles", "envs", "main.py"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name)
+        else:
+            shutil.copy2(source, root / name)
+    shutil.copytree(
+        REPO / "configs", root / "configs", ignore=shutil.ignore_patterns("projects", "__pycache__")
+    )
+    project = Project(root)
+    project.write("configs/projects/tiny.yaml", registry)
+    return project
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return make_project(tmp_path / "proj")

@@ -1,0 +1,140 @@
+"""BasicDataWrapper: a LightningDataModule over any torch Datasets, with batch sizes per split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, random_split
+
+from dltemplate.errors import UserError
+
+SPLITS = ("train", "val", "test", "predict")
+DatasetArg = Dataset | Callable[[], Dataset] | None
+
+
+def _materialize(dataset: DatasetArg) -> Dataset | None:
+    """A dataset, or a factory such as `partial(MyDataset, split="train")`, called in setup."""
+    if dataset is None or isinstance(dataset, Dataset):
+        return dataset
+    return dataset()
+
+
+class BasicDataWrapper(L.LightningDataModule):
+    """Serves train/val/test/predict loaders from any torch Datasets.
+
+    Give a dataset per split, or one `dataset` plus `split_fractions`: it is split into the
+    splits among train, val and test that were not given (in that order, one fraction each),
+    with a generator seeded by `split_seed` so every job sees the same split. The predict split
+    defaults to the test split. Only the train loader shuffles. `num_workers="auto"` uses the
+    job's threads minus one (the main process takes the other).
+    """
+
+    def __init__(
+        self,
+        *,
+        train_dataset: DatasetArg = None,
+        val_dataset: DatasetArg = None,
+        test_dataset: DatasetArg = None,
+        predict_dataset: DatasetArg = None,
+        dataset: DatasetArg = None,
+        split_fractions: Sequence[float] = (0.8, 0.1, 0.1),  # (train, val, test) by default
+        split_seed: int = 0,
+        batch_size: int | Mapping[str, int] = 32,
+        num_workers: int | Literal["auto"] = 0,
+        pin_memory: bool = False,
+        collate_fn: Callable | None = None,
+    ) -> None:
+        super().__init__()
+        self._given = {
+            "train": train_dataset,
+            "val": val_dataset,
+            "test": test_dataset,
+            "predict": predict_dataset,
+        }
+        self.dataset = dataset
+        self._split_into = [s for s in ("train", "val", "test") if self._given[s] is None]
+        if dataset is not None and len(split_fractions) != len(self._split_into):
+            raise ValueError(
+                f"split_fractions {tuple(split_fractions)} has {len(split_fractions)} fractions "
+                f"but dataset= is split into {len(self._split_into)} splits {self._split_into}"
+            )
+        if dataset is not None and not 0.999 <= sum(split_fractions) <= 1.001:
+            raise ValueError(
+                f"split_fractions {tuple(split_fractions)} add up to {sum(split_fractions)}, not 1"
+            )
+        self.split_fractions = tuple(split_fractions)
+        self.split_seed = split_seed
+        sizes = batch_size if isinstance(batch_size, Mapping) else dict.fromkeys(SPLITS, batch_size)
+        unknown = set(sizes) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"batch_size has unknown splits {sorted(unknown)}; use {list(SPLITS)}")
+        self.batch_sizes = {split: int(sizes.get(split, sizes.get("test", 32))) for split in SPLITS}
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.collate_fn = collate_fn
+        self.threads = 1
+        self.splits: dict[str, Dataset | None] = {}
+
+    def set_threads(self, threads: int) -> None:
+        """Called by the job with the threads Snakemake gave it."""
+        self.threads = max(1, threads)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        splits = {name: _materialize(ds) for name, ds in self._given.items()}
+        if self.dataset is not None:
+            whole = _materialize(self.dataset)
+            generator = torch.Generator().manual_seed(self.split_seed)
+            parts = random_split(whole, list(self.split_fractions), generator=generator)
+            for name, part in zip(self._split_into, parts, strict=True):
+                splits[name] = part
+        splits["predict"] = splits["predict"] or splits["test"]
+        self.splits = splits
+
+    def _workers(self) -> int:
+        if self.num_workers == "auto":
+            return self.threads - 1
+        return min(int(self.num_workers), self.threads)
+
+    def _loader(self, split: str) -> DataLoader:
+        dataset = self.splits.get(split)
+        if dataset is None:
+            raise UserError(
+                f"The data wrapper has no {split} dataset; pass {split}_dataset= (or dataset= with "
+                "split_fractions) in the data-wrapper getter"
+            )
+        if len(dataset) == 0:
+            raise UserError(
+                f"The {split} split is empty (0 samples); check split_fractions or the "
+                f"{split} dataset"
+            )
+        workers = self._workers()
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_sizes[split],
+            shuffle=split == "train",
+            num_workers=workers,
+            pin_memory=self.pin_memory,
+            collate_fn=self.collate_fn,
+            persistent_workers=workers > 0 and split in ("train", "val"),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")
+
+    def describe(self) -> dict[str, Any]:
+        """Sizes of the splits, for records."""
+        return {name: len(ds) for name, ds in self.splits.items() if ds is not None}
