@@ -65,7 +65,7 @@ def test_mnist_format_reads_idx_files(tmp_path: Path, gz: bool) -> None:
     train = MnistIdxDataset(root=root, split="train")
     image, label = train[0]
     assert len(train) == 7 and len(MnistIdxDataset(root=root, split="test")) == 3
-    assert image.shape == (1, 28, 28) and 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+    assert image.shape == (1, 28, 28) and float(image.min()) >= 0.0 and float(image.max()) <= 1.0
     assert 0 <= int(label) < 10
 
 

@@ -1,10 +1,8 @@
-"""The command line: `python main.py <command>` or the `dltemplate` console script."""
+"""`main.py ls`: projects, experiments and runs as rich tables."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-import traceback
 from pathlib import Path
 
 from dltemplate.errors import UserError
@@ -64,25 +62,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("ls", help="list projects, experiments and runs")
+    parser.add_argument("-p", "--proj", help="a project")
+    parser.add_argument("-e", "--exp", help="an experiment of the project")
     parser.add_argument("--registry", default=REGISTRY_DIR, help="the registry folder")
-    sub = parser.add_subparsers(dest="command", required=True)
-    ls = sub.add_parser("ls", help="list projects, experiments and runs")
-    ls.add_argument("-p", "--proj", help="a project")
-    ls.add_argument("-e", "--exp", help="an experiment of the project")
-    ls.set_defaults(func=cmd_ls)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+    parser.set_defaults(func=cmd_ls)

@@ -1,0 +1,38 @@
+"""The command line: `python main.py <command>` or the `dltemplate` console script.
+
+Each command lives in its own module with `add_parser(subparsers)`, which registers the
+command and sets `func`; `COMMANDS` lists them in the order `--help` shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from dltemplate.cli import ls
+from dltemplate.errors import UserError
+
+COMMANDS = [ls]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py", description="Manage projects, experiments and runs of the template."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
