@@ -128,8 +128,13 @@ class Registry:
             ) from None
 
 
+def _key_text(part: object) -> str:
+    text = str(part)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
 def _schema_error(path: Path, error) -> RegistryError:
-    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    key = ".".join(_key_text(p) for p in error.absolute_path) or "(top level)"
     if error.validator == "additionalProperties":
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         message = f"{error.message}; allowed keys: {allowed}"
