@@ -27,10 +27,18 @@ VALUES = st.recursive(
 KEYS = st.sampled_from(
     ["description", "experiments", "runs", "config", "jobs", "overrides", "created", "x", "e", "r"]
 )
-TREES = st.recursive(
-    SCALARS, lambda inner: st.dictionaries(KEYS, inner, max_size=4), max_leaves=20
-)
-HINTS = [int, float, bool, str, int | None, list[int], tuple[int, int], Literal["a", "b"], list[str]]
+TREES = st.recursive(SCALARS, lambda inner: st.dictionaries(KEYS, inner, max_size=4), max_leaves=20)
+HINTS = [
+    int,
+    float,
+    bool,
+    str,
+    int | None,
+    list[int],
+    tuple[int, int],
+    Literal["a", "b"],
+    list[str],
+]
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
