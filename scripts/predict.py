@@ -2,9 +2,10 @@
 
 from dltemplate.jobs.logs import job_log
 from dltemplate.jobs.predict import predict_run
+from dltemplate.run_records import job_record
 
 job = snakemake.params.job
-with job_log(snakemake.log[0]):
+with job_log(snakemake.log[0]), job_record(job["run_dir"], "predict"):
     predict_run(
         run_dir=job["run_dir"],
         config_file=job["config"],
