@@ -78,6 +78,17 @@ def _block_map(items: Mapping[str, Any] | None = None):
     return mapping
 
 
+def _flow_list(value: Any) -> Any:
+    """Lists as `[1, 2]`: an override is one value, and reads best on one line."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    if not isinstance(value, list | tuple):
+        return value
+    seq = CommentedSeq(_flow_list(v) for v in value)
+    seq.fa.set_flow_style()
+    return seq
+
+
 def _quoted(text: str):
     # ISO timestamps must stay strings: PyYAML would read an unquoted one as a datetime.
     from ruamel.yaml.scalarstring import SingleQuotedScalarString
@@ -250,7 +261,7 @@ def add_run(
         jobs.fa.set_flow_style()  # jobs: [fit, test, predict], as the example writes it
         new["jobs"] = jobs
         if entry.get("overrides"):
-            new["overrides"] = _block_map(entry["overrides"])
+            new["overrides"] = _block_map({k: _flow_list(v) for k, v in entry["overrides"].items()})
         new["created"] = _quoted(now())
         runs[run] = new
 

@@ -22,7 +22,8 @@ def declare_run(args: argparse.Namespace, jobs: Sequence[str]) -> None:
     entry = registry_edit.run_entry(args.desc, config, jobs, overrides)
     where = (args.registry, args.proj, args.exp, args.name)
     registry_edit.add_run(*where, entry, check_only=True)
-    check_run_builds(config, jobs, overrides)
+    if not args.no_check:
+        check_run_builds(config, jobs, overrides)
     registry_edit.add_run(*where, entry)
 
 

@@ -55,6 +55,12 @@ def add_run_options(parser: argparse.ArgumentParser, *, declaring: bool = True) 
         help="override a config value by its dotted path (repeatable), "
         "e.g. --set task_wrapper.lr=0.01",
     )
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="do not build the config to check the overrides first (a few seconds each, "
+        "for scripts that declare many runs); a bad override then fails the run's first job",
+    )
     add_registry_option(parser)
 
 
