@@ -144,7 +144,7 @@ def _add(args: tuple[str, int]) -> None:
 
 
 def test_concurrent_edits_lose_nothing(folder: Path) -> None:
-    with multiprocessing.get_context("spawn").Pool(8) as pool:
+    with multiprocessing.get_context("fork").Pool(8) as pool:
         pool.map(_add, [(str(folder), i) for i in range(16)])
     runs = load_registry(folder).experiment("proj", "base").runs
     assert set(runs) == {"old", *(f"r{i}" for i in range(16))}
