@@ -16,9 +16,11 @@ include: "rules/fit.smk"
 include: "rules/test.smk"
 include: "rules/predict.smk"
 include: "rules/summary.smk"
+include: "rules/records.smk"
 
 
 rule all:
     default_target: True
     input:
         get_all_targets(),
+        get_record_targets(),

@@ -72,6 +72,7 @@ class Run:
     jobs: tuple[str, ...] = JOB_TYPES
     overrides: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the registry file that declares it, for messages
+    created: str = ""  # when `main.py add-run` declared it (ISO 8601), if it did
 
     @property
     def key(self) -> str:
@@ -88,6 +89,7 @@ class Experiment:
     name: str
     description: str
     runs: dict[str, Run]
+    created: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Project:
     description: str
     experiments: dict[str, Experiment]
     source: str
+    created: str = ""
 
 
 @dataclass
@@ -195,9 +198,12 @@ def load_project(path: Path) -> Project:
                 jobs=tuple(j for j in JOB_TYPES if j in run.get("jobs", JOB_TYPES)),
                 overrides=dict(run.get("overrides") or {}),
                 source=str(path),
+                created=run.get("created", ""),
             )
-        experiments[exp_name] = Experiment(proj, exp_name, exp["description"], runs)
-    return Project(proj, data["description"], experiments, str(path))
+        experiments[exp_name] = Experiment(
+            proj, exp_name, exp["description"], runs, exp.get("created", "")
+        )
+    return Project(proj, data["description"], experiments, str(path), data.get("created", ""))
 
 
 def load_registry(folder: str | Path) -> Registry:

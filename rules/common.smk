@@ -2,7 +2,7 @@
 # dltemplate package (dltemplate.targets), where pytest reaches it; nothing here imports torch.
 import sys
 
-from dltemplate import targets
+from dltemplate import run_records, targets
 from dltemplate.errors import UserError
 from dltemplate.registry import load_registry
 
@@ -41,3 +41,28 @@ def get_experiment_targets(wildcards):
 
 def get_threads(job):
     return config["threads"][job]
+
+
+def get_record_targets():
+    return run_records.record_targets(REGISTRY)
+
+
+def get_run_done_files(wildcards):
+    return targets.run_targets(get_run(wildcards))
+
+
+def get_run_info(wildcards):
+    return run_records.run_info(get_run(wildcards))
+
+
+def get_project_run_records(wildcards):
+    return run_records.project_run_records(REGISTRY, wildcards.proj)
+
+
+def get_project_info(wildcards):
+    try:
+        return run_records.project_info(REGISTRY.projects[wildcards.proj])
+    except KeyError:
+        sys.exit(
+            f"Error: no project {wildcards.proj!r} in the registry {config['registry']}"
+        )

@@ -1,10 +1,13 @@
 """Snakemake step: fit one run (see dltemplate.jobs.fit)."""
 
-from dltemplate.jobs.fit import fit_run
 from dltemplate.jobs.logs import job_log
+from dltemplate.run_records import job_record
 
 job = snakemake.params.job
-with job_log(snakemake.log[0]):
+with job_log(snakemake.log[0]), job_record(job["run_dir"], "fit"):
+    # torch and Lightning load here, once the record says the job runs
+    from dltemplate.jobs.fit import fit_run
+
     fit_run(
         run_dir=job["run_dir"],
         config_file=job["config"],

@@ -1,10 +1,13 @@
 """Snakemake step: test one run's best checkpoint (see dltemplate.jobs.evaluate)."""
 
-from dltemplate.jobs.evaluate import test_run
 from dltemplate.jobs.logs import job_log
+from dltemplate.run_records import job_record
 
 job = snakemake.params.job
-with job_log(snakemake.log[0]):
+with job_log(snakemake.log[0]), job_record(job["run_dir"], "test"):
+    # torch and Lightning load here, once the record says the job runs
+    from dltemplate.jobs.evaluate import test_run
+
     test_run(
         run_dir=job["run_dir"],
         config_file=job["config"],

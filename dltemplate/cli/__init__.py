@@ -10,10 +10,10 @@ import argparse
 import sys
 import traceback
 
-from dltemplate.cli import ls
+from dltemplate.cli import add_exp, add_run, execute, init, ls, rm
 from dltemplate.errors import UserError
 
-COMMANDS = [ls]
+COMMANDS = [init, add_exp, add_run, execute, ls, rm]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    passthrough: list[str] = []
+    if "--" in argv:  # the rest goes to Snakemake unchanged (exec)
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if passthrough and not getattr(args, "accepts_passthrough", False):
+        parser.error(f"{args.command} takes no arguments after --")
+    args.passthrough = passthrough
     try:
         return args.func(args)
     except UserError as exc:

@@ -1,0 +1,128 @@
+"""`main.py exec`: declare a run when it is new (or check that it matches), then run Snakemake
+for its jobs. Snakemake decides what actually runs: nothing when the outputs are current."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dltemplate.cli.add_run import declare_run
+from dltemplate.cli.options import REGISTRY_DIR, add_run_options, config_path, parse_sets
+from dltemplate.config.root import JOB_TYPES
+from dltemplate.errors import UserError
+from dltemplate.registry import Run
+
+# Options after `--` that choose how many jobs or cores Snakemake uses.
+_PARALLEL_FLAGS = ("-j", "--jobs", "-c", "--cores")
+
+
+def check_matches(run: Run, args: argparse.Namespace) -> None:
+    """Refuse -c, -d or --set that differ from the declared run: a run's name names one config."""
+    hint = f"give a new run name, or leave out -c, -d and --set to run {run.key} as declared"
+    if args.config is not None and config_path(args.config) != run.config:
+        raise UserError(
+            f"Run {run.key} is declared with config {run.config} ({run.source}), "
+            f"not {args.config}; {hint}"
+        )
+    if args.desc is not None and args.desc.strip() != run.description:
+        raise UserError(
+            f"Run {run.key} is declared with description {run.description!r} ({run.source}), "
+            f"not {args.desc!r}; {hint}"
+        )
+    if args.config is not None or args.sets:
+        overrides = parse_sets(args.sets)
+        if overrides != dict(run.overrides):
+            raise UserError(
+                f"Run {run.key} is declared with overrides {dict(run.overrides)} "
+                f"({run.source}), not {overrides}; {hint}"
+            )
+    missing = [j for j in args.jobs or () if j not in run.jobs]
+    if missing:
+        raise UserError(
+            f"Run {run.key} does not declare job(s) {', '.join(missing)} (it has "
+            f"{', '.join(run.jobs)}); add them to its `jobs:` in {run.source}"
+        )
+
+
+def snakemake_command(
+    targets: Sequence[str],
+    *,
+    jobs: str | None = None,
+    profile: str | None = None,
+    registry: str = REGISTRY_DIR,
+    passthrough: Sequence[str] = (),
+) -> list[str]:
+    command = [sys.executable, "-m", "snakemake"]
+    if jobs is not None:
+        command += ["--jobs", jobs]
+    elif profile is None and not any(a.split("=")[0] in _PARALLEL_FLAGS for a in passthrough):
+        command += ["--cores", "all"]
+    if profile is not None:
+        command += ["--profile", profile]
+    if registry != REGISTRY_DIR:
+        command += ["--config", f"registry={registry}"]
+    return [*command, *targets, *passthrough]
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from dltemplate.registry import load_registry
+    from dltemplate.run_records import run_record_file
+    from dltemplate.targets import job_done
+
+    if not Path("Snakefile").is_file():
+        raise UserError(
+            "main.py exec runs Snakemake here, and this folder has no Snakefile; "
+            "run it from the project root"
+        )
+    registry = load_registry(args.registry)
+    project = registry.projects.get(args.proj)
+    experiment = project.experiments.get(args.exp) if project else None
+    run = experiment.runs.get(args.name) if experiment else None
+    if run is not None:
+        check_matches(run, args)
+        print(f"Run {run.key} is declared ({run.source}); running it", file=sys.stderr)
+    else:
+        if args.desc is None or args.config is None:
+            raise UserError(
+                f"Run {args.proj}/{args.exp}/{args.name} is new: give its description (-d) "
+                "and config (-c) to declare it"
+            )
+        declare_run(args, args.jobs or JOB_TYPES)
+        run = load_registry(args.registry).run(args.proj, args.exp, args.name)
+        print(f"Declared run {run.key} in {run.source}", file=sys.stderr)
+    jobs = args.jobs or run.jobs
+    targets = [job_done(run, job) for job in jobs]
+    if set(jobs) >= set(run.jobs):
+        targets.append(run_record_file(run))
+    command = snakemake_command(
+        targets,
+        jobs=args.cores,
+        profile=args.profile,
+        registry=args.registry,
+        passthrough=args.passthrough,
+    )
+    print("$ " + shlex.join(command), file=sys.stderr, flush=True)
+    return subprocess.call(command)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "exec",
+        help="declare a run if new, then run its jobs with Snakemake",
+        description="Declare the run when it is new (or check that it matches the registry), "
+        "then run Snakemake for its jobs. Arguments after `--` go to Snakemake unchanged, "
+        "e.g. `-- -n` for a dry run or `-- --keep-going`.",
+    )
+    add_run_options(parser, declaring=False)
+    parser.add_argument(
+        "-j",
+        dest="cores",
+        metavar="N",
+        help="Snakemake's --jobs: jobs at once (default: all cores, or the profile's setting)",
+    )
+    parser.add_argument("--profile", help="a Snakemake profile folder, e.g. a cluster profile")
+    parser.set_defaults(func=cmd_exec, accepts_passthrough=True)

@@ -1,0 +1,204 @@
+"""Run records: what ran, where, when, from which code, and how it ended.
+
+Each job writes only its own record, `results/<proj>/<exp>/<run>/records/<job>.json`: at its
+start (status `running`) and at its end (`done` or `failed`, with the error). No job ever
+reads and rewrites a file that another job writes, so fit, test and predict of one run (and
+any number of runs) can run at once. Two downstream rules assemble the records: `run.json`
+per run (the registry entry plus every job's record and the test metrics) and
+`results/<proj>/project.json` (all experiments and runs). Readers that want the live state
+(`main.py ls`) assemble the same way from the files as they are.
+
+Torch-free: imported while Snakemake parses the workflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from dltemplate.records import write_json_atomic
+from dltemplate.registry import Project, Registry, Run
+from dltemplate.registry_edit import now
+
+RECORDS_DIR = "records"
+PACKAGES = ("torch", "lightning", "snakemake")
+
+
+def job_record_path(run_dir: str | Path, job: str) -> Path:
+    return Path(run_dir) / RECORDS_DIR / f"{job}.json"
+
+
+def read_json_or_none(path: str | Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def git_state(cwd: str | Path = ".") -> dict[str, Any]:
+    """The commit of the project's git tree and whether it has uncommitted changes."""
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return result.stdout if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    status = git("status", "--porcelain")
+    return {"commit": commit.strip(), "dirty": bool(status.strip()) if status is not None else None}
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def environment() -> dict[str, Any]:
+    """Where and with what a job runs: host, process, git tree, versions, SLURM job."""
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "git": git_state(),
+        "versions": versions(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+    }
+
+
+@contextlib.contextmanager
+def job_record(run_dir: str | Path, job: str) -> Iterator[dict[str, Any]]:
+    """Record job `job` of the run in `run_dir` around the block that does the work.
+
+    Writes `records/<job>.json` (atomically) when the block starts and when it ends; an
+    exception marks it `failed` with the error's one line and propagates unchanged.
+    """
+    path = job_record_path(run_dir, job)
+    record: dict[str, Any] = {
+        "job": job,
+        "status": "running",
+        "started": now(),
+        "ended": None,
+        "seconds": None,
+        **environment(),
+    }
+    write_json_atomic(path, record)
+    started = time.monotonic()
+    try:
+        yield record
+    except BaseException as exc:
+        error = str(exc).strip().splitlines()
+        message = f"{type(exc).__name__}: {error[0]}" if error else type(exc).__name__
+        if isinstance(exc, SystemExit | KeyboardInterrupt) and not error:
+            message = f"interrupted ({type(exc).__name__})"
+        record.update(status="failed", error=message)
+        raise
+    else:
+        record["status"] = "done"
+    finally:
+        record.update(ended=now(), seconds=round(time.monotonic() - started, 3))
+        write_json_atomic(path, record)
+
+
+def run_info(run: Run) -> dict[str, Any]:
+    """The registry's facts about a run, as plain data (a rule's params)."""
+    return {
+        "project": run.proj,
+        "experiment": run.exp,
+        "name": run.name,
+        "description": run.description,
+        "config": run.config,
+        "overrides": dict(run.overrides),
+        "jobs": list(run.jobs),
+        "created": run.created or None,
+    }
+
+
+def project_info(project: Project) -> dict[str, Any]:
+    """The registry's facts about a project and its experiments (a rule's params)."""
+    return {
+        "name": project.name,
+        "description": project.description,
+        "created": project.created or None,
+        "experiments": {
+            exp.name: {
+                "description": exp.description,
+                "created": exp.created or None,
+                "runs": list(exp.runs),
+            }
+            for exp in project.experiments.values()
+        },
+    }
+
+
+def assemble_run_record(info: Mapping[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """The run record: `info` (see `run_info`), each declared job's record, test metrics."""
+    run_dir = Path(run_dir)
+    jobs = {}
+    for job in info["jobs"]:
+        jobs[job] = read_json_or_none(job_record_path(run_dir, job)) or {"status": "not run"}
+    test = read_json_or_none(run_dir / "test.done") or {}
+    return {**info, "folder": str(run_dir), "records": jobs, "metrics": test.get("metrics", {})}
+
+
+def write_run_record(*, info: Mapping[str, Any], run_dir: str | Path, out: str | Path) -> None:
+    write_json_atomic(out, assemble_run_record(info, run_dir))
+
+
+def write_project_record(
+    *, info: Mapping[str, Any], run_records: list[str], out: str | Path
+) -> None:
+    """`project.json`: the project's facts with every experiment's `run.json` records nested."""
+    by_folder = {str(Path(p).parent): read_json_or_none(p) for p in run_records}
+    experiments = {}
+    for exp, exp_info in info["experiments"].items():
+        runs = {}
+        for name in exp_info["runs"]:
+            folder = f"results/{info['name']}/{exp}/{name}"
+            runs[name] = by_folder.get(folder)
+        experiments[exp] = {
+            "description": exp_info["description"],
+            "created": exp_info["created"],
+            "runs": runs,
+        }
+    record = {k: v for k, v in info.items() if k != "experiments"}
+    write_json_atomic(out, {**record, "experiments": experiments})
+
+
+def run_record_file(run: Run) -> str:
+    return f"{run.folder}/run.json"
+
+
+def project_record_file(proj: str) -> str:
+    return f"results/{proj}/project.json"
+
+
+def record_targets(registry: Registry) -> list[str]:
+    """Every run's `run.json` and every project's `project.json` (for projects with runs)."""
+    targets = [run_record_file(run) for run in registry.runs()]
+    for project in registry.projects.values():
+        if any(exp.runs for exp in project.experiments.values()):
+            targets.append(project_record_file(project.name))
+    return targets
+
+
+def project_run_records(registry: Registry, proj: str) -> list[str]:
+    return [run_record_file(run) for run in registry.runs() if run.proj == proj]
