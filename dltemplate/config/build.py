@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dltemplate.config.capture import Capture
 from dltemplate.config.getters import Build, call_root_getter
 from dltemplate.config.loader import load_root_config
 from dltemplate.config.root import ROOT_PATHS
@@ -41,6 +42,9 @@ def build_run(
 ) -> BuiltRun:
     """Load `config_file`, seed everything, and call its root getters for `job`.
 
+    `hparams` holds the seed, the resolved getter tree (every getter's keyword arguments, by
+    dotted path) and, under `objects`, the constructor arguments of what the getters built
+    (see `dltemplate.config.capture`). It is plain YAML-safe data.
     Raises a UserError (ConfigError, OverrideError) for anything the user must fix.
     """
     import lightning
@@ -56,13 +60,14 @@ def build_run(
     )
     lightning.seed_everything(seed, workers=True, verbose=False)
     parts: dict[str, Any] = {}
-    for path, getter in getters.items():
-        try:
-            parts[path] = call_root_getter(build, path, getter)
-        except UserError:
-            raise
-        except Exception as exc:
-            raise ConfigError(_getter_failure(path, config_file, exc)) from exc
+    with Capture() as capture:
+        for path, getter in getters.items():
+            try:
+                parts[path] = call_root_getter(build, path, getter)
+            except UserError:
+                raise
+            except Exception as exc:
+                raise ConfigError(_getter_failure(path, config_file, exc)) from exc
     build.check_consumed(config_file)
     trainer_path = next(p for p in getters if p.endswith("trainer"))
     trainer_kwargs = parts[trainer_path]
@@ -71,7 +76,7 @@ def build_run(
             f"Config {config_file}: the {trainer_path} getter returned "
             f"{type(trainer_kwargs).__name__}; return a dict of lightning.Trainer arguments"
         )
-    hparams = {"seed": seed, **build.tree}
+    hparams = {"seed": seed, **build.tree, "objects": capture.describe_results(parts)}
     return BuiltRun(
         task_wrapper=parts["task_wrapper"],
         data_wrapper=parts["data_wrapper"],

@@ -39,6 +39,7 @@ class Build:
         default_factory=dict
     )  # path -> "default" | "override" | "argument"
     types: dict[str, str] = field(default_factory=dict)
+    getters: dict[str, str] = field(default_factory=dict)  # path -> "file:line name()"
     consumed: set[str] = field(default_factory=set)
     _stack: list[tuple[str, dict[str, Any], dict[str, int]]] = field(default_factory=list)
 
@@ -60,6 +61,7 @@ class Build:
                 segment = f"{segment}_{counts[segment]}"
             path = f"{parent_path}.{segment}"
             node = parent_node.setdefault(segment, {})
+        self.getters[path] = f"{_where(fn)} {fn.__name__}()"
         hints = _type_hints(fn)
         bound = dict(kwargs)
         for name, param in inspect.signature(fn).parameters.items():
