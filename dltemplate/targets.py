@@ -6,6 +6,8 @@ cheap: no torch, no Lightning.
 
 from __future__ import annotations
 
+import posixpath
+import re
 from typing import Any
 
 from dltemplate.names import NAME_PATTERN
@@ -20,6 +22,20 @@ def run_folder(proj: str, exp: str, run: str) -> str:
 
 def job_done(run: Run, job: str) -> str:
     return f"{run.folder}/{job}.done"
+
+
+_ARCHIVED = re.compile(
+    rf"results/({NAME_PATTERN})/({NAME_PATTERN})/({NAME_PATTERN})/archived_config(\.py|\.zip)?"
+)
+
+
+def fit_inputs(run: Run) -> list[str]:
+    """A run whose config is another run's archived config waits for that run's fit, which
+    writes it (and reruns when that fit reruns)."""
+    match = _ARCHIVED.fullmatch(posixpath.normpath(run.config.replace("\\", "/")))
+    if match is None or match.group(0).startswith(f"{run.folder}/"):
+        return []
+    return [f"results/{match.group(1)}/{match.group(2)}/{match.group(3)}/fit.done"]
 
 
 def run_targets(run: Run) -> list[str]:

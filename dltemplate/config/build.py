@@ -47,10 +47,10 @@ def build_run(
     (see `dltemplate.config.capture`). It is plain YAML-safe data.
     Raises a UserError (ConfigError, OverrideError) for anything the user must fix.
     """
+    overrides = dict(overrides or {})
+    root = load_root_config(config_file)  # a missing or broken file fails before torch loads
     import lightning
 
-    overrides = dict(overrides or {})
-    root = load_root_config(config_file)
     getters = root.getters_for(job)
     seed = resolve_seed(overrides, seed, source)
     build = Build(
