@@ -10,6 +10,7 @@ build imported. Formats (`archive_format` in configs/workflow.yaml):
 - `py` (default): one `archived_config.py` that embeds every module's source under its original
   name (see `dltemplate.config.embedded`). It is a config on its own: a run declared with
   `config: results/<proj>/<exp>/<run>/archived_config.py` runs without the original files.
+  It also carries the archived run's overrides and seed, applied before the new run's own.
 - `zip`: `archived_config.zip`, the modules in their folder layout plus `archive.json`.
 - `folder`: `archived_config/`, the same layout and `archive.json` as plain files.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import pprint
 import shutil
 import site
 import sys
@@ -30,6 +32,7 @@ import tokenize
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dltemplate.config.embedded import EmbeddedLoader, ModuleSource
 from dltemplate.config.loader import package_root
@@ -44,6 +47,7 @@ ARCHIVE_NAMES = {
 MANIFEST = "archive.json"
 TABLE_NAME = "MODULES"  # the module table of an archived_config.py
 ROOT_NAME = "ROOT"
+OVERRIDES_NAME = "OVERRIDES"
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Archive:
     root: str
     modules: dict[str, ModuleSource] = field(default_factory=dict)
     origin: str = ""  # the config file it was made from, for the header
+    overrides: dict[str, Any] = field(default_factory=dict)  # the run's, seed included
 
     def sorted_modules(self) -> list[ModuleSource]:
         return [self.modules[name] for name in sorted(self.modules)]
@@ -172,7 +177,8 @@ def _imported_names(module: ModuleSource) -> list[str]:
 
 
 def collect(config_file: str | Path) -> Archive:
-    """The archive of a config file: the file's modules, or, for an archive, its own."""
+    """The archive of a config file: the file's modules, or, for an archive, its own (and its
+    overrides)."""
     path = Path(config_file)
     if is_archive(path):
         return read_archive(path)
@@ -209,19 +215,23 @@ def _literal(source: str) -> str | None:
 def render_py(archive: Archive) -> str:
     """The text of an `archived_config.py` (a valid config) for `archive`."""
     count = len(archive.modules)
+    overrides = pprint.pformat(archive.overrides, sort_dicts=False, width=96)
     lines = [
         f'"""Archived config: {archive.origin} and the {count - 1} local modules it uses, as they',
-        "were when the run was fitted. Written by dltemplate; a config on its own.",
+        "were when the run was fitted, with the run's overrides and seed. Written by dltemplate.",
         "",
-        "Use it as a run's config (`config: <this file>` in the registry) or inspect it with",
-        "`python main.py hparams -c <this file>`. The modules below are imported under their",
-        "original names (configs..., models..., wrappers...) in place of the project's current",
-        "files; line numbers in error messages are lines of this file.",
+        "A config on its own: a run declared with `config: <this file>` reproduces the archived",
+        "run (its own overrides still win); `python main.py hparams -c <this file>` shows it.",
+        "The modules below are imported under their original names (configs..., models...,",
+        "wrappers...) in place of the project's current files; line numbers in error messages",
+        "are lines of this file.",
         '"""',
         "",
-        "from dltemplate.config.embedded import install_table",
+        "from dltemplate.config.embedded import archived_root_getter, install_table",
         "",
         f"{ROOT_NAME} = {archive.root!r}",
+        "# applied before a new run's own overrides",
+        f"{OVERRIDES_NAME} = {overrides}",
         "# module name: (is a package, line of this file where its source starts, source)",
         f"{TABLE_NAME} = {{",
     ]
@@ -239,8 +249,9 @@ def render_py(archive: Archive) -> str:
     lines += [
         "}",
         "",
-        f"get_root_config_instance = install_table({ROOT_NAME}, {TABLE_NAME}, __file__)"
-        ".get_root_config_instance",
+        "get_root_config_instance = archived_root_getter(",
+        f"    install_table({ROOT_NAME}, {TABLE_NAME}, __file__), {OVERRIDES_NAME}",
+        ")",
         "",
     ]
     return "\n".join(lines)
@@ -250,6 +261,7 @@ def _manifest(archive: Archive) -> str:
     data = {
         "root": archive.root,
         "config": archive.origin,
+        "overrides": archive.overrides,
         "modules": {m.name: m.path for m in archive.sorted_modules()},
     }
     return json.dumps(data, indent=2) + "\n"
@@ -273,9 +285,15 @@ def _write_zip(archive: Archive, dest: Path) -> None:
 
 
 def archive_config(
-    config_file: str | Path, run_dir: str | Path, archive_format: str = "py"
+    config_file: str | Path,
+    run_dir: str | Path,
+    archive_format: str = "py",
+    overrides: dict[str, Any] | None = None,
 ) -> Path:
     """Write the archive of `config_file` into `run_dir` in `archive_format`; return its path.
+
+    `overrides` are the run's (as the build resolved them: an archived config's own, then the
+    run's, and the seed); a run declared with the archive as its config applies them first.
 
     Archives of the other formats left there by an earlier fit are removed, so the folder
     holds one archive, the one of the last fit. Writing goes through a temporary name.
@@ -286,6 +304,8 @@ def archive_config(
             f"{', '.join(ARCHIVE_FORMATS)}"
         )
     archive = collect(config_file)
+    if overrides is not None:
+        archive.overrides = {str(k): v for k, v in overrides.items()}
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     dest = run_dir / ARCHIVE_NAMES[archive_format]
@@ -323,8 +343,8 @@ def is_archive(path: str | Path) -> bool:
     return False
 
 
-def _py_table(path: Path) -> tuple[str, dict] | None:
-    """ROOT and MODULES of an archived_config.py, read without running it."""
+def _py_table(path: Path) -> tuple[str, dict, dict] | None:
+    """ROOT, MODULES and OVERRIDES of an archived_config.py, read without running it."""
     try:
         tree = ast.parse(path.read_text())
     except (SyntaxError, UnicodeDecodeError):
@@ -335,15 +355,15 @@ def _py_table(path: Path) -> tuple[str, dict] | None:
             isinstance(node, ast.Assign)
             and len(node.targets) == 1
             and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id in (ROOT_NAME, TABLE_NAME)
+            and node.targets[0].id in (ROOT_NAME, TABLE_NAME, OVERRIDES_NAME)
         ):
             try:
                 values[node.targets[0].id] = ast.literal_eval(node.value)
             except ValueError:
                 return None
-    if set(values) != {ROOT_NAME, TABLE_NAME}:
+    if not {ROOT_NAME, TABLE_NAME} <= set(values):
         return None
-    return values[ROOT_NAME], values[TABLE_NAME]
+    return values[ROOT_NAME], values[TABLE_NAME], values.get(OVERRIDES_NAME, {})
 
 
 def read_archive(path: str | Path) -> Archive:
@@ -353,12 +373,12 @@ def read_archive(path: str | Path) -> Archive:
         table = _py_table(path)
         if table is None:
             raise ConfigError(f"{path} is not an archived config (no {ROOT_NAME}/{TABLE_NAME})")
-        root, entries = table
+        root, entries, overrides = table
         modules = {
             name: ModuleSource(name, is_pkg, src.removeprefix("\n"), str(path), first or 1)
             for name, (is_pkg, first, src) in entries.items()
         }
-        return Archive(root=root, modules=modules, origin=str(path))
+        return Archive(root=root, modules=modules, origin=str(path), overrides=overrides)
     if not path.exists():
         raise ConfigError(f"Archived config {path} does not exist")
     try:
@@ -376,4 +396,9 @@ def read_archive(path: str | Path) -> Archive:
         modules[name] = ModuleSource(
             name, file.endswith("__init__.py"), texts[name], str(path / file), 1
         )
-    return Archive(root=manifest["root"], modules=modules, origin=str(path))
+    return Archive(
+        root=manifest["root"],
+        modules=modules,
+        origin=str(path),
+        overrides=manifest.get("overrides", {}),
+    )

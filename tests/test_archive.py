@@ -133,6 +133,25 @@ def test_archiving_an_archive_keeps_its_modules(toy: Path, tmp_path: Path, fmt: 
     }
 
 
+def test_archive_carries_the_runs_overrides_and_seed(toy: Path, tmp_path: Path) -> None:
+    original = build_run(toy, overrides={"task_wrapper.width": 5, "seed": 8}, seed=42)
+    overrides = {**original.build.overrides, "seed": original.hparams["seed"]}
+    path = archive_config(toy, tmp_path / "a", "py", overrides)
+    again = build_run(path, seed=42)  # nothing declared: the archive's values
+    assert again.hparams == original.hparams
+    assert again.build.origins["task_wrapper.width"] == "archived"
+    assert again.build.origins["seed"] == "archived"
+    assert again.build.origins["task_wrapper.net.scale"] == "default"
+    changed = build_run(path, overrides={"task_wrapper.width": 6}, seed=42)  # the run's win
+    assert changed.hparams["task_wrapper"]["width"] == 6 and changed.hparams["seed"] == 8
+    assert changed.build.origins["task_wrapper.width"] == "override"
+    # Archiving a run of the archive keeps both: the archive's, then the run's.
+    merged = {**changed.build.overrides, "seed": changed.hparams["seed"]}
+    second = archive_config(path, tmp_path / "b", "zip", merged)
+    assert read_archive(second).overrides == {"task_wrapper.width": 6, "seed": 8}
+    assert build_run(second, seed=0).hparams == changed.hparams
+
+
 def test_example_config_round_trip_and_loggers_hparams(tmp_path: Path) -> None:
     config = REPO / "configs/digits_cnn.py"
     original = build_run(config, seed=11)

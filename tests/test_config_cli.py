@@ -69,6 +69,22 @@ def test_json_lists_every_path_and_the_hparams(capsys, workflow: Path) -> None:
     assert data["hparams"]["objects"]["task_wrapper"]["model"]["_target_"] == "models.mlp.MLP"
 
 
+def test_origins_of_an_archived_config(capsys, workflow: Path, tmp_path: Path) -> None:
+    from dltemplate.archive import archive_config
+
+    config = REPO / "configs/digits_mlp.py"
+    path = archive_config(config, tmp_path, "py", {"trainer.max_epochs": 3, "seed": 5})
+    assert (
+        main(hparams("-c", str(path), "--set", "trainer.limit_val_batches=2", workflow=workflow))
+        == 0
+    )
+    lines = [line.strip("│├└─ ") for line in capsys.readouterr().out.splitlines()]
+    assert "seed = 5  int  archived" in lines
+    assert "max_epochs = 3  int  archived" in lines
+    assert "limit_val_batches = 2  float | int  override" in lines
+    assert any(line.startswith("model  get_model()  ") and str(path) in line for line in lines)
+
+
 def test_set_option_is_repeatable_and_strict() -> None:
     parser = argparse.ArgumentParser()
     add_set_option(parser)

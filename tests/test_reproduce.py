@@ -138,10 +138,9 @@ experiments:
         jobs: [fit, test]
         overrides: {trainer.max_epochs: 2, task_wrapper.model.hidden_dim: 32}
       from_archive:
-        description: run a again from its archived config alone
+        description: run a again from its archived config alone (it carries a's overrides)
         config: results/tiny/exp/a/archived_config.py
         jobs: [fit, test]
-        overrides: {trainer.max_epochs: 2, task_wrapper.model.hidden_dim: 32}
       broken:
         description: a getter that raises
         config: configs/broken.py

@@ -3,8 +3,9 @@
 Builds the config for one job (as the job would, without data or training) and prints the
 getter tree: each getter with where it is defined, each of its keyword arguments with the value
 it ran with, its type hint, and where the value came from: `default` (the getter's default),
-`argument` (passed by the getter that called it) or `override` (`--set`). `--json` prints the
-same for scripts, plus the hparams.yaml that a fit would write.
+`argument` (passed by the getter that called it), `override` (`--set`) or `archived` (the
+overrides of the run that an archived config comes from). `--json` prints the same for
+scripts, plus the hparams.yaml that a fit would write.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from typing import Any
 from dltemplate.cli.common import WORKFLOW_CONFIG, add_set_option, set_overrides, workflow_settings
 from dltemplate.config.root import JOB_TYPES
 
-ORIGIN_STYLES = {"default": "dim", "argument": "cyan", "override": "bold yellow"}
+ORIGIN_STYLES = {
+    "default": "dim",
+    "argument": "cyan",
+    "override": "bold yellow",
+    "archived": "magenta",
+}
 
 
 def parameter_rows(built) -> dict[str, dict[str, Any]]:
@@ -98,11 +104,7 @@ def cmd_hparams(args: argparse.Namespace) -> int:
         seed=default_seed,
         source="--set on the command line",
     )
-    seed = {
-        "value": built.hparams["seed"],
-        "type": "int",
-        "origin": "override" if "seed" in overrides else "default",
-    }
+    seed = {"value": built.hparams["seed"], "type": "int", "origin": built.build.origins["seed"]}
     if args.json:
         data = {
             "config": args.config,

@@ -45,19 +45,23 @@ def build_run(
     `hparams` holds the seed, the resolved getter tree (every getter's keyword arguments, by
     dotted path) and, under `objects`, the constructor arguments of what the getters built
     (see `dltemplate.config.capture`). It is plain YAML-safe data.
+    The config's own overrides (an archived config's) apply first; `overrides` win. Origins of
+    values that come from the config's overrides read "archived".
     Raises a UserError (ConfigError, OverrideError) for anything the user must fix.
     """
-    overrides = dict(overrides or {})
     root = load_root_config(config_file)  # a missing or broken file fails before torch loads
     import lightning
 
+    archived = set(root.overrides) - set(overrides or {})
+    overrides = {**root.overrides, **(overrides or {})}
     getters = root.getters_for(job)
-    seed = resolve_seed(overrides, seed, source)
     build = Build(
         overrides=overrides,
         source=source,
         skipped_roots=frozenset(ROOT_PATHS) - set(getters) - {"seed"},
     )
+    seed = resolve_seed(overrides, seed, source)
+    build.origins["seed"] = "override" if "seed" in overrides else "default"
     lightning.seed_everything(seed, workers=True, verbose=False)
     parts: dict[str, Any] = {}
     with Capture() as capture:
@@ -69,6 +73,8 @@ def build_run(
             except Exception as exc:
                 raise ConfigError(_getter_failure(path, config_file, exc)) from exc
     build.check_consumed(config_file)
+    for key in archived & set(build.origins):
+        build.origins[key] = "archived"
     trainer_path = next(p for p in getters if p.endswith("trainer"))
     trainer_kwargs = parts[trainer_path]
     if not isinstance(trainer_kwargs, Mapping):

@@ -16,13 +16,15 @@ first removes the earlier archive's modules (`uninstall`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.abc
 import importlib.machinery
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from dltemplate.config.getters import wrap_module_getters
 
@@ -107,6 +109,18 @@ def install(root: str, modules: Mapping[str, ModuleSource]) -> ModuleType:
     sys.meta_path.insert(0, EmbeddedFinder(modules, getter_packages))
     importlib.invalidate_caches()
     return importlib.import_module(root)
+
+
+def archived_root_getter(module: ModuleType, overrides: Mapping[str, Any]) -> Callable:
+    """The archive's `get_root_config_instance`: the root config's own, carrying the overrides
+    (seed included) of the run that was archived; a new run's overrides still win."""
+    original = module.get_root_config_instance
+
+    def get_root_config_instance():
+        root = original()
+        return dataclasses.replace(root, overrides={**root.overrides, **overrides})
+
+    return get_root_config_instance
 
 
 def install_table(root: str, table: Mapping[str, tuple], filename: str) -> ModuleType:

@@ -139,12 +139,17 @@ def _import_file(path: Path) -> ModuleType:
 
 
 def _import_archive(path: Path) -> ModuleType:
-    """An archived config as a zip file or a folder: its modules from there, by name."""
+    """An archived config as a zip file or a folder: its modules from there, by name, and a
+    module like an archived_config.py's, whose root getter carries the run's overrides."""
     from dltemplate.archive import read_archive
 
     archive = read_archive(path)
     _forget_package(archive.root.split(".")[0])
-    return embedded.install(archive.root, archive.modules)
+    root = embedded.install(archive.root, archive.modules)
+    module = ModuleType(path.stem, f"The archived config {path}")
+    module.__file__ = str(path)
+    module.get_root_config_instance = embedded.archived_root_getter(root, archive.overrides)
+    return module
 
 
 def load_root_config(config_file: str | Path) -> RootConfig:

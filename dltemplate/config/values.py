@@ -79,6 +79,8 @@ def _convert(value: Any, hint: Any) -> Any:
     if is_union:
         if value is None and type(None) in members:
             return None
+        if type(value) in members:  # `float | int` keeps an int an int
+            return value
         for member in members:
             if member is type(None):
                 continue

@@ -39,7 +39,12 @@ def fit_run(
     started = time.time()
     built = build_for_job("fit", config_file, overrides, seed, threads, source)
     write_yaml_atomic(run_dir / "hparams.yaml", built.hparams)
-    archive_config(config_file, run_dir, archive_format)
+    archive_config(
+        config_file,
+        run_dir,
+        archive_format,
+        {**built.build.overrides, "seed": built.hparams["seed"]},
+    )
     built.task_wrapper.save_hyperparameters(built.hparams)
     trainer = make_trainer(built.trainer_kwargs, run_dir, "fit")
     trainer.fit(built.task_wrapper, datamodule=built.data_wrapper)
