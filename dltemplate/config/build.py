@@ -13,6 +13,7 @@ from dltemplate.config.loader import load_root_config
 from dltemplate.config.root import ROOT_PATHS
 from dltemplate.config.values import check_value
 from dltemplate.errors import ConfigError, OverrideError, UserError
+from dltemplate.records import portable_path
 
 
 @dataclass
@@ -98,7 +99,7 @@ def _getter_failure(path: str, config_file: str | Path, exc: BaseException) -> s
     frames = traceback.extract_tb(exc.__traceback__)
     here = str(Path(__file__).parent)
     user = [f for f in frames if not f.filename.startswith(here)]
-    where = f" at {user[-1].filename}:{user[-1].lineno}" if user else ""
+    where = f" at {portable_path(user[-1].filename)}:{user[-1].lineno}" if user else ""
     return f"Config {config_file}: the {path} getter raised {type(exc).__name__}{where}: {exc}"
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from dltemplate.config.values import check_value, to_record, type_name
 from dltemplate.errors import ConfigError, OverrideError
+from dltemplate.records import portable_path
 
 ROOT_GETTER = "get_root_config_instance"
 
@@ -125,7 +126,7 @@ def call_root_getter(build: Build, path: str, getter):
 
 def _where(fn) -> str:
     try:
-        return f"{inspect.getsourcefile(fn)}:{inspect.getsourcelines(fn)[1]}"
+        return f"{portable_path(inspect.getsourcefile(fn))}:{inspect.getsourcelines(fn)[1]}"
     except (OSError, TypeError):
         return fn.__qualname__
 

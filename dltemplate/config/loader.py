@@ -24,6 +24,7 @@ from dltemplate.config import embedded
 from dltemplate.config.getters import wrap_module_getters
 from dltemplate.config.root import RootConfig
 from dltemplate.errors import ConfigError
+from dltemplate.records import portable_path
 
 ROOT_GETTER = "get_root_config_instance"
 
@@ -93,12 +94,12 @@ def _forget_package(top_package: str) -> None:
 def _where(exc: BaseException, config_file: Path) -> str:
     """`file:line` of the deepest frame in the config's folder tree, else of the config file."""
     if isinstance(exc, SyntaxError) and exc.filename:
-        return f"{exc.filename}:{exc.lineno}"
+        return f"{portable_path(exc.filename)}:{exc.lineno}"
     frames = traceback.extract_tb(exc.__traceback__)
     root = str(config_file.parent)
     inside = [f for f in frames if f.filename.startswith(root)]
     frame = (inside or frames or [None])[-1]
-    return f"{frame.filename}:{frame.lineno}" if frame else str(config_file)
+    return f"{portable_path(frame.filename)}:{frame.lineno}" if frame else str(config_file)
 
 
 def load_config_module(config_file: str | Path) -> ModuleType:
