@@ -29,13 +29,19 @@ _ARCHIVED = re.compile(
 )
 
 
-def fit_inputs(run: Run) -> list[str]:
-    """A run whose config is another run's archived config waits for that run's fit, which
-    writes it (and reruns when that fit reruns)."""
+def fit_inputs(registry: Registry, run: Run) -> list[str]:
+    """A run whose config is the archived config of another declared run waits for that run's
+    fit, which writes it (and reruns when that fit reruns). An undeclared run's archive is
+    used as it lies."""
     match = _ARCHIVED.fullmatch(posixpath.normpath(run.config.replace("\\", "/")))
-    if match is None or match.group(0).startswith(f"{run.folder}/"):
+    if match is None:
         return []
-    return [f"results/{match.group(1)}/{match.group(2)}/{match.group(3)}/fit.done"]
+    proj, exp, name = match.group(1, 2, 3)
+    source = registry.projects.get(proj)
+    declared = source is not None and name in getattr(source.experiments.get(exp), "runs", {})
+    if not declared or (proj, exp, name) == (run.proj, run.exp, run.name):
+        return []
+    return [f"results/{proj}/{exp}/{name}/fit.done"]
 
 
 def run_targets(run: Run) -> list[str]:

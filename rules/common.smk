@@ -36,7 +36,7 @@ def get_fit_done(wildcards):
 
 
 def get_fit_inputs(wildcards):
-    return targets.fit_inputs(get_run(wildcards))
+    return targets.fit_inputs(REGISTRY, get_run(wildcards))
 
 
 def get_experiment_targets(wildcards):

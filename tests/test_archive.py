@@ -211,3 +211,28 @@ def test_archived_single_file_is_readable(toy: Path, tmp_path: Path) -> None:
     assert "ROOT = 'toycfg.main'" in text
     assert "    # toynets/layers.py" in text
     assert textwrap.dedent(PARTS) in text  # sources verbatim, line for line
+
+
+def test_fit_waits_for_the_declared_run_whose_archive_is_its_config(tmp_path: Path) -> None:
+    from dltemplate.registry import load_registry
+    from dltemplate.targets import fit_inputs
+
+    (tmp_path / "p.yaml").write_text(
+        textwrap.dedent("""\
+        description: P
+        experiments:
+          e:
+            description: E
+            runs:
+              a: {description: A, config: configs/digits_mlp.py}
+              b: {description: B, config: results/p/e/a/archived_config.py}
+              c: {description: C, config: ./results/p/e/a/archived_config.zip}
+              d: {description: D, config: results/p/e/gone/archived_config.py}
+        """)
+    )
+    registry = load_registry(tmp_path)
+    runs = registry.projects["p"].experiments["e"].runs
+    assert fit_inputs(registry, runs["a"]) == []
+    assert fit_inputs(registry, runs["b"]) == ["results/p/e/a/fit.done"]
+    assert fit_inputs(registry, runs["c"]) == ["results/p/e/a/fit.done"]
+    assert fit_inputs(registry, runs["d"]) == []  # not declared: its archive is used as it lies
