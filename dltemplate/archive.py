@@ -264,7 +264,7 @@ def _manifest(archive: Archive) -> str:
         "overrides": archive.overrides,
         "modules": {m.name: m.path for m in archive.sorted_modules()},
     }
-    return json.dumps(data, indent=2) + "\n"
+    return json.dumps(data, indent=2, default=str) + "\n"
 
 
 def _write_folder(archive: Archive, dest: Path) -> None:

@@ -80,8 +80,11 @@ class Capture:
         code = frame.f_code
         if code.co_argcount == 0:
             return
-        obj = frame.f_locals.get(code.co_varnames[0])
-        if obj is None or not isinstance(obj, self.bases) or id(obj) in self.records:
+        try:  # an exception here would surface in the user's code
+            obj = frame.f_locals.get(code.co_varnames[0])
+            if obj is None or not isinstance(obj, self.bases) or id(obj) in self.records:
+                return
+        except Exception:
             return
         self._active.append(frame)
         try:
