@@ -6,6 +6,8 @@ cheap: no torch, no Lightning.
 
 from __future__ import annotations
 
+import posixpath
+import re
 from typing import Any
 
 from dltemplate.names import NAME_PATTERN
@@ -20,6 +22,26 @@ def run_folder(proj: str, exp: str, run: str) -> str:
 
 def job_done(run: Run, job: str) -> str:
     return f"{run.folder}/{job}.done"
+
+
+_ARCHIVED = re.compile(
+    rf"results/({NAME_PATTERN})/({NAME_PATTERN})/({NAME_PATTERN})/archived_config(\.py|\.zip)?"
+)
+
+
+def fit_inputs(registry: Registry, run: Run) -> list[str]:
+    """A run whose config is the archived config of another declared run waits for that run's
+    fit, which writes it (and reruns when that fit reruns). An undeclared run's archive is
+    used as it lies."""
+    match = _ARCHIVED.fullmatch(posixpath.normpath(run.config.replace("\\", "/")))
+    if match is None:
+        return []
+    proj, exp, name = match.group(1, 2, 3)
+    source = registry.projects.get(proj)
+    declared = source is not None and name in getattr(source.experiments.get(exp), "runs", {})
+    if not declared or (proj, exp, name) == (run.proj, run.exp, run.name):
+        return []
+    return [f"results/{proj}/{exp}/{name}/fit.done"]
 
 
 def run_targets(run: Run) -> list[str]:

@@ -35,6 +35,10 @@ def get_fit_done(wildcards):
     return targets.job_done(get_run(wildcards), "fit")
 
 
+def get_fit_inputs(wildcards):
+    return targets.fit_inputs(REGISTRY, get_run(wildcards))
+
+
 def get_experiment_targets(wildcards):
     return targets.experiment_targets(REGISTRY, wildcards.proj, wildcards.exp)
 

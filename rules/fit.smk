@@ -1,6 +1,8 @@
 # Train a run. Checkpoints go to the run's checkpoints/ folder, which is deliberately NOT an
 # output: Snakemake deletes the outputs of failed jobs, and days of training would go with them.
 rule fit:
+    input:
+        get_fit_inputs,  # another run's fit.done when the config is its archived config
     output:
         done="results/{proj}/{exp}/{run}/fit.done",
     log:

@@ -16,4 +16,5 @@ with job_log(snakemake.log[0]), job_record(job["run_dir"], "fit"):
         threads=snakemake.threads,
         done_file=snakemake.output.done,
         source=job["source"],
+        archive_format=snakemake.config.get("archive_format", "py"),
     )

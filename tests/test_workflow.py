@@ -72,7 +72,7 @@ def test_full_run_fit_test_predict(project: Project) -> None:
     hparams = yaml.safe_load(project.path(f"{run}/hparams.yaml").read_text())
     assert hparams["trainer"]["max_epochs"] == 2
     assert hparams["task_wrapper"]["model"]["hidden_dim"] == 32
-    assert project.path(f"{run}/archived_config/configs/digits_mlp.py").is_file()
+    assert project.path(f"{run}/archived_config.py").is_file()
     assert project.path(f"{run}/metrics/fit/metrics.csv").is_file()
     assert "epoch 2/2" in project.path(f"{run}/logs/fit.log").read_text()
     with project.path(f"{run}/predictions.csv").open() as f:

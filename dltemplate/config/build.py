@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dltemplate.config.capture import Capture
 from dltemplate.config.getters import Build, call_root_getter
 from dltemplate.config.loader import load_root_config
 from dltemplate.config.root import ROOT_PATHS
 from dltemplate.config.values import check_value
 from dltemplate.errors import ConfigError, OverrideError, UserError
+from dltemplate.records import portable_path
 
 
 @dataclass
@@ -41,29 +43,39 @@ def build_run(
 ) -> BuiltRun:
     """Load `config_file`, seed everything, and call its root getters for `job`.
 
+    `hparams` holds the seed, the resolved getter tree (every getter's keyword arguments, by
+    dotted path) and, under `objects`, the constructor arguments of what the getters built
+    (see `dltemplate.config.capture`). It is plain YAML-safe data.
+    The config's own overrides (an archived config's) apply first; `overrides` win. Origins of
+    values that come from the config's overrides read "archived".
     Raises a UserError (ConfigError, OverrideError) for anything the user must fix.
     """
+    root = load_root_config(config_file)  # a missing or broken file fails before torch loads
     import lightning
 
-    overrides = dict(overrides or {})
-    root = load_root_config(config_file)
+    archived = set(root.overrides) - set(overrides or {})
+    overrides = {**root.overrides, **(overrides or {})}
     getters = root.getters_for(job)
-    seed = resolve_seed(overrides, seed, source)
     build = Build(
         overrides=overrides,
         source=source,
         skipped_roots=frozenset(ROOT_PATHS) - set(getters) - {"seed"},
     )
+    seed = resolve_seed(overrides, seed, source)
+    build.origins["seed"] = "override" if "seed" in overrides else "default"
     lightning.seed_everything(seed, workers=True, verbose=False)
     parts: dict[str, Any] = {}
-    for path, getter in getters.items():
-        try:
-            parts[path] = call_root_getter(build, path, getter)
-        except UserError:
-            raise
-        except Exception as exc:
-            raise ConfigError(_getter_failure(path, config_file, exc)) from exc
+    with Capture() as capture:
+        for path, getter in getters.items():
+            try:
+                parts[path] = call_root_getter(build, path, getter)
+            except UserError:
+                raise
+            except Exception as exc:
+                raise ConfigError(_getter_failure(path, config_file, exc)) from exc
     build.check_consumed(config_file)
+    for key in archived & set(build.origins):
+        build.origins[key] = "archived"
     trainer_path = next(p for p in getters if p.endswith("trainer"))
     trainer_kwargs = parts[trainer_path]
     if not isinstance(trainer_kwargs, Mapping):
@@ -71,7 +83,7 @@ def build_run(
             f"Config {config_file}: the {trainer_path} getter returned "
             f"{type(trainer_kwargs).__name__}; return a dict of lightning.Trainer arguments"
         )
-    hparams = {"seed": seed, **build.tree}
+    hparams = {"seed": seed, **build.tree, "objects": capture.describe_results(parts)}
     return BuiltRun(
         task_wrapper=parts["task_wrapper"],
         data_wrapper=parts["data_wrapper"],
@@ -87,7 +99,7 @@ def _getter_failure(path: str, config_file: str | Path, exc: BaseException) -> s
     frames = traceback.extract_tb(exc.__traceback__)
     here = str(Path(__file__).parent)
     user = [f for f in frames if not f.filename.startswith(here)]
-    where = f" at {user[-1].filename}:{user[-1].lineno}" if user else ""
+    where = f" at {portable_path(user[-1].filename)}:{user[-1].lineno}" if user else ""
     return f"Config {config_file}: the {path} getter raised {type(exc).__name__}{where}: {exc}"
 
 

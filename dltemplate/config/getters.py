@@ -23,6 +23,7 @@ from typing import Any
 
 from dltemplate.config.values import check_value, to_record, type_name
 from dltemplate.errors import ConfigError, OverrideError
+from dltemplate.records import portable_path
 
 ROOT_GETTER = "get_root_config_instance"
 
@@ -39,6 +40,7 @@ class Build:
         default_factory=dict
     )  # path -> "default" | "override" | "argument"
     types: dict[str, str] = field(default_factory=dict)
+    getters: dict[str, str] = field(default_factory=dict)  # path -> "file:line name()"
     consumed: set[str] = field(default_factory=set)
     _stack: list[tuple[str, dict[str, Any], dict[str, int]]] = field(default_factory=list)
 
@@ -60,6 +62,7 @@ class Build:
                 segment = f"{segment}_{counts[segment]}"
             path = f"{parent_path}.{segment}"
             node = parent_node.setdefault(segment, {})
+        self.getters[path] = f"{_where(fn)} {fn.__name__}()"
         hints = _type_hints(fn)
         bound = dict(kwargs)
         for name, param in inspect.signature(fn).parameters.items():
@@ -123,7 +126,7 @@ def call_root_getter(build: Build, path: str, getter):
 
 def _where(fn) -> str:
     try:
-        return f"{inspect.getsourcefile(fn)}:{inspect.getsourcelines(fn)[1]}"
+        return f"{portable_path(inspect.getsourcefile(fn))}:{inspect.getsourcelines(fn)[1]}"
     except (OSError, TypeError):
         return fn.__qualname__
 

@@ -1,9 +1,12 @@
 """Load a config file as an ordinary module, with its getters made addressable.
 
-A config is a package module under `configs/` (relative imports work) or a standalone file (an
-archived config). Every module-level function named `get_*` in a module loaded from the config's
-package is wrapped so that, while a run is being built, calls to it apply overrides and record
-their arguments (see `dltemplate.config.build`). Outside a build the wrapper calls straight through.
+A config is a package module under `configs/` (relative imports work), a standalone file, or
+an archived config of an earlier run: an `archived_config.py` (an ordinary file that installs
+its embedded modules), an `archived_config.zip` or an `archived_config/` folder (see
+`dltemplate.archive` and `dltemplate.config.embedded`). Every module-level function named
+`get_*` in a module loaded from the config's package is wrapped so that, while a run is being
+built, calls to it apply overrides and record their arguments (see `dltemplate.config.build`).
+Outside a build the wrapper calls straight through.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
+from dltemplate.config import embedded
 from dltemplate.config.getters import wrap_module_getters
 from dltemplate.config.root import RootConfig
 from dltemplate.errors import ConfigError
+from dltemplate.records import portable_path
 
 ROOT_GETTER = "get_root_config_instance"
 
@@ -74,7 +79,9 @@ class _ConfigFinder(importlib.abc.MetaPathFinder):
 
 
 def _forget_package(top_package: str) -> None:
-    """Drop earlier loads of the config package so that edited files are read again."""
+    """Drop earlier loads of the config package so that edited files are read again, and any
+    archived config's modules, so that the project's own files are imported again."""
+    embedded.uninstall()
     for name in [n for n in sys.modules if n == top_package or n.startswith(top_package + ".")]:
         del sys.modules[name]
     sys.meta_path[:] = [
@@ -87,29 +94,25 @@ def _forget_package(top_package: str) -> None:
 def _where(exc: BaseException, config_file: Path) -> str:
     """`file:line` of the deepest frame in the config's folder tree, else of the config file."""
     if isinstance(exc, SyntaxError) and exc.filename:
-        return f"{exc.filename}:{exc.lineno}"
+        return f"{portable_path(exc.filename)}:{exc.lineno}"
     frames = traceback.extract_tb(exc.__traceback__)
     root = str(config_file.parent)
     inside = [f for f in frames if f.filename.startswith(root)]
     frame = (inside or frames or [None])[-1]
-    return f"{frame.filename}:{frame.lineno}" if frame else str(config_file)
+    return f"{portable_path(frame.filename)}:{frame.lineno}" if frame else str(config_file)
 
 
 def load_config_module(config_file: str | Path) -> ModuleType:
     """Import a config file by path, freshly, with its getters wrapped."""
     path = Path(config_file).resolve()
-    if not path.is_file():
+    archive = path.suffix == ".zip" or path.is_dir()
+    if not (path.is_file() or (archive and path.exists())):
         raise ConfigError(
             f"Config file {config_file} does not exist; give the path of a .py file under configs/ "
             "(or an archived_config.py of an earlier run)"
         )
-    import_root, module_name = package_root(path)
-    top_package = module_name.split(".")[0]
-    _forget_package(top_package)
-    finder = _ConfigFinder(import_root, top_package)
-    sys.meta_path.insert(0, finder)
     try:
-        return importlib.import_module(module_name)
+        return _import_archive(path) if archive else _import_file(path)
     except ConfigError:
         raise
     except ImportError as exc:
@@ -126,6 +129,28 @@ def load_config_module(config_file: str | Path) -> ModuleType:
             f"Config {config_file} raised {type(exc).__name__} at {_where(exc, path)} while "
             f"loading: {exc}"
         ) from exc
+
+
+def _import_file(path: Path) -> ModuleType:
+    import_root, module_name = package_root(path)
+    top_package = module_name.split(".")[0]
+    _forget_package(top_package)
+    sys.meta_path.insert(0, _ConfigFinder(import_root, top_package))
+    return importlib.import_module(module_name)
+
+
+def _import_archive(path: Path) -> ModuleType:
+    """An archived config as a zip file or a folder: its modules from there, by name, and a
+    module like an archived_config.py's, whose root getter carries the run's overrides."""
+    from dltemplate.archive import read_archive
+
+    archive = read_archive(path)
+    _forget_package(archive.root.split(".")[0])
+    root = embedded.install(archive.root, archive.modules)
+    module = ModuleType(path.stem, f"The archived config {path}")
+    module.__file__ = str(path)
+    module.get_root_config_instance = embedded.archived_root_getter(root, archive.overrides)
+    return module
 
 
 def load_root_config(config_file: str | Path) -> RootConfig:

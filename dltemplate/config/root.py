@@ -15,13 +15,16 @@ class RootConfig:
 
     `trainer` returns keyword arguments for `lightning.Trainer`; the job adds what belongs to
     the run (its folder, loggers, checkpointing, progress). `job_trainers` may give a different
-    trainer getter for one job type, e.g. `{"predict": get_predict_trainer}`.
+    trainer getter for one job type, e.g. `{"predict": get_predict_trainer}`. `overrides` are
+    applied before a run's own (which win): an archived config carries the overrides and the
+    seed of the run it archives there, so that it reproduces that run by itself.
     """
 
     task_wrapper: Callable[..., Any]
     data_wrapper: Callable[..., Any]
     trainer: Callable[..., Mapping[str, Any]]
     job_trainers: Mapping[str, Callable[..., Mapping[str, Any]]] = field(default_factory=dict)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("task_wrapper", "data_wrapper", "trainer"):

@@ -32,6 +32,20 @@ def parse_assignment(text: str, source: str = "the command line") -> tuple[str, 
     return path, value
 
 
+def parse_assignments(texts: list[str] | tuple[str, ...], source: str) -> dict[str, Any]:
+    """Several `path=value` texts as an overrides mapping; a path given twice is an error."""
+    overrides: dict[str, Any] = {}
+    for text in texts:
+        path, value = parse_assignment(text, source)
+        if path in overrides:
+            raise OverrideError(
+                f"Override {path} is given twice ({source}): {overrides[path]!r} and {value!r}; "
+                "keep one"
+            )
+        overrides[path] = value
+    return overrides
+
+
 def type_name(hint: Any) -> str:
     if hint is typing.Any or hint is inspect.Parameter.empty:
         return "any"
@@ -65,6 +79,8 @@ def _convert(value: Any, hint: Any) -> Any:
     if is_union:
         if value is None and type(None) in members:
             return None
+        if type(value) in members:  # `float | int` keeps an int an int
+            return value
         for member in members:
             if member is type(None):
                 continue
@@ -120,20 +136,55 @@ def _convert(value: Any, hint: Any) -> Any:
 
 
 def to_record(value: Any) -> Any:
-    """A YAML-safe description of a value: scalars stay, objects become their type's name."""
+    """A YAML-safe description of a value: scalars stay, containers recurse, a
+    `functools.partial` becomes `{"_target_": ..., <every keyword, defaults included>}`, a class
+    or function its dotted name, a small tensor or array its values, other objects `<type>`."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, enum.Enum):
         return to_record(value.value)
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, list | tuple):
-        return [to_record(v) for v in value]
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [to_record(v) for v in items]
     if isinstance(value, dict):
         return {str(k): to_record(v) for k, v in value.items()}
     if isinstance(value, functools.partial):
-        target = f"{value.func.__module__}.{value.func.__qualname__}"
-        return {"_target_": target, **{k: to_record(v) for k, v in value.keywords.items()}}
-    if callable(value) and hasattr(value, "__qualname__"):
-        return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
+        return partial_record(value)
+    if isinstance(value, type) or inspect.isroutine(value):
+        return qualified_name(value)
+    if hasattr(value, "tolist") and hasattr(value, "shape"):  # a tensor, array or NumPy scalar
+        return _array_record(value)
     return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+def qualified_name(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', None) or '?'}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def partial_record(value: functools.partial) -> dict[str, Any]:
+    """`partial(AdamW, lr=1e-3)` -> `{"_target_": "torch.optim.adamw.AdamW", "lr": 0.001,
+    "betas": [0.9, 0.999], ...}`: the keywords given, then the target's other defaults, which
+    shape the object as much (the positional parameters the caller fills in are left out)."""
+    record: dict[str, Any] = {"_target_": qualified_name(value.func)}
+    if value.args:
+        record["_args_"] = to_record(list(value.args))
+    record.update({k: to_record(v) for k, v in value.keywords.items()})
+    try:
+        parameters = inspect.signature(value.func).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature
+        return record
+    for param in list(parameters)[len(value.args) :]:
+        if param.name not in record and param.default is not inspect.Parameter.empty:
+            record[param.name] = to_record(param.default)
+    return record
+
+
+def _array_record(value: Any) -> Any:
+    size = getattr(value, "size", None)
+    numel = value.numel() if hasattr(value, "numel") else size
+    if isinstance(numel, int) and numel <= 64:
+        return to_record(value.tolist())
+    shape = [int(n) for n in value.shape]
+    return f"<{type(value).__module__}.{type(value).__qualname__} shape={shape}>"

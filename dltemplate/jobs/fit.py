@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dltemplate.archive import archive_config_folder
+from dltemplate.archive import archive_config
 from dltemplate.jobs.common import build_for_job
 from dltemplate.jobs.trainer import checkpoint_dir, make_trainer
 from dltemplate.records import portable_path, write_json_atomic, write_yaml_atomic
@@ -28,13 +28,23 @@ def fit_run(
     threads: int,
     done_file: str | Path,
     source: str = "the registry",
+    archive_format: str = "py",
 ) -> dict[str, Any]:
-    """Fit the run in `run_dir`; write `done_file` (JSON) as the last act."""
+    """Fit the run in `run_dir`; write `done_file` (JSON) as the last act.
+
+    Before training it writes `hparams.yaml` (also given to the loggers) and the archived
+    config in `archive_format` (py, zip or folder; see dltemplate.archive).
+    """
     run_dir = Path(run_dir)
     started = time.time()
     built = build_for_job("fit", config_file, overrides, seed, threads, source)
     write_yaml_atomic(run_dir / "hparams.yaml", built.hparams)
-    archive_config_folder(config_file, run_dir / "archived_config")
+    archive_config(
+        config_file,
+        run_dir,
+        archive_format,
+        {**built.build.overrides, "seed": built.hparams["seed"]},
+    )
     built.task_wrapper.save_hyperparameters(built.hparams)
     trainer = make_trainer(built.trainer_kwargs, run_dir, "fit")
     trainer.fit(built.task_wrapper, datamodule=built.data_wrapper)
