@@ -18,6 +18,7 @@ import yaml
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
 from dltemplate.names import name_problem
+from dltemplate.yaml12 import safe_load
 
 RUN_SCHEMA = {
     "type": "object",
@@ -168,7 +169,7 @@ def load_project(path: Path) -> Project:
     import jsonschema
 
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

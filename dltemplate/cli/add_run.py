@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from dltemplate.cli.options import add_run_options, check_run_builds, config_path, parse_sets
+from dltemplate.cli.common import set_overrides
+from dltemplate.cli.options import add_run_options, check_run_builds, config_path
 from dltemplate.config.root import JOB_TYPES
 
 
@@ -17,7 +18,7 @@ def declare_run(args: argparse.Namespace, jobs: Sequence[str]) -> None:
     """
     from dltemplate import registry_edit
 
-    overrides = parse_sets(args.sets)
+    overrides = set_overrides(args)
     config = config_path(args.config)
     entry = registry_edit.run_entry(args.desc, config, jobs, overrides)
     where = (args.registry, args.proj, args.exp, args.name)

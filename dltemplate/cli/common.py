@@ -14,17 +14,6 @@ WORKFLOW_CONFIG = "configs/workflow.yaml"
 SET_SOURCE = "--set on the command line"
 
 
-def _assignment(text: str) -> str:
-    """argparse type of `--set`: refuses a value without '=' as a usage error, at once."""
-    from dltemplate.config.values import parse_assignment
-
-    try:
-        parse_assignment(text, SET_SOURCE)
-    except UserError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 def add_set_option(parser: argparse.ArgumentParser) -> None:
     """`--set PATH=VALUE`, repeatable, into `args.sets` (read them with `set_overrides`)."""
     parser.add_argument(
@@ -32,7 +21,6 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         dest="sets",
-        type=_assignment,
         metavar="PATH=VALUE",
         help="override a config value by its dotted path (repeatable), e.g. "
         "--set task_wrapper.lr=0.01 --set trainer.max_epochs=5; the value is read as YAML",

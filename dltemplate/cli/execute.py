@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dltemplate.cli.add_run import declare_run
-from dltemplate.cli.options import REGISTRY_DIR, add_run_options, config_path, parse_sets
+from dltemplate.cli.common import set_overrides
+from dltemplate.cli.options import REGISTRY_DIR, add_run_options, config_path
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
 from dltemplate.registry import Run
@@ -34,7 +35,7 @@ def check_matches(run: Run, args: argparse.Namespace) -> None:
             f"not {args.desc!r}; {hint}"
         )
     if args.config is not None or args.sets:
-        overrides = parse_sets(args.sets)
+        overrides = set_overrides(args)
         if overrides != dict(run.overrides):
             raise UserError(
                 f"Run {run.key} is declared with overrides {dict(run.overrides)} "

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dltemplate.cli.common import add_set_option
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
 
 REGISTRY_DIR = "configs/projects"
 # Floats as YAML 1.2 reads them; PyYAML (YAML 1.1) reads `1e-3` as text.
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 
 
 def add_registry_option(parser: argparse.ArgumentParser) -> None:
@@ -46,15 +45,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, declaring: bool = True) 
         metavar="JOBS",
         help="comma-separated job types (default: fit,test,predict)",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        dest="sets",
-        metavar="PATH=VALUE",
-        help="override a config value by its dotted path (repeatable), "
-        "e.g. --set task_wrapper.lr=0.01",
-    )
+    add_set_option(parser)
     parser.add_argument(
         "--no-check",
         action="store_true",
@@ -73,21 +64,6 @@ def parse_jobs(text: str) -> tuple[str, ...]:
             f"use a comma-separated subset of {','.join(JOB_TYPES)}"
         )
     return tuple(j for j in JOB_TYPES if j in jobs)
-
-
-def parse_sets(sets: Sequence[str]) -> dict[str, Any]:
-    """`--set path=value` options as an overrides mapping; a path given twice is an error."""
-    from dltemplate.config.values import parse_assignment
-
-    overrides: dict[str, Any] = {}
-    for text in sets:
-        path, value = parse_assignment(text, source="--set")
-        if isinstance(value, str) and _FLOAT.fullmatch(value):
-            value = float(value)
-        if path in overrides:
-            raise UserError(f"--set {path}=... is given twice; keep one")
-        overrides[path] = value
-    return overrides
 
 
 def config_path(config: str) -> str:

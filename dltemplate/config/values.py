@@ -14,6 +14,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from dltemplate.errors import OverrideError
+from dltemplate.yaml12 import safe_load
 
 
 def parse_assignment(text: str, source: str = "the command line") -> tuple[str, Any]:
@@ -26,7 +27,7 @@ def parse_assignment(text: str, source: str = "the command line") -> tuple[str, 
             "e.g. --set task_wrapper.lr=0.01"
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw  # not YAML: keep the text; the type check decides
     return path, value
@@ -120,7 +121,7 @@ def _convert(value: Any, hint: Any) -> Any:
         if isinstance(value, int | float):
             return float(value)
         if isinstance(value, str):
-            return float(value)  # YAML 1.1 reads '1e-3' as text
+            return float(value)  # text such as '0.5' quoted in YAML
         raise TypeError("")
     if hint is str:
         if isinstance(value, str):

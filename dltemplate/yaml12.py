@@ -1,0 +1,28 @@
+"""PyYAML's safe loader with YAML 1.2 floats, so `1e-3` is a number, as researchers write it.
+
+PyYAML follows YAML 1.1, where a float needs a dot (`1.0e-3`) and `1e-3` is text; ruamel.yaml
+(used to edit the registry) follows 1.2. Reading both the same way keeps the registry, `--set`
+and the records in agreement.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+
+class SafeLoader12(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads `1e-3`, `2E5`, `-1.5e+2` as floats."""
+
+
+SafeLoader12.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def safe_load(text: str) -> Any:
+    return yaml.load(text, Loader=SafeLoader12)
