@@ -18,10 +18,6 @@ from typing import Any
 from dltemplate.errors import UserError
 from dltemplate.records import write_text_atomic
 
-# The file name of a fit's metrics once all its attempts are merged into one (the resume work
-# writes it); without it, every metrics.csv under metrics/<job>/ is read, oldest first.
-MERGED_METRICS_NAMES = ("metrics_merged.csv", "merged.csv")
-
 FIGURE_DPI = 100
 
 
@@ -30,17 +26,19 @@ FIGURE_DPI = 100
 
 
 def metrics_files(run_dir: str | Path, job: str = "fit") -> list[Path]:
-    """The metrics CSVs of a run's `job`, in the order they were written.
-
-    The merged CSV of all attempts when there is one; else every `metrics.csv` below
-    `metrics/<job>/` (one per attempt), oldest first.
-    """
+    """The metrics CSVs of a run's `job`: `metrics/<job>/metrics.csv`, which merges every
+    attempt of a resumed fit, or else the attempts' own CSVs (`attempt-<n>/metrics.csv`), in
+    order."""
     folder = Path(run_dir) / "metrics" / job
-    for name in MERGED_METRICS_NAMES:
-        merged = folder / name
-        if merged.is_file():
-            return [merged]
-    return sorted(folder.rglob("metrics.csv"), key=lambda p: (p.stat().st_mtime, str(p)))
+    merged = folder / "metrics.csv"
+    if merged.is_file():
+        return [merged]
+
+    def attempt(path: Path) -> tuple[int, str]:
+        number = path.parent.name.removeprefix("attempt-")
+        return (int(number) if number.isdigit() else 0, str(path))
+
+    return sorted(folder.glob("attempt-*/metrics.csv"), key=attempt)
 
 
 def _number(text: str | None) -> float | None:

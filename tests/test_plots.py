@@ -37,13 +37,11 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def write_attempts(run_dir: Path, *attempts: str) -> None:
-    import os
-
+    """Each attempt's CSV log of a resumed fit, as metrics/fit/attempt-<n>/metrics.csv."""
     for i, text in enumerate(attempts):
         path = run_dir / "metrics" / "fit" / f"attempt-{i + 1}" / "metrics.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        os.utime(path, (1000 + i, 1000 + i))  # written one after the other
 
 
 def test_epoch_rows_merge_train_and_val_and_later_attempts_win(tmp_path: Path) -> None:
@@ -55,9 +53,9 @@ def test_epoch_rows_merge_train_and_val_and_later_attempts_win(tmp_path: Path) -
     assert rows[2]["val/loss"] == 0.40
 
 
-def test_a_merged_csv_is_read_alone(tmp_path: Path) -> None:
+def test_the_merged_csv_is_read_alone(tmp_path: Path) -> None:
     write_attempts(tmp_path, ATTEMPT_1)
-    merged = tmp_path / "metrics" / "fit" / plots.MERGED_METRICS_NAMES[0]
+    merged = tmp_path / "metrics" / "fit" / "metrics.csv"
     merged.write_text(ATTEMPT_2)
     assert plots.metrics_files(tmp_path) == [merged]
     assert [r["epoch"] for r in plots.read_epoch_metrics(tmp_path)] == [1, 2]

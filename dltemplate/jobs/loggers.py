@@ -76,12 +76,18 @@ def check_logger_names(names: Sequence[str]) -> list[str]:
 
 
 def make_loggers(
-    names: Sequence[str], run_dir: str | Path, job: str, *, resuming: bool = False
+    names: Sequence[str],
+    run_dir: str | Path,
+    job: str,
+    *,
+    resuming: bool = False,
+    csv_version: str | None = None,
 ) -> list[Logger]:
     """The Lightning loggers for `job` of the run in `run_dir`.
 
     `resuming` says that a fit continues from a checkpoint of an earlier attempt: it then
-    appends to that attempt's tracker runs instead of starting new ones.
+    appends to that attempt's tracker runs instead of starting new ones. The CSV log goes to
+    `metrics/<csv_version or job>/`.
     """
     names = check_logger_names(names)
     if job == "predict":
@@ -92,7 +98,7 @@ def make_loggers(
     loggers: list[Logger] = []
     for name in names:
         if name == "csv":
-            loggers.append(csv_logger(run_dir, job))
+            loggers.append(csv_logger(run_dir, csv_version or job))
         elif name == "tensorboard":
             loggers.append(tensorboard_logger(run_dir, job))
         elif name == "mlflow":
@@ -107,8 +113,8 @@ def make_loggers(
     return loggers
 
 
-def csv_logger(run_dir: Path, job: str) -> CSVLogger:
-    return CSVLogger(save_dir=str(run_dir), name="metrics", version=job)
+def csv_logger(run_dir: Path, version: str) -> CSVLogger:
+    return CSVLogger(save_dir=str(run_dir), name="metrics", version=version)
 
 
 def tensorboard_logger(run_dir: Path, job: str) -> Logger:
