@@ -176,6 +176,11 @@ def best_epoch(
     return int(pick(values, key=lambda ev: ev[1])[0])
 
 
+def _spans_decades(rows: Sequence[Mapping[str, float]], columns: Sequence[str]) -> bool:
+    values = [r[c] for r in rows for c in columns if c in r]
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 100
+
+
 def plot_learning_curves(
     rows: Sequence[Mapping[str, float]],
     out: str | Path,
@@ -208,6 +213,8 @@ def plot_learning_curves(
             xs, ys = zip(*points, strict=True)
             style = "-" if column.startswith("train") else "-o"
             ax.plot(xs, ys, style, label=column, markersize=3)
+        if name == "loss" and _spans_decades(rows, series):
+            ax.set_yscale("log")  # a loss falling by orders of magnitude is flat on a linear axis
         if best is not None:
             ax.axvline(best + 1, color="0.5", linestyle="--", linewidth=1, label="best epoch")
         ax.set_title(name)

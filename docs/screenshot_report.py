@@ -18,8 +18,11 @@ import tempfile
 from pathlib import Path
 
 
-def view_script(category: str | None, subcategory: str | None, result: str | None) -> str:
-    """JavaScript that opens a category (and subcategory) in the menu and shows a result."""
+def view_script(
+    category: str | None, subcategory: str | None, result: str | None, info: bool = False
+) -> str:
+    """JavaScript that opens a category (and subcategory) in the menu and shows a result;
+    with `info`, the menu shows the result's caption instead."""
     view: dict[str, str] = {}
     if category:
         view = {"navbarMode": "subcategory" if subcategory else "category", "category": category}
@@ -32,6 +35,8 @@ def view_script(category: str | None, subcategory: str | None, result: str | Non
             "view.content = results[r].mime_type.startsWith('image/') ? 'img' : 'html';"
             "view.contentPath = results[r].data_uri; view.resultPath = r;"
         )
+        if info:
+            show += "view.navbarMode = 'resultinfo';"
     return (
         f"<script>setTimeout(function() {{ var view = {json.dumps(view)}; {show} "
         "app.setView(view); }, 300);</script>"
@@ -45,6 +50,7 @@ def screenshot(
     category: str | None = None,
     subcategory: str | None = None,
     result: str | None = None,
+    info: bool = False,
     size: str = "1400,900",
 ) -> Path:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -54,7 +60,7 @@ def screenshot(
         page = Path(tmp) / "report.html"
         text = report.read_text(encoding="utf-8")
         end = text.rfind("</body>")  # the page's own; embedded scripts hold the string too
-        script = view_script(category, subcategory, result)
+        script = view_script(category, subcategory, result, info)
         page.write_text(text[:end] + script + text[end:], encoding="utf-8")
         subprocess.run(
             [
@@ -86,6 +92,7 @@ def main() -> None:
     parser.add_argument("--category")
     parser.add_argument("--subcategory")
     parser.add_argument("--result", help="the result's path, as the report lists it")
+    parser.add_argument("--info", action="store_true", help="show the result's caption")
     parser.add_argument("--size", default="1400,900")
     args = parser.parse_args()
     screenshot(
@@ -94,6 +101,7 @@ def main() -> None:
         category=args.category,
         subcategory=args.subcategory,
         result=args.result,
+        info=args.info,
         size=args.size,
     )
 
