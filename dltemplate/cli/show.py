@@ -13,6 +13,7 @@ from dltemplate.names import check_name
 
 REGISTRY_DIR = "configs/projects"
 JOBS = ("fit", "test", "predict")
+STATE_STYLE = {"done": "green", "running": "cyan", "stale": "yellow", "failed": "red"}
 
 
 def parse_run_key(text: str) -> tuple[str, str, str]:
@@ -52,18 +53,17 @@ def _human(size: float) -> str:
 
 
 def _job_facts(job: str, record: dict[str, Any]) -> str:
+    def name(path: Any) -> str:
+        return Path(str(path)).name if path else "-"
+
     if job == "fit":
-        facts = [
-            f"{record.get('epochs')} epochs",
-            f"{record.get('global_step')} steps",
-            f"{record.get('fit_seconds')} s",
-            f"best: {record.get('best_checkpoint')}",
-        ]
-    elif job == "test":
-        facts = [f"checkpoint: {record.get('checkpoint')}"]
-    else:
-        facts = [f"{record.get('rows')} rows -> {record.get('predictions')}"]
-    return ", ".join(facts)
+        return (
+            f"{record.get('epochs')} epochs, {record.get('global_step')} steps, "
+            f"kept {name(record.get('best_checkpoint'))}"
+        )
+    if job == "test":
+        return f"from {name(record.get('checkpoint'))}"
+    return f"{record.get('rows')} rows in {name(record.get('predictions'))}"
 
 
 def _hparams_tree(tree: Any, data: Any) -> None:
@@ -86,6 +86,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.tree import Tree
 
     from dltemplate.registry import load_registry
+    from dltemplate.run_records import job_record_path
+    from dltemplate.run_status import run_statuses
 
     proj, exp, name = parse_run_key(args.run)
     folder = Path("results", proj, exp, name)
@@ -114,22 +116,54 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         table.add_row("registry", f"not declared in {args.registry} (its folder remains)")
     table.add_row("folder", str(folder))
+    console.print(table)
+
+    # Each job: its state, its record (when, where, which commit) and what its .done says.
+    states = {}
+    if run is not None:
+        states = run_statuses([run], check_stale=False)[0].get(run.key, {})
+    jobs = Table(title="jobs", title_justify="left")
+    for column in ("job", "state", "started", "seconds", "where", "result"):
+        jobs.add_column(column)
     records: dict[str, dict[str, Any]] = {}
     for job in JOBS:
         record = _read_json(folder / f"{job}.done")
         if record is not None:
             records[job] = record
-            table.add_row(job, f"[green]done[/] {_job_facts(job, record)}")
-        elif run is not None and job not in run.jobs:
-            table.add_row(job, "[dim]not declared[/]")
+        log = _read_json(job_record_path(folder, job)) or {}
+        if job in states:
+            state = states[job].status
+            reason = states[job].reason
+        elif record is not None:
+            state, reason = "done", ""
         else:
-            table.add_row(job, "[yellow]not run[/]")
+            state = "not declared" if run is not None else (log.get("status") or "not run")
+            reason = ""
+        git = log.get("git") or {}
+        commit = (git.get("commit") or "")[:8] + ("+changes" if git.get("dirty") else "")
+        where = "@".join(p for p in (str(log.get("host") or ""), commit) if p)
+        result = _job_facts(job, record) if record is not None else reason
+        jobs.add_row(
+            job,
+            f"[{STATE_STYLE.get(state, 'white')}]{state}[/]",
+            str(log.get("started") or ""),
+            str(log.get("seconds") or ""),
+            where,
+            result,
+        )
+    console.print(jobs)
+
+    trackers = Table(title="tracker runs", title_justify="left")
+    for column in ("job", "tracker", "run", "where"):
+        trackers.add_column(column)
     for tracker_file in sorted((folder / "trackers").glob("*.json")):
         for tracker, info in (_read_json(tracker_file) or {}).items():
-            ident = info.get("run_id") or info.get("id") if isinstance(info, dict) else info
-            where = info.get("tracking_uri") or info.get("mode") if isinstance(info, dict) else ""
-            table.add_row(f"{tracker} ({tracker_file.stem})", f"{ident} [dim]{where}[/]")
-    console.print(table)
+            if isinstance(info, dict):
+                ident = info.get("run_id") or info.get("id") or ""
+                where = info.get("tracking_uri") or info.get("mode") or ""
+                trackers.add_row(tracker_file.stem, tracker, str(ident), str(where))
+    if trackers.row_count:
+        console.print(trackers)
 
     # Metrics: the fit's last values and the test's, side by side.
     fit_metrics = records.get("fit", {}).get("metrics", {})
