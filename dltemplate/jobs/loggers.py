@@ -193,8 +193,11 @@ def mlflow_logger(run_dir: Path, job: str, stored: dict[str, Any]) -> tuple[Logg
 
 
 def wandb_logger(run_dir: Path, job: str, stored: dict[str, Any]) -> tuple[Logger, dict]:
+    import wandb
     from lightning.pytorch.loggers import WandbLogger
 
+    if wandb.run is not None:  # an earlier job in this process (not under Snakemake): close it
+        wandb.finish()
     proj, exp, run = run_names(run_dir)
     run_id = stored.get("id") or secrets.token_hex(4)  # W&B ids: lowercase letters and digits
     mode = os.environ.get("WANDB_MODE", "offline")  # offline unless the user says otherwise
