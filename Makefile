@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format bench clean-results
+.PHONY: help setup demo report test test-fast lint format bench clean-results
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,6 +24,10 @@ setup: $(BIN)/.installed  ## create .venv and install the project with its depen
 demo: setup  ## run the example project (digits/baseline: mlp and cnn, fit -> test -> predict)
 	$(BIN)/snakemake --cores $(CORES) results/digits/baseline/summary.csv
 	$(BIN)/python main.py ls -p digits -e baseline
+
+report: setup  ## build every run and its plots, then report.html (open it in a browser)
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report report.html
 
 test: setup  ## run the whole test suite (the slow workflow tests included)
 	$(BIN)/pytest

@@ -63,6 +63,22 @@ def all_targets(registry: Registry) -> list[str]:
     return targets
 
 
+def run_plot_targets(run: Run) -> list[str]:
+    """A run's plots: learning curves once it is fitted, a confusion matrix once it is tested."""
+    plots = {"fit": "learning_curves.png", "test": "confusion_matrix.png"}
+    return [f"{run.folder}/plots/{plots[job]}" for job in run.jobs if job in plots]
+
+
+def plot_targets(registry: Registry) -> list[str]:
+    """Every run's plots, and every experiment's comparison chart (the report shows them)."""
+    targets = [t for run in registry.runs() for t in run_plot_targets(run)]
+    for project in registry.projects.values():
+        for exp in project.experiments.values():
+            if exp.runs:
+                targets.append(f"results/{project.name}/{exp.name}/plots/comparison.png")
+    return targets
+
+
 def job_params(run: Run, default_seed: int) -> dict[str, Any]:
     """Plain parameters for a job script. A change in them reruns the job (Snakemake's
     `params` trigger), so they hold exactly what shapes the run."""

@@ -39,6 +39,14 @@ def get_fit_inputs(wildcards):
     return targets.fit_inputs(REGISTRY, get_run(wildcards))
 
 
+def get_test_done(wildcards):
+    return targets.job_done(get_run(wildcards), "test")
+
+
+def get_plot_targets():
+    return targets.plot_targets(REGISTRY)
+
+
 def get_experiment_targets(wildcards):
     return targets.experiment_targets(REGISTRY, wildcards.proj, wildcards.exp)
 

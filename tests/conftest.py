@@ -82,7 +82,7 @@ experiments:
 def make_project(root: Path, registry: str = TINY_REGISTRY) -> Project:
     """Copy the workflow and configs into `root`; the registry holds only project `tiny`."""
     root.mkdir(parents=True)
-    for name in ("Snakefile", "rules", "scripts", "profiles", "envs", "main.py"):
+    for name in ("Snakefile", "rules", "scripts", "profiles", "envs", "report", "main.py"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, root / name)

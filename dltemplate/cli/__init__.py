@@ -10,10 +10,10 @@ import argparse
 import sys
 import traceback
 
-from dltemplate.cli import add_exp, add_run, execute, hparams, init, ls, rm
+from dltemplate.cli import add_exp, add_run, execute, hparams, init, ls, rm, show
 from dltemplate.errors import UserError
 
-COMMANDS = [init, add_exp, add_run, execute, ls, rm, hparams]
+COMMANDS = [init, add_exp, add_run, execute, ls, rm, hparams, show]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.jobs.common import build_for_job, fitted_checkpoint
+from dltemplate.jobs.confusion import ConfusionCounter
 from dltemplate.jobs.fit import scalar_metrics
 from dltemplate.jobs.trainer import make_trainer
 from dltemplate.records import portable_path, write_json_atomic
@@ -23,10 +24,16 @@ def test_run(
     done_file: str | Path,
     source: str = "the registry",
 ) -> dict[str, Any]:
-    """Test the run's best checkpoint; write `done_file` with `{"metrics": {"test/...": ...}}`."""
+    """Test the run's best checkpoint; write `done_file` with `{"metrics": {"test/...": ...}}`.
+
+    For a classifier the record also names `test_confusion.csv`, the test set's confusion counts.
+    """
     checkpoint = fitted_checkpoint(fit_done)
     built = build_for_job("test", config_file, overrides, seed, threads, source)
-    trainer = make_trainer(built.trainer_kwargs, run_dir, "test")
+    counter = ConfusionCounter()
+    settings = dict(built.trainer_kwargs)
+    settings["callbacks"] = [*settings.get("callbacks", []), counter]
+    trainer = make_trainer(settings, run_dir, "test")
     trainer.test(
         built.task_wrapper,
         datamodule=built.data_wrapper,
@@ -37,6 +44,9 @@ def test_run(
         "checkpoint": portable_path(checkpoint),
         "metrics": scalar_metrics(trainer.callback_metrics),
     }
+    confusion = Path(run_dir) / "test_confusion.csv"
+    if trainer.is_global_zero and counter.write_csv(confusion):
+        record["confusion_matrix"] = portable_path(confusion)
     write_json_atomic(done_file, record)
     return record
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-from lightning.pytorch.loggers import CSVLogger
 
+from dltemplate.jobs.loggers import make_loggers
 from dltemplate.jobs.progress import PlainProgress
 
 # Keys of the trainer getter's dict that are the template's, not lightning.Trainer's.
-TEMPLATE_KEYS = ("monitor", "monitor_mode")
+TEMPLATE_KEYS = ("monitor", "monitor_mode", "loggers")
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -48,11 +48,9 @@ def make_trainer(settings: Mapping[str, Any], run_dir: str | Path, job: str) -> 
         )
     logger = kwargs.pop("logger", None)
     if logger is None:
-        logger = (
-            CSVLogger(save_dir=str(run_dir), name="metrics", version=job)
-            if job != "predict"
-            else False
-        )
+        resuming = job == "fit" and (checkpoint_dir(run_dir) / "last.ckpt").is_file()
+        names = settings.get("loggers", ("csv",))
+        logger = make_loggers(names, run_dir, job, resuming=resuming) or False
     return L.Trainer(
         default_root_dir=str(run_dir),
         logger=logger,

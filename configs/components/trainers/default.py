@@ -1,8 +1,9 @@
 """Getter for the Trainer settings that describe the experiment.
 
 Returns `lightning.Trainer` arguments. The job adds what belongs to the run: its folder,
-loggers, checkpointing and progress reporting. Two keys are the template's own: `monitor` and
-`monitor_mode` pick the best checkpoint.
+checkpointing and progress reporting. Three keys are the template's own: `monitor` and
+`monitor_mode` pick the best checkpoint, and `loggers` names the experiment trackers the jobs
+log to (any of "csv", "tensorboard", "mlflow", "wandb"; see dltemplate/jobs/loggers.py).
 """
 
 
@@ -18,6 +19,7 @@ def get_trainer(
     monitor_mode: str = "min",
     limit_train_batches: float | int = 1.0,
     limit_val_batches: float | int = 1.0,
+    loggers: tuple[str, ...] = ("csv",),  # e.g. ("csv", "tensorboard", "mlflow", "wandb")
 ) -> dict:
     return {
         "max_epochs": max_epochs,
@@ -31,4 +33,5 @@ def get_trainer(
         "limit_train_batches": limit_train_batches,
         "limit_val_batches": limit_val_batches,
         "log_every_n_steps": 10,
+        "loggers": loggers,
     }

@@ -1,0 +1,435 @@
+"""Plots and tables of runs and experiments: learning curves, confusion matrices, comparisons.
+
+Everything here reads files that the jobs wrote (metrics CSVs, `.done` records, `summary.csv`)
+and draws with matplotlib's headless Agg backend: no torch, no display. matplotlib itself is
+imported only inside the drawing functions, so reading metrics stays cheap.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dltemplate.errors import UserError
+from dltemplate.records import write_text_atomic
+
+FIGURE_DPI = 100
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def metrics_files(run_dir: str | Path, job: str = "fit") -> list[Path]:
+    """The metrics CSVs of a run's `job`: `metrics/<job>/metrics.csv`, which merges every
+    attempt of a resumed fit, or else the attempts' own CSVs (`attempt-<n>/metrics.csv`), in
+    order."""
+    folder = Path(run_dir) / "metrics" / job
+    merged = folder / "metrics.csv"
+    if merged.is_file():
+        return [merged]
+
+    def attempt(path: Path) -> tuple[int, str]:
+        number = path.parent.name.removeprefix("attempt-")
+        return (int(number) if number.isdigit() else 0, str(path))
+
+    return sorted(folder.glob("attempt-*/metrics.csv"), key=attempt)
+
+
+def _number(text: str | None) -> float | None:
+    if text is None or text.strip() == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def read_epoch_metrics(run_dir: str | Path, job: str = "fit") -> list[dict[str, float]]:
+    """One row per epoch: `{"epoch": 0.0, "step": 19.0, "train/loss": ..., "val/acc": ...}`.
+
+    Lightning's CSV logger writes the train and validation values of an epoch on separate rows;
+    they are merged by epoch, and a later row (or a later attempt) wins for the same key. Rows
+    without an epoch are skipped.
+    """
+    by_epoch: dict[int, dict[str, float]] = {}
+    for path in metrics_files(run_dir, job):
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                epoch = _number(row.get("epoch"))
+                if epoch is None:
+                    continue
+                merged = by_epoch.setdefault(int(epoch), {"epoch": float(int(epoch))})
+                for key, text in row.items():
+                    value = _number(text)
+                    if key and key != "epoch" and value is not None:
+                        merged[key] = value
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def read_json_record(path: str | Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist; run the job that writes it first") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc}); rerun the job that wrote it") from None
+
+
+def read_confusion(path: str | Path) -> tuple[list[str], list[list[int]]]:
+    """A confusion-count CSV (rows: true class, columns: predicted class) -> labels, counts."""
+    with Path(path).open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return [], []
+    labels = rows[0][1:]
+    counts = [[int(v) for v in row[1:]] for row in rows[1:]]
+    return labels, counts
+
+
+def read_summary(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    """`summary.csv` -> (columns, rows). Columns are read as they come: any sweep columns too."""
+    with Path(path).open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def test_metric_columns(columns: Iterable[str]) -> list[str]:
+    """The `test/*` columns, losses first."""
+    metrics = [c for c in columns if c.startswith("test/")]
+    return sorted(metrics, key=lambda c: (not c.endswith("loss"), c))
+
+
+test_metric_columns.__test__ = False  # not a pytest test, despite its name
+
+
+def lower_is_better(metric: str) -> bool:
+    name = metric.rsplit("/", 1)[-1].lower()
+    return "loss" in name or name in {"mae", "mse", "rmse", "error", "err", "wer", "cer"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: str | Path) -> None:
+    """Save to a temporary file beside `out`, then rename: a failed plot leaves no PNG."""
+    plt = _pyplot()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=FIGURE_DPI, bbox_inches="tight")
+        tmp.replace(out)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+
+
+def _message_figure(title: str, message: str):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 2.2))
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=11, color="0.3")
+    return fig
+
+
+def curve_panels(columns: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """Group metric columns into panels: all losses together, then one panel per other metric
+    name with its train/val variants (`val/acc` and `train/acc` share the panel `acc`)."""
+    panels: dict[str, list[str]] = {}
+    for column in columns:
+        if column in ("epoch", "step") or "/" not in column:
+            continue
+        stage, name = column.split("/", 1)
+        if stage not in ("train", "val"):
+            continue
+        key = "loss" if name.endswith("loss") else name
+        panels.setdefault(key, []).append(column)
+    ordered = sorted(panels, key=lambda k: (k != "loss", k))
+    return [(k, sorted(panels[k], key=lambda c: (not c.startswith("train"), c))) for k in ordered]
+
+
+def best_epoch(
+    rows: Sequence[Mapping[str, float]], monitor: str | None, mode: str = "min"
+) -> int | None:
+    values = [(r["epoch"], r[monitor]) for r in rows if monitor and monitor in r]
+    if not values:
+        return None
+    pick = min if mode == "min" else max
+    return int(pick(values, key=lambda ev: ev[1])[0])
+
+
+def _spans_decades(rows: Sequence[Mapping[str, float]], columns: Sequence[str]) -> bool:
+    values = [r[c] for r in rows for c in columns if c in r]
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 100
+
+
+def plot_learning_curves(
+    rows: Sequence[Mapping[str, float]],
+    out: str | Path,
+    *,
+    title: str = "",
+    monitor: str | None = None,
+    monitor_mode: str = "min",
+) -> Path:
+    """Draw train/val curves per epoch, one panel per metric, into the PNG `out`.
+
+    The best epoch by `monitor` (the checkpoint that test and predict use) is marked.
+    """
+    columns = sorted({k for r in rows for k in r})
+    panels = curve_panels(columns)
+    if not rows or not panels:
+        fig = _message_figure(title, "No per-epoch train/val metrics were logged for this run.")
+        _save(fig, out)
+        return Path(out)
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    n = len(panels)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows), squeeze=False)
+    best = best_epoch(rows, monitor, monitor_mode)
+    for ax, (name, series) in zip(axes.flat, panels, strict=False):
+        for column in series:
+            points = [(r["epoch"] + 1, r[column]) for r in rows if column in r]
+            xs, ys = zip(*points, strict=True)
+            style = "-" if column.startswith("train") else "-o"
+            ax.plot(xs, ys, style, label=column, markersize=3)
+        if name == "loss" and _spans_decades(rows, series):
+            ax.set_yscale("log")  # a loss falling by orders of magnitude is flat on a linear axis
+        if best is not None:
+            ax.axvline(best + 1, color="0.5", linestyle="--", linewidth=1, label="best epoch")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, out)
+    return Path(out)
+
+
+def plot_confusion_matrix(
+    labels: Sequence[str], counts: Sequence[Sequence[int]], out: str | Path, *, title: str = ""
+) -> Path:
+    """Draw a confusion matrix (rows: true class, columns: predicted) with counts in the cells;
+    colours are row-normalised so each true class reads as its recall."""
+    if not counts:
+        fig = _message_figure(title, "No confusion matrix: the test outputs were not class scores.")
+        _save(fig, out)
+        return Path(out)
+    plt = _pyplot()
+    n = len(labels)
+    size = min(3 + 0.45 * n, 14)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    totals = [max(1, sum(row)) for row in counts]
+    normalised = [[v / t for v in row] for row, t in zip(counts, totals, strict=True)]
+    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if n <= 30:  # beyond that the numbers do not fit in the cells
+        for i, row in enumerate(counts):
+            for j, value in enumerate(row):
+                if value:
+                    colour = "white" if normalised[i][j] > 0.5 else "black"
+                    ax.text(j, i, str(value), ha="center", va="center", fontsize=8, color=colour)
+    ticks = list(range(n))
+    ax.set_xticks(ticks, labels, fontsize=8)
+    ax.set_yticks(ticks, labels, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    total = sum(sum(row) for row in counts)
+    correct = sum(counts[i][i] for i in range(min(n, len(counts))))
+    accuracy = f"accuracy {correct / total:.4f} ({correct}/{total})" if total else ""
+    ax.set_title(f"{title}\n{accuracy}" if title else accuracy)
+    fig.tight_layout()
+    _save(fig, out)
+    return Path(out)
+
+
+def plot_comparison(
+    columns: Sequence[str], rows: Sequence[Mapping[str, str]], out: str | Path, *, title: str = ""
+) -> Path:
+    """One horizontal bar panel per test metric, a bar per run; the best run's bar is darker."""
+    metrics = test_metric_columns(columns)
+    runs = [r.get("run", "?") for r in rows]
+    if not rows or not metrics:
+        fig = _message_figure(title, "No test metrics yet: no run of this experiment was tested.")
+        _save(fig, out)
+        return Path(out)
+    plt = _pyplot()
+    n = len(metrics)
+    height = max(2.4, 0.35 * len(runs) + 1.2)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, height), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics, strict=True):
+        values = [_number(r.get(metric)) for r in rows]
+        present = [v for v in values if v is not None]
+        best = (min if lower_is_better(metric) else max)(present) if present else None
+        colours = ["tab:blue" if v is not None and v == best else "lightsteelblue" for v in values]
+        positions = list(range(len(runs)))
+        ax.barh(positions, [v if v is not None else 0 for v in values], color=colours)
+        for y, v in zip(positions, values, strict=True):
+            ax.text(
+                v if v is not None else 0,
+                y,
+                f" {v:.4g}" if v is not None else " n/a",
+                va="center",
+                fontsize=8,
+            )
+        ax.set_yticks(positions, runs, fontsize=8)
+        ax.invert_yaxis()  # first run on top, as in the summary table
+        arrow = "lower is better" if lower_is_better(metric) else "higher is better"
+        ax.set_title(f"{metric} ({arrow})", fontsize=10)
+        ax.margins(x=0.25)
+        ax.grid(axis="x", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, out)
+    return Path(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables (self-contained HTML: the Snakemake report shows HTML results inline)
+
+_TABLE_STYLE = (
+    "body{font-family:sans-serif;font-size:13px;margin:8px}"
+    "table{border-collapse:collapse}"
+    "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}"
+    "td.best{font-weight:bold;background:#e6f0ff}"
+)
+
+
+def _format(value: Any) -> str:
+    number = _number(value) if isinstance(value, str) else value
+    if isinstance(number, float):
+        if number.is_integer() and abs(number) < 1e9:
+            return str(int(number))
+        return f"{number:.4g}"
+    return "" if value is None else str(value)
+
+
+def html_table(
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str = "",
+    best_of: Iterable[str] = (),
+) -> str:
+    """A standalone HTML page holding one table; in the `best_of` columns the best value is
+    highlighted (lowest for losses and errors, highest otherwise)."""
+    best: dict[str, float] = {}
+    for column in best_of:
+        values = [v for r in rows if (v := _number(str(r.get(column, "")))) is not None]
+        if values:
+            best[column] = (min if lower_is_better(column) else max)(values)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            number = _number(str(value)) if value is not None else None
+            marked = column in best and number is not None and number == best[column]
+            css = ' class="best"' if marked else ""
+            cells.append(f"<td{css}>{html.escape(_format(value))}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    heading = f"<h3>{html.escape(title)}</h3>" if title else ""
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_TABLE_STYLE}</style></head><body>{heading}"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        "</body></html>\n"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# What the Snakemake steps call
+
+
+def _run_title(run_dir: Path) -> str:
+    parts = run_dir.parts[-3:]
+    return "/".join(parts)
+
+
+def _monitor(run_dir: Path) -> tuple[str | None, str]:
+    """The metric and mode that picked the best checkpoint, from the run's hparams.yaml."""
+    import yaml
+
+    try:
+        hparams = yaml.safe_load((run_dir / "hparams.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None, "min"
+    trainer = hparams.get("trainer") if isinstance(hparams, dict) else None
+    if not isinstance(trainer, dict):
+        return None, "min"
+    return trainer.get("monitor"), trainer.get("monitor_mode", "min")
+
+
+def write_run_curves(
+    *, run_dir: str | Path, curves_png: str | Path, epochs_html: str | Path
+) -> list[dict[str, float]]:
+    """A run's learning curves (PNG) and its per-epoch metrics table (HTML)."""
+    run_dir = Path(run_dir)
+    rows = read_epoch_metrics(run_dir, "fit")
+    monitor, mode = _monitor(run_dir)
+    title = _run_title(run_dir)
+    plot_learning_curves(rows, curves_png, title=title, monitor=monitor, monitor_mode=mode)
+    columns = ["epoch", "step", *sorted({k for r in rows for k in r} - {"epoch", "step"})]
+    shown = [{**r, "epoch": r["epoch"] + 1} for r in rows]  # epochs count from 1, as in logs
+    best_of = [c for c in columns if c.startswith("val/")]
+    table = html_table(columns, shown, title=f"{title}: metrics per epoch", best_of=best_of)
+    write_text_atomic(epochs_html, table)
+    return rows
+
+
+def write_run_confusion(*, test_done: str | Path, out_png: str | Path) -> Path:
+    """The confusion matrix that the test job counted (named in `test.done`), as a PNG."""
+    record = read_json_record(test_done)
+    title = f"{_run_title(Path(test_done).parent)}: test set"
+    path = record.get("confusion_matrix")
+    if not path:
+        return plot_confusion_matrix([], [], out_png, title=title)
+    if not Path(path).is_file():
+        raise UserError(
+            f"{test_done} names the confusion counts {path}, which do not exist; "
+            f"rerun the test: snakemake -R test {test_done}"
+        )
+    labels, counts = read_confusion(path)
+    return plot_confusion_matrix(labels, counts, out_png, title=title)
+
+
+def write_experiment_comparison(
+    *, summary_csv: str | Path, comparison_png: str | Path, summary_html: str | Path
+) -> None:
+    """An experiment's comparison chart of the runs' test metrics, and its summary as HTML."""
+    summary_csv = Path(summary_csv)
+    columns, rows = read_summary(summary_csv)
+    title = "/".join(summary_csv.parent.parts[-2:])
+    plot_comparison(columns, rows, comparison_png, title=f"{title}: test metrics per run")
+    write_text_atomic(
+        summary_html,
+        html_table(columns, rows, title=f"{title}: summary", best_of=test_metric_columns(columns)),
+    )

@@ -1,0 +1,159 @@
+"""Plots and tables from the files the jobs write (layer 1: the package on tmp_path)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dltemplate import plots
+from dltemplate.errors import UserError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# Lightning's CSVLogger: train and val values of an epoch on separate rows.
+ATTEMPT_1 = """\
+epoch,step,train/loss,val/acc,val/loss
+0,19,,0.50,1.50
+0,19,1.80,,
+1,39,,0.70,1.00
+1,39,1.20,,
+"""
+# A resumed attempt: epoch 1 again (it was cut off after validation), then epoch 2.
+ATTEMPT_2 = """\
+epoch,step,train/loss,val/acc,val/loss
+1,39,,0.72,0.95
+1,39,1.10,,
+2,59,,0.90,0.40
+2,59,0.60,,
+"""
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path} is not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def write_attempts(run_dir: Path, *attempts: str) -> None:
+    """Each attempt's CSV log of a resumed fit, as metrics/fit/attempt-<n>/metrics.csv."""
+    for i, text in enumerate(attempts):
+        path = run_dir / "metrics" / "fit" / f"attempt-{i + 1}" / "metrics.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_epoch_rows_merge_train_and_val_and_later_attempts_win(tmp_path: Path) -> None:
+    write_attempts(tmp_path, ATTEMPT_1, ATTEMPT_2)
+    rows = plots.read_epoch_metrics(tmp_path)
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert rows[0] == {"epoch": 0, "step": 19, "train/loss": 1.8, "val/acc": 0.5, "val/loss": 1.5}
+    assert rows[1]["val/acc"] == 0.72 and rows[1]["train/loss"] == 1.10  # the resumed attempt
+    assert rows[2]["val/loss"] == 0.40
+
+
+def test_the_merged_csv_is_read_alone(tmp_path: Path) -> None:
+    write_attempts(tmp_path, ATTEMPT_1)
+    merged = tmp_path / "metrics" / "fit" / "metrics.csv"
+    merged.write_text(ATTEMPT_2)
+    assert plots.metrics_files(tmp_path) == [merged]
+    assert [r["epoch"] for r in plots.read_epoch_metrics(tmp_path)] == [1, 2]
+
+
+def test_curve_panels_group_losses_and_metrics() -> None:
+    columns = ["epoch", "step", "train/loss", "val/loss", "val/acc", "train/acc", "val/f1", "lr"]
+    assert plots.curve_panels(columns) == [
+        ("loss", ["train/loss", "val/loss"]),
+        ("acc", ["train/acc", "val/acc"]),
+        ("f1", ["val/f1"]),
+    ]
+
+
+def test_best_epoch_follows_the_monitor() -> None:
+    rows = [
+        {"epoch": 0, "val/loss": 2.0, "val/acc": 0.3},
+        {"epoch": 1, "val/loss": 2.5, "val/acc": 0.4},
+    ]
+    assert plots.best_epoch(rows, "val/loss", "min") == 0
+    assert plots.best_epoch(rows, "val/acc", "max") == 1
+    assert plots.best_epoch(rows, "val/f1", "max") is None
+
+
+def test_run_curves_png_and_epoch_table(tmp_path: Path) -> None:
+    run = tmp_path / "results" / "p" / "e" / "r"
+    write_attempts(run, ATTEMPT_1, ATTEMPT_2)
+    (run / "hparams.yaml").write_text("trainer:\n  monitor: val/acc\n  monitor_mode: max\n")
+    rows = plots.write_run_curves(
+        run_dir=run, curves_png=run / "plots/curves.png", epochs_html=run / "plots/epochs.html"
+    )
+    assert len(rows) == 3
+    width, height = png_size(run / "plots/curves.png")
+    assert width > 2 * height  # two panels side by side: loss, acc
+    page = (run / "plots/epochs.html").read_text()
+    assert "p/e/r: metrics per epoch" in page
+    assert page.count("<tr>") == 4  # header + 3 epochs
+    assert '<td class="best">0.9</td>' in page  # the best val/acc, highlighted
+    assert not list((run / "plots").glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_curves_without_metrics_say_so(tmp_path: Path) -> None:
+    out = plots.plot_learning_curves([], tmp_path / "c.png", title="t")
+    assert png_size(out)[0] > 0
+
+
+def test_confusion_matrix_from_the_test_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = Path("results/p/e/r")
+    run.mkdir(parents=True)
+    (run / "test_confusion.csv").write_text("true\\predicted,0,1,2\n0,5,1,0\n1,0,4,0\n2,2,0,3\n")
+    (run / "test.done").write_text(
+        json.dumps({"metrics": {}, "confusion_matrix": str(run / "test_confusion.csv")})
+    )
+    labels, counts = plots.read_confusion(run / "test_confusion.csv")
+    assert labels == ["0", "1", "2"] and counts[2] == [2, 0, 3]
+    out = plots.write_run_confusion(test_done=run / "test.done", out_png=run / "plots/cm.png")
+    width, height = png_size(out)
+    assert 0.8 < width / height < 1.6  # square matrix plus a colour bar
+
+    (run / "test_confusion.csv").unlink()
+    with pytest.raises(UserError, match="rerun the test"):
+        plots.write_run_confusion(test_done=run / "test.done", out_png=run / "plots/cm.png")
+
+
+def test_comparison_reads_any_summary_columns(tmp_path: Path) -> None:
+    summary = tmp_path / "results" / "p" / "e" / "summary.csv"
+    summary.parent.mkdir(parents=True)
+    # Columns beyond run and test/*, e.g. a sweep's hyperparameters, are carried along.
+    summary.write_text(
+        "run,task_wrapper.lr,test/acc,test/loss,epochs,fit_seconds\n"
+        "a,0.001,0.91,0.30,2,3.1\n"
+        "b,0.01,0.95,0.20,2,2.9\n"
+        "c,0.1,,,,\n"
+    )
+    plots.write_experiment_comparison(
+        summary_csv=summary,
+        comparison_png=tmp_path / "comparison.png",
+        summary_html=tmp_path / "summary.html",
+    )
+    width, height = png_size(tmp_path / "comparison.png")
+    assert width > height  # two metric panels side by side
+    page = (tmp_path / "summary.html").read_text()
+    assert "<th>task_wrapper.lr</th>" in page
+    assert '<td class="best">0.95</td>' in page and '<td class="best">0.2</td>' in page
+    assert plots.test_metric_columns(["run", "test/acc", "epochs", "test/loss"]) == [
+        "test/loss",
+        "test/acc",
+    ]
+
+
+def test_show_rejects_a_malformed_run_key() -> None:
+    from dltemplate.cli.show import parse_run_key
+
+    assert parse_run_key("results/digits/baseline/cnn/") == ("digits", "baseline", "cnn")
+    with pytest.raises(UserError, match="Expected a run as <proj>/<exp>/<run>"):
+        parse_run_key("digits/cnn")
+    with pytest.raises(UserError, match="Invalid run name"):
+        parse_run_key("digits/baseline/..")
