@@ -6,10 +6,12 @@ import re
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 _NAME = re.compile(NAME_PATTERN)
+# Folders that an experiment (and a project) keeps beside its runs (experiments).
+RESERVED = ("logs", "plots")
 
 
-def name_problem(name: object) -> str | None:
-    """Why `name` is not a valid name, or None when it is."""
+def name_problem(name: object, kind: str = "") -> str | None:
+    """Why `name` is not a valid name for a `kind` (project, experiment, run), or None."""
     if not isinstance(name, str) or not name:
         return "it is empty"
     if len(name) > 64:
@@ -20,6 +22,8 @@ def name_problem(name: object) -> str | None:
         return (
             "it must start with a letter or digit and hold only letters, digits, '_', '.' and '-'"
         )
+    if kind in ("experiment", "run") and name.lower() in RESERVED:
+        return f"{', '.join(RESERVED)} are the names of folders that results/ keeps beside runs"
     return None
 
 
@@ -27,7 +31,7 @@ def check_name(kind: str, name: object, where: str = "") -> str:
     """Return `name` if valid, else raise a UserError that says what is allowed."""
     from dltemplate.errors import UserError
 
-    problem = name_problem(name)
+    problem = name_problem(name, kind)
     if problem:
         place = f" in {where}" if where else ""
         raise UserError(

@@ -152,7 +152,7 @@ def _schema_error(path: Path, error) -> RegistryError:
 def _check_names(path: Path, kind: str, names: list[str], where: str) -> None:
     seen: dict[str, str] = {}
     for name in names:
-        problem = name_problem(name)
+        problem = name_problem(name, kind)
         if problem:
             raise RegistryError(f"Registry {path}: {kind} name {name!r} at {where}: {problem}")
         other = seen.get(name.lower())
@@ -178,7 +178,7 @@ def load_project(path: Path) -> Project:
     except OSError as exc:
         raise RegistryError(f"Registry {path} cannot be read: {exc.strerror}") from None
     validator = jsonschema.Draft202012Validator(PROJECT_SCHEMA)
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         raise _schema_error(path, errors[0])
     proj = path.stem

@@ -88,3 +88,10 @@ def test_unknown_run_is_named(tmp_path: Path) -> None:
     registry = load_registry(write(tmp_path, GOOD))
     with pytest.raises(RegistryError, match="No run proj/e1/nope"):
         registry.run("proj", "e1", "nope")
+
+
+@pytest.mark.parametrize("name", ["plots", "logs", "Plots"])
+def test_names_of_experiment_folders_are_reserved_for_runs(tmp_path: Path, name: str) -> None:
+    text = f"description: P\nexperiments: {{e: {{description: E, runs: {{{name}: {{description: R, config: c}}}}}}}}\n"
+    with pytest.raises(RegistryError, match=f"run name '{name}'.*folders that results/ keeps"):
+        load_registry(write(tmp_path, text))
