@@ -59,10 +59,11 @@ def fit_run(
     write `done_file` (JSON) as the last act.
 
     Before training it writes `hparams.yaml` (also given to the loggers) and the archived
-    config in `archive_format` (py, zip or folder; see dltemplate.archive). `sources`: the digests of the config's files (dltemplate.config_deps.source_digests), as
-    Snakemake saw them; computed here when not given. `checkpoint`: how often to write
-    last.ckpt (`every_n_epochs`, `every_n_train_steps`). `log_file`: the job's log, which is kept
-    per attempt as `logs/fit.attempt-<n>.log`.
+    config in `archive_format` (py, zip or folder; see dltemplate.archive). `sources`: the
+    digests of the config's files (dltemplate.config_deps.source_digests), as Snakemake saw
+    them; computed here when not given. `checkpoint`: how often to write last.ckpt
+    (`every_n_epochs`, `every_n_train_steps`). `log_file`: the job's log, which is kept per
+    attempt as `logs/fit.attempt-<n>.log`.
     """
     run_dir = Path(run_dir)
     started = time.time()
