@@ -204,7 +204,7 @@ def start_attempt(run_dir: str | Path, attempt: int, resumed_from_step: int | No
 
 def merge_attempt_metrics(run_dir: str | Path) -> Path | None:
     """Write `metrics/fit/metrics.csv`: the attempts' CSV logs in order, with an `attempt`
-    column. Rows of an earlier attempt from the step a later attempt resumed at (or all of
+    column (and the latest attempt's `hparams.yaml` beside it). Rows of an earlier attempt from the step a later attempt resumed at (or all of
     them, when it started over) are left out: that later attempt trained those steps again.
     """
     root = Path(run_dir) / "metrics" / "fit"
@@ -226,6 +226,10 @@ def merge_attempt_metrics(run_dir: str | Path) -> Path | None:
         except OSError:
             continue
         rows += [{**r, "attempt": str(n)} for r in new]
+    if numbers:  # the hparams the loggers got, beside the merged metrics, as for one attempt
+        latest = root / f"attempt-{numbers[-1]}" / "hparams.yaml"
+        if latest.is_file():
+            write_text_atomic(root / "hparams.yaml", latest.read_text())
     if not rows:
         return None
     fields = ["attempt", *[c for c in columns if c != "attempt"]]
