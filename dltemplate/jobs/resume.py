@@ -204,8 +204,9 @@ def start_attempt(run_dir: str | Path, attempt: int, resumed_from_step: int | No
 
 def merge_attempt_metrics(run_dir: str | Path) -> Path | None:
     """Write `metrics/fit/metrics.csv`: the attempts' CSV logs in order, with an `attempt`
-    column (and the latest attempt's `hparams.yaml` beside it). Rows of an earlier attempt from the step a later attempt resumed at (or all of
-    them, when it started over) are left out: that later attempt trained those steps again.
+    column, and the latest attempt's `hparams.yaml` beside it. Rows of an earlier attempt from
+    the step a later attempt resumed at (or all of them, when it started over) are left out:
+    that later attempt trained those steps again.
     """
     root = Path(run_dir) / "metrics" / "fit"
     rows: list[dict[str, str]] = []
