@@ -57,8 +57,7 @@ def make_trainer(
         resuming = job == "fit" and (checkpoint_dir(run_dir) / "last.ckpt").is_file()
         names = settings.get("loggers", ("csv",))
         logger = (
-            make_loggers(names, run_dir, job, resuming=resuming, csv_version=log_version)
-            or False
+            make_loggers(names, run_dir, job, resuming=resuming, csv_version=log_version) or False
         )
     return L.Trainer(
         default_root_dir=str(run_dir),
