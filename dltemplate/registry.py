@@ -35,6 +35,8 @@ RUN_SCHEMA = {
         },
         "overrides": {"type": "object"},
         "created": {"type": "string"},
+        # A checkpoint to test/predict with instead of fitting (jobs default to test, predict).
+        "ckpt": {"type": "string", "minLength": 1},
     },
 }
 PROJECT_SCHEMA = {
@@ -74,6 +76,7 @@ class Run:
     overrides: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the registry file that declares it, for messages
     created: str = ""  # when `main.py add-run` declared it (ISO 8601), if it did
+    ckpt: str | None = None  # a checkpoint that test and predict use; the run has no fit then
 
     @property
     def key(self) -> str:
@@ -164,6 +167,18 @@ def _check_names(path: Path, kind: str, names: list[str], where: str) -> None:
         seen[name.lower()] = name
 
 
+def _run_jobs(path: Path, run: dict, where: str) -> tuple[str, ...]:
+    """The run's jobs in pipeline order; a run with `ckpt:` has no fit (default: test, predict)."""
+    default = tuple(j for j in JOB_TYPES if j != "fit") if "ckpt" in run else JOB_TYPES
+    jobs = tuple(j for j in JOB_TYPES if j in run.get("jobs", default))
+    if "ckpt" in run and "fit" in jobs:
+        raise RegistryError(
+            f"Registry {path}: at {where}: a run with ckpt: tests and predicts with that "
+            "checkpoint and is never fitted; remove fit from its jobs (or remove ckpt:)"
+        )
+    return jobs
+
+
 def load_project(path: Path) -> Project:
     """Load and validate one project file."""
     import jsonschema
@@ -196,10 +211,11 @@ def load_project(path: Path) -> Project:
                 name=run_name,
                 description=run["description"],
                 config=run["config"],
-                jobs=tuple(j for j in JOB_TYPES if j in run.get("jobs", JOB_TYPES)),
+                jobs=_run_jobs(path, run, f"experiments.{exp_name}.runs.{run_name}"),
                 overrides=dict(run.get("overrides") or {}),
                 source=str(path),
                 created=run.get("created", ""),
+                ckpt=run.get("ckpt"),
             )
         experiments[exp_name] = Experiment(
             proj, exp_name, exp["description"], runs, exp.get("created", "")

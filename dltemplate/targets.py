@@ -44,6 +44,20 @@ def fit_inputs(registry: Registry, run: Run) -> list[str]:
     return [f"results/{proj}/{exp}/{name}/fit.done"]
 
 
+def fitted_input(run: Run) -> str:
+    """What test and predict load: the run's `ckpt:` file when it has one (it has no fit then),
+    else its fit record. An input, so that a changed checkpoint file reruns them."""
+    return run.ckpt or job_done(run, "fit")
+
+
+def source_digests(run: Run) -> dict[str, str]:
+    """Digests of the run's config file and the local modules it imports (no torch): a rule
+    `params:` value, so that editing any of them reruns the run's jobs and nothing else."""
+    from dltemplate.config_deps import source_digests as digests
+
+    return digests(run.config)
+
+
 def run_targets(run: Run) -> list[str]:
     """The `.done` files of the jobs a run declares."""
     return [f"{run.folder}/{job}.done" for job in run.jobs]

@@ -32,7 +32,15 @@ def get_job_params(wildcards):
 
 
 def get_fit_done(wildcards):
-    return targets.job_done(get_run(wildcards), "fit")
+    return targets.fitted_input(get_run(wildcards))
+
+
+def get_source_digests(wildcards):
+    return targets.source_digests(get_run(wildcards))
+
+
+def get_retries(job):
+    return config.get("retries", {}).get(job)  # None: the profile's or --retries' value
 
 
 def get_fit_inputs(wildcards):

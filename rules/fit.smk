@@ -1,5 +1,6 @@
 # Train a run. Checkpoints go to the run's checkpoints/ folder, which is deliberately NOT an
 # output: Snakemake deletes the outputs of failed jobs, and days of training would go with them.
+# Run again after an interruption, the job resumes from checkpoints/last.ckpt.
 rule fit:
     input:
         get_fit_inputs,  # another run's fit.done when the config is its archived config
@@ -7,10 +8,12 @@ rule fit:
         done="results/{proj}/{exp}/{run}/fit.done",
     log:
         "results/{proj}/{exp}/{run}/logs/fit.log",
+    retries: get_retries("fit")  # each retry resumes from the last checkpoint
     conda:
         "../envs/dltemplate.yaml"
     threads: get_threads("fit")
     params:
         job=get_job_params,
+        sources=get_source_digests,  # the config's files: an edit reruns the job
     script:
         "../scripts/fit.py"

@@ -1,7 +1,7 @@
 # Predict the predict split (the test split unless the config says otherwise) into a CSV.
 rule predict:
     input:
-        fit_done=get_fit_done,
+        fit_done=get_fit_done,  # or the run's `ckpt:` file, for runs without a fit
     output:
         predictions="results/{proj}/{exp}/{run}/predictions.csv",
         done="results/{proj}/{exp}/{run}/predict.done",
@@ -12,5 +12,6 @@ rule predict:
     threads: get_threads("predict")
     params:
         job=get_job_params,
+        sources=get_source_digests,  # the config's files: an edit reruns the job
     script:
         "../scripts/predict.py"

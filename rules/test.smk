@@ -1,7 +1,7 @@
 # Evaluate a run's best checkpoint on the test split.
 rule test:
     input:
-        fit_done=get_fit_done,
+        fit_done=get_fit_done,  # or the run's `ckpt:` file, for runs without a fit
     output:
         done="results/{proj}/{exp}/{run}/test.done",
     log:
@@ -11,5 +11,6 @@ rule test:
     threads: get_threads("test")
     params:
         job=get_job_params,
+        sources=get_source_digests,  # the config's files: an edit reruns the job
     script:
         "../scripts/test.py"

@@ -17,4 +17,7 @@ with job_log(snakemake.log[0]), job_record(job["run_dir"], "fit"):
         done_file=snakemake.output.done,
         source=job["source"],
         archive_format=snakemake.config.get("archive_format", "py"),
+        sources=snakemake.params.sources,
+        checkpoint=snakemake.config.get("checkpoint"),
+        log_file=snakemake.log[0],
     )

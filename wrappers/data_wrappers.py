@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, random_split
+from torch.utils.data import DataLoader, Dataset, Sampler, random_split
 
 from dltemplate.errors import UserError
 
@@ -22,14 +23,116 @@ def _materialize(dataset: DatasetArg) -> Dataset | None:
     return dataset()
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 63-bit seed for one epoch of a run: unrelated streams for different (seed, epoch)."""
+    digest = hashlib.sha256(f"{seed}:{epoch}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A random order of `length` indices that depends only on (seed, epoch).
+
+    Lightning calls `set_epoch` before every epoch, so a fit resumed from a checkpoint draws the
+    same order as one that never stopped; `resume_at` skips the samples of an epoch that a
+    checkpoint taken part way through it had already seen.
+    """
+
+    def __init__(self, length: int, seed: int) -> None:
+        self.length = length
+        self.seed = seed
+        self.epoch = 0
+        self._skip: tuple[int, int] | None = None  # (epoch, samples to skip)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def resume_at(self, epoch: int, samples: int) -> None:
+        self._skip = (epoch, samples)
+
+    def __len__(self) -> int:
+        return self.length  # the whole epoch, also when resumed: Lightning counts the rest
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        order = torch.randperm(self.length, generator=generator).tolist()
+        skip = self._skip[1] if self._skip and self._skip[0] == self.epoch else 0
+        self._skip = None
+        return iter(order[skip:])
+
+
+class _CountingIterator:
+    """Counts the batches a DataLoader iterator hands out (workers fetch ahead of that)."""
+
+    def __init__(self, iterator: Iterator, loader: ResumableDataLoader) -> None:
+        self._iterator = iterator
+        self._loader = loader
+
+    def __iter__(self) -> _CountingIterator:
+        return self
+
+    def __next__(self) -> Any:
+        batch = next(self._iterator)
+        self._loader._batches += 1
+        return batch
+
+    def __len__(self) -> int:
+        return len(self._iterator)
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader over an EpochShuffleSampler whose position is saved in checkpoints.
+
+    Lightning stores `state_dict()` (epoch, batches handed out) in every checkpoint and calls
+    `load_state_dict` when a fit resumes part way through an epoch, so the resumed epoch goes
+    on with the batches the interrupted one had not reached. Worker processes are seeded per
+    epoch from the loader's generator, so their random numbers do not depend on when the fit
+    started either.
+    """
+
+    sampler: EpochShuffleSampler
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batches = 0  # batches of the current epoch handed out, skipped ones included
+
+    def __iter__(self) -> Iterator:
+        sampler = self.sampler
+        skip = sampler._skip
+        self._batches = (
+            skip[1] // (self.batch_size or 1) if skip and skip[0] == sampler.epoch else 0
+        )
+        if self.generator is not None:
+            self.generator.manual_seed(epoch_seed(sampler.seed, sampler.epoch))
+        return _CountingIterator(super().__iter__(), self)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches": self._batches}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        self.sampler.set_epoch(state["epoch"])
+        self.sampler.resume_at(state["epoch"], state["batches"] * (self.batch_size or 1))
+
+
+def _next_epoch(trainer: Any) -> int:
+    """The epoch the trainer is about to run: Lightning's own count, which a resumed fit
+    restores (`current_epoch` lags by one when a checkpoint was taken at an epoch's end)."""
+    loop = getattr(trainer, "fit_loop", None)
+    progress = getattr(loop, "epoch_progress", None)
+    if progress is not None:
+        return int(progress.current.processed)
+    return int(getattr(trainer, "current_epoch", 0) or 0)
+
+
 class BasicDataWrapper(L.LightningDataModule):
     """Serves train/val/test/predict loaders from any torch Datasets.
 
     Give a dataset per split, or one `dataset` plus `split_fractions`: it is split into the
     splits among train, val and test that were not given (in that order, one fraction each),
     with a generator seeded by `split_seed` so every job sees the same split. The predict split
-    defaults to the test split. Only the train loader shuffles. `num_workers="auto"` uses the
-    job's threads minus one (the main process takes the other).
+    defaults to the test split. Only the train loader shuffles, in an order drawn from
+    (`shuffle_seed`, epoch) alone (default: the run's seed), and it keeps its place in the
+    epoch in checkpoints, so an interrupted fit resumes with the same data order.
+    `num_workers="auto"` uses the job's threads minus one (the main process takes the other).
     """
 
     def __init__(
@@ -46,6 +149,7 @@ class BasicDataWrapper(L.LightningDataModule):
         num_workers: int | Literal["auto"] = 0,
         pin_memory: bool = False,
         collate_fn: Callable | None = None,
+        shuffle_seed: int | None = None,
     ) -> None:
         super().__init__()
         self._given = {
@@ -75,6 +179,9 @@ class BasicDataWrapper(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.collate_fn = collate_fn
+        # The job seeds torch with the run's seed before the getters run, so this is the run's
+        # seed unless given: train orders differ between runs of different seeds.
+        self.shuffle_seed = torch.initial_seed() if shuffle_seed is None else shuffle_seed
         self.threads = 1
         self.splits: dict[str, Dataset | None] = {}
 
@@ -113,15 +220,22 @@ class BasicDataWrapper(L.LightningDataModule):
                 f"{split} dataset"
             )
         workers = self._workers()
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_sizes[split],
-            shuffle=split == "train",
-            num_workers=workers,
-            pin_memory=self.pin_memory,
-            collate_fn=self.collate_fn,
-            persistent_workers=workers > 0 and split in ("train", "val"),
-        )
+        settings = {
+            "batch_size": self.batch_sizes[split],
+            "num_workers": workers,
+            "pin_memory": self.pin_memory,
+            "collate_fn": self.collate_fn,
+            "persistent_workers": workers > 0 and split in ("train", "val"),
+            # Its own generator, so that creating a loader never draws from torch's global one
+            # (which would shift the random numbers of training steps).
+            "generator": torch.Generator().manual_seed(self.shuffle_seed),
+        }
+        if split != "train":
+            return DataLoader(dataset, shuffle=False, **settings)
+        sampler = EpochShuffleSampler(len(dataset), self.shuffle_seed)
+        if self.trainer is not None:
+            sampler.set_epoch(_next_epoch(self.trainer))
+        return ResumableDataLoader(dataset, sampler=sampler, **settings)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

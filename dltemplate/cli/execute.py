@@ -69,6 +69,21 @@ def snakemake_command(
     return [*command, *targets, *passthrough]
 
 
+def restart_fit(run: Run, passthrough: Sequence[str] = ()) -> list[str]:
+    """`--restart`: ask the run's next fit to start over (dltemplate.jobs.resume: its old fit is
+    moved aside, never deleted) and return the Snakemake flags that make that fit run now."""
+    from dltemplate.jobs.resume import RESTART_FLAG, request_restart
+
+    if "fit" not in run.jobs:
+        raise UserError(f"Run {run.key} has no fit job, so there is no fit to restart")
+    if any(a in ("-n", "--dry-run", "--dryrun") for a in passthrough):
+        print(f"A dry run: {run.folder}/{RESTART_FLAG} not written", file=sys.stderr)
+    else:
+        flag = request_restart(run.folder)
+        print(f"Asked for a fresh fit of {run.key} ({flag})", file=sys.stderr)
+    return ["--forcerun=fit"]
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
     from dltemplate.registry import load_registry
     from dltemplate.run_records import run_record_file
@@ -99,12 +114,13 @@ def cmd_exec(args: argparse.Namespace) -> int:
     targets = [job_done(run, job) for job in jobs]
     if set(jobs) >= set(run.jobs):
         targets.append(run_record_file(run))
+    restart = restart_fit(run, args.passthrough) if args.restart else []
     command = snakemake_command(
         targets,
         jobs=args.cores,
         profile=args.profile,
         registry=args.registry,
-        passthrough=args.passthrough,
+        passthrough=[*restart, *args.passthrough],
     )
     print("$ " + shlex.join(command), file=sys.stderr, flush=True)
     return subprocess.call(command)
@@ -126,4 +142,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="Snakemake's --jobs: jobs at once (default: all cores, or the profile's setting)",
     )
     parser.add_argument("--profile", help="a Snakemake profile folder, e.g. a cluster profile")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="fit the run from scratch: its checkpoints, metrics and fit logs are moved aside "
+        "to checkpoints.old-<n>/ in its folder (nothing is deleted)",
+    )
     parser.set_defaults(func=cmd_exec, accepts_passthrough=True)

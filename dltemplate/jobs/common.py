@@ -29,7 +29,10 @@ def build_for_job(
 
 
 def fitted_checkpoint(fit_done: str | Path) -> Path:
-    """The best checkpoint that a fit recorded (its last one when it recorded no best)."""
+    """The best checkpoint that a fit recorded (its last one when it recorded no best); or,
+    for a run declared with `ckpt:`, that checkpoint file itself."""
+    if Path(fit_done).suffix != ".done":
+        return Path(fit_done)
     record = read_json(fit_done)
     for key in ("best_checkpoint", "last_checkpoint"):
         path = record.get(key)
@@ -39,3 +42,10 @@ def fitted_checkpoint(fit_done: str | Path) -> Path:
         f"{fit_done} names no checkpoint that exists ({record.get('best_checkpoint')}); "
         f"rerun the fit: snakemake -R fit {fit_done}"
     )
+
+
+def checkpoint_hint(fit_done: str | Path, source: str) -> str:
+    """What to do when the checkpoint that test or predict loads does not fit the run."""
+    if Path(fit_done).suffix != ".done":
+        return f"Check the run's ckpt: in {source} (and its config: it must build that model)"
+    return f"Fit the run again: snakemake -R fit {fit_done}"

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dltemplate.jobs.common import build_for_job, fitted_checkpoint
+from dltemplate.jobs.checkpointing import check_checkpoint
+from dltemplate.jobs.common import build_for_job, checkpoint_hint, fitted_checkpoint
 from dltemplate.jobs.confusion import ConfusionCounter
 from dltemplate.jobs.fit import scalar_metrics
 from dltemplate.jobs.trainer import make_trainer
@@ -30,6 +31,7 @@ def test_run(
     """
     checkpoint = fitted_checkpoint(fit_done)
     built = build_for_job("test", config_file, overrides, seed, threads, source)
+    check_checkpoint(checkpoint, built.task_wrapper, checkpoint_hint(fit_done, source))
     counter = ConfusionCounter()
     settings = dict(built.trainer_kwargs)
     settings["callbacks"] = [*settings.get("callbacks", []), counter]

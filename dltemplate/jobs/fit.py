@@ -1,22 +1,44 @@
-"""The fit job: train a run and keep its checkpoints, hparams, archived config and metrics."""
+"""The fit job: train a run and keep its checkpoints, hparams, archived config and metrics.
+
+A fit that was interrupted (killed, timed out, preempted, Ctrl-C) resumes from the run's
+`checkpoints/last.ckpt` when it runs again, and ends with the weights an uninterrupted fit would
+have. A fit whose config, overrides or seed changed since its checkpoints were made starts
+fresh and moves the old ones aside (see dltemplate.jobs.resume).
+"""
 
 from __future__ import annotations
 
+import signal
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dltemplate.archive import archive_config
-from dltemplate.jobs.common import build_for_job
-from dltemplate.jobs.trainer import checkpoint_dir, make_trainer
+from dltemplate.config_deps import source_digests
+from dltemplate.jobs import resume
 from dltemplate.records import portable_path, write_json_atomic, write_yaml_atomic
+
+# How often last.ckpt is written, unless the workflow config says otherwise (`checkpoint:` in
+# configs/workflow.yaml). A runtime setting: changing it never reruns or restarts a fit.
+CHECKPOINT_DEFAULTS = {"every_n_epochs": 1, "every_n_train_steps": 0}
 
 
 def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {
         k: float(v) for k, v in sorted(metrics.items()) if getattr(v, "numel", lambda: 1)() == 1
     }
+
+
+class FitInterrupted(SystemExit):
+    """The fit stopped on SIGTERM or Ctrl-C after saving a checkpoint: exit 143, no fit.done."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(128 + signal.SIGTERM)  # the exit status of a process ended by SIGTERM
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def fit_run(
@@ -29,15 +51,84 @@ def fit_run(
     done_file: str | Path,
     source: str = "the registry",
     archive_format: str = "py",
+    sources: Mapping[str, str] | None = None,
+    checkpoint: Mapping[str, int] | None = None,
+    log_file: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Fit the run in `run_dir`; write `done_file` (JSON) as the last act.
+    """Fit the run in `run_dir`, resuming its last checkpoint when that belongs to this config;
+    write `done_file` (JSON) as the last act.
 
     Before training it writes `hparams.yaml` (also given to the loggers) and the archived
-    config in `archive_format` (py, zip or folder; see dltemplate.archive).
+    config in `archive_format` (py, zip or folder; see dltemplate.archive). `sources`: the
+    digests of the config's files (dltemplate.config_deps.source_digests), as Snakemake saw
+    them; computed here when not given. `checkpoint`: how often to write last.ckpt
+    (`every_n_epochs`, `every_n_train_steps`). `log_file`: the job's log, which is kept per
+    attempt as `logs/fit.attempt-<n>.log`.
     """
     run_dir = Path(run_dir)
     started = time.time()
+    with resume.run_lock(run_dir):
+        current = resume.fingerprint(
+            config_file, sources or source_digests(config_file), overrides, seed
+        )
+        plan = resume.plan_fit(run_dir, current)
+        linked = resume.keep_attempt_log(log_file, run_dir, plan.attempt)
+        print(f"Fit attempt {plan.attempt}. {plan.message}", flush=True)
+        try:
+            record = _fit(
+                run_dir,
+                config_file,
+                overrides,
+                seed,
+                threads,
+                source,
+                plan,
+                checkpoint,
+                archive_format,
+            )
+        finally:
+            resume.merge_attempt_metrics(run_dir)
+            if linked is None:
+                resume.copy_attempt_log(log_file, run_dir, plan.attempt)
+        record["fit_seconds"] = round(time.time() - started, 3)
+        write_json_atomic(done_file, record)
+        resume.mark_finished(run_dir)  # after fit.done: a kill in between resumes, not retrains
+    return record
+
+
+def _fit(
+    run_dir: Path,
+    config_file: str,
+    overrides: Mapping[str, Any],
+    seed: int,
+    threads: int,
+    source: str,
+    plan: resume.FitPlan,
+    checkpoint: Mapping[str, int] | None,
+    archive_format: str,
+) -> dict[str, Any]:
+    # Imported here, under the run's lock: a second writer is turned away in a second, not
+    # after torch and Lightning have loaded.
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from dltemplate.archive import archive_config
+    from dltemplate.jobs.checkpointing import (
+        AtomicCheckpointIO,
+        ResumeCheckpoint,
+        check_checkpoint,
+        graceful_interrupts,
+        place_last,
+    )
+    from dltemplate.jobs.common import build_for_job
+    from dltemplate.jobs.trainer import make_trainer
+
     built = build_for_job("fit", config_file, overrides, seed, threads, source)
+    resumed_step = None
+    if plan.resume_from is not None:
+        meta = check_checkpoint(plan.resume_from, built.task_wrapper, resume.restart_hint(run_dir))
+        resumed_step = meta.get("global_step")
+        print(f"The checkpoint ends at epoch {meta.get('epoch')}, step {resumed_step}", flush=True)
+    resume.start_attempt(run_dir, plan.attempt, resumed_step)
     write_yaml_atomic(run_dir / "hparams.yaml", built.hparams)
     archive_config(
         config_file,
@@ -46,18 +137,46 @@ def fit_run(
         {**built.build.overrides, "seed": built.hparams["seed"]},
     )
     built.task_wrapper.save_hyperparameters(built.hparams)
-    trainer = make_trainer(built.trainer_kwargs, run_dir, "fit")
-    trainer.fit(built.task_wrapper, datamodule=built.data_wrapper)
+
+    every = {**CHECKPOINT_DEFAULTS, **(checkpoint or {})}
+    last = resume.checkpoint_dir(run_dir) / resume.LAST
+    keeper = ResumeCheckpoint(
+        last,
+        seed=built.hparams["seed"],
+        every_n_epochs=int(every["every_n_epochs"]),
+        every_n_train_steps=int(every["every_n_train_steps"]),
+        state_file=resume.checkpoint_dir(run_dir) / "last.json",
+    )
+    settings = dict(built.trainer_kwargs)
+    settings["callbacks"] = [*settings.get("callbacks", []), keeper]
+    settings["plugins"] = [*settings.get("plugins", []), AtomicCheckpointIO()]
+    trainer = make_trainer(settings, run_dir, "fit", log_version=f"fit/attempt-{plan.attempt}")
+    place_last(trainer, keeper)
+    try:
+        with graceful_interrupts(), warnings.catch_warnings():
+            # The run's checkpoints/ folder holds earlier checkpoints on purpose (resume).
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is")
+            trainer.fit(
+                built.task_wrapper,
+                datamodule=built.data_wrapper,
+                ckpt_path=str(plan.resume_from) if plan.resume_from else None,
+                weights_only=False,
+            )
+    except SIGTERMException:
+        message = (
+            f"Fit stopped by a signal at epoch {trainer.current_epoch}, step "
+            f"{trainer.global_step}; rerun the same target to resume from {last}"
+        )
+        print(message, flush=True)
+        raise FitInterrupted(message) from None
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    last = checkpoint_dir(run_dir) / "last.ckpt"
-    record = {
+    return {
         "best_checkpoint": portable_path(best) if best else None,
         "last_checkpoint": portable_path(last) if last.is_file() else None,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
-        "fit_seconds": round(time.time() - started, 3),
+        "attempts": plan.attempt,
+        "resumed_from_step": resumed_step,
         "seed": built.hparams["seed"],
         "metrics": scalar_metrics(trainer.callback_metrics),
     }
-    write_json_atomic(done_file, record)
-    return record

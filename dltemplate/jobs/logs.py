@@ -17,6 +17,16 @@ def debug_enabled() -> bool:
     return os.environ.get("DLT_DEBUG", "") not in ("", "0")
 
 
+def _unshare(log_file: Path) -> None:
+    """Start a new file when the log is also an earlier attempt's log under a second name (a
+    hard link kept by the fit job), so that this job's output never lands in that one."""
+    try:
+        if log_file.stat().st_nlink > 1:
+            log_file.unlink()
+    except FileNotFoundError:
+        pass
+
+
 @contextlib.contextmanager
 def job_log(log_file: str | Path | None) -> Iterator[None]:
     """Redirect stdout/stderr (file descriptors too) to `log_file`, appending.
@@ -28,6 +38,7 @@ def job_log(log_file: str | Path | None) -> Iterator[None]:
     log = None
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        _unshare(Path(log_file))
         log = open(log_file, "a", buffering=1)  # noqa: SIM115 - closed below
         sys.stdout.flush()
         sys.stderr.flush()

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from dltemplate.jobs.common import build_for_job, fitted_checkpoint
+from dltemplate.jobs.checkpointing import check_checkpoint
+from dltemplate.jobs.common import build_for_job, checkpoint_hint, fitted_checkpoint
 from dltemplate.jobs.trainer import make_trainer
 from dltemplate.records import portable_path, write_json_atomic
 
@@ -89,6 +90,7 @@ def predict_run(
     """Predict the predict split with the run's best checkpoint into `predictions_file`."""
     checkpoint = fitted_checkpoint(fit_done)
     built = build_for_job("predict", config_file, overrides, seed, threads, source)
+    check_checkpoint(checkpoint, built.task_wrapper, checkpoint_hint(fit_done, source))
     writer = PredictionCsvWriter(predictions_file)
     settings = dict(built.trainer_kwargs)
     settings["callbacks"] = [*settings.get("callbacks", []), writer]

@@ -16,6 +16,9 @@ class PlainProgress(L.Callback):
     def __init__(self) -> None:
         self._started = 0.0
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()  # a fit resumed mid-epoch skips the epoch start
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
 

@@ -28,8 +28,14 @@ def progress_callbacks() -> tuple[list[L.Callback], bool]:
     return [PlainProgress()], False
 
 
-def make_trainer(settings: Mapping[str, Any], run_dir: str | Path, job: str) -> L.Trainer:
-    """`lightning.Trainer(**settings)` with the run's folder, loggers, checkpoints and progress."""
+def make_trainer(
+    settings: Mapping[str, Any], run_dir: str | Path, job: str, log_version: str | None = None
+) -> L.Trainer:
+    """`lightning.Trainer(**settings)` with the run's folder, loggers, checkpoints and progress.
+
+    The CSV log goes to `metrics/<log_version or job>/`. For fit, this keeps `best.ckpt`; the
+    fit job adds the callback that keeps `last.ckpt` (dltemplate.jobs.checkpointing).
+    """
     kwargs = {k: v for k, v in settings.items() if k not in TEMPLATE_KEYS}
     callbacks = list(kwargs.pop("callbacks", []))
     progress, bar = progress_callbacks()
@@ -41,7 +47,7 @@ def make_trainer(settings: Mapping[str, Any], run_dir: str | Path, job: str) -> 
                 filename="best",
                 monitor=settings.get("monitor", "val/loss"),
                 mode=settings.get("monitor_mode", "min"),
-                save_last=True,
+                save_last=False,  # last.ckpt is ResumeCheckpoint's, written more often
                 save_top_k=1,
                 enable_version_counter=False,
             )
@@ -50,7 +56,9 @@ def make_trainer(settings: Mapping[str, Any], run_dir: str | Path, job: str) -> 
     if logger is None:
         resuming = job == "fit" and (checkpoint_dir(run_dir) / "last.ckpt").is_file()
         names = settings.get("loggers", ("csv",))
-        logger = make_loggers(names, run_dir, job, resuming=resuming) or False
+        logger = (
+            make_loggers(names, run_dir, job, resuming=resuming, csv_version=log_version) or False
+        )
     return L.Trainer(
         default_root_dir=str(run_dir),
         logger=logger,

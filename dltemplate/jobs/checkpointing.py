@@ -1,0 +1,290 @@
+"""Checkpoints a fit can resume from: written atomically, often enough, and when interrupted.
+
+- `AtomicCheckpointIO` writes every checkpoint to a temporary file beside its target, flushes it
+  to disk, then renames it over the target, so a kill at any moment leaves the previous
+  checkpoint whole. (Lightning's own writer copies a finished temporary file from /tmp into
+  place, which is not atomic across file systems and not flushed.)
+- `ResumeCheckpoint` writes `checkpoints/last.ckpt` every N epochs, every N training steps,
+  and when the fit is interrupted between batches (SIGTERM, Ctrl-C, an exception), and makes
+  the random numbers of a fit independent of where it was resumed.
+- `check_checkpoint` turns a checkpoint that cannot be loaded into one clear line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Checkpoint
+
+from dltemplate.errors import UserError
+from dltemplate.records import write_json_atomic
+from wrappers.data_wrappers import epoch_seed
+
+
+class CheckpointError(UserError):
+    """A checkpoint cannot be loaded: truncated, not a Lightning checkpoint, another model."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save into `.<name>.tmp-<pid>` beside the target, fsync, then rename over it."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        with contextlib.suppress(OSError):  # make the rename itself durable
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _rng_states() -> dict[str, Any]:
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: Mapping[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def seed_epoch(seed: int, epoch: int) -> None:
+    """Seed torch (CPU and GPUs), NumPy and `random` for one epoch of a run."""
+    value = epoch_seed(seed, epoch)
+    torch.manual_seed(value)
+    np.random.seed(value % 2**32)
+    random.seed(value)
+
+
+class ResumeCheckpoint(Checkpoint):
+    """Keeps `last.ckpt` fresh and the fit's random numbers reproducible across resumes.
+
+    Saves `path` at the end of every `every_n_epochs`-th epoch, after every
+    `every_n_train_steps`-th optimizer step (0: never), and when the fit stops between two
+    training batches: on SIGTERM (Lightning stops after the running batch; SLURM sends it at a
+    time limit, on preemption and on scancel), on Ctrl-C (see `graceful_interrupts`) and on an
+    exception. An exception in the middle of a batch or of validation keeps the previous
+    checkpoint, whose state is consistent. After each save it writes `state_file` (JSON) with
+    the epoch and step, for people and for the test suite.
+
+    It must come after the ModelCheckpoint that keeps `best.ckpt` in the trainer's callbacks
+    (see `place_last`), so that the state it saves at an epoch's end includes that epoch's
+    best-checkpoint bookkeeping.
+
+    Random numbers: every epoch starts from a seed made of (seed, epoch), so a fit resumed at
+    an epoch boundary draws the same numbers as one that never stopped; a checkpoint taken
+    part way through an epoch also stores the random states, restored before the next batch.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        seed: int,
+        every_n_epochs: int = 1,
+        every_n_train_steps: int = 0,
+        state_file: str | Path | None = None,
+    ) -> None:
+        if every_n_epochs < 0 or every_n_train_steps < 0:
+            raise UserError(
+                f"checkpoint every_n_epochs={every_n_epochs} and every_n_train_steps="
+                f"{every_n_train_steps} must be >= 0 (0: never); see configs/workflow.yaml"
+            )
+        self.path = Path(path)
+        self.seed = seed
+        self.every_n_epochs = every_n_epochs
+        self.every_n_train_steps = every_n_train_steps
+        self.state_file = Path(state_file) if state_file else None
+        self.saved_step = -1  # global step of the latest save
+        self._pending_rng: Mapping[str, Any] | None = None
+
+    @property
+    def state_key(self) -> str:
+        return "ResumeCheckpoint"  # one per trainer; independent of the settings
+
+    # -- saving ------------------------------------------------------------------------
+    def save(self, trainer: L.Trainer, why: str, force: bool = False) -> None:
+        """Write the checkpoint, unless one of this step exists (`force`: write it anyway)."""
+        if trainer.sanity_checking or (trainer.global_step == self.saved_step and not force):
+            return
+        trainer.save_checkpoint(self.path, weights_only=False)
+        self.saved_step = trainer.global_step
+        if self.state_file is not None:
+            write_json_atomic(
+                self.state_file,
+                {
+                    "checkpoint": self.path.name,
+                    "epoch": trainer.current_epoch,
+                    "global_step": trainer.global_step,
+                    "why": why,
+                },
+            )
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._pending_rng is not None:  # resumed part way through an epoch
+            _set_rng_states(self._pending_rng)
+            self._pending_rng = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        n = self.every_n_train_steps
+        if n and trainer.global_step % n == 0:
+            self.save(trainer, f"every {n} steps")
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        seed_epoch(self.seed, trainer.current_epoch)
+        self._pending_rng = None  # a fresh epoch: its seed decides, not a stored state
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        n = self.every_n_epochs
+        if n and (trainer.current_epoch + 1) % n == 0:
+            self.save(trainer, f"every {n} epochs" if n > 1 else "every epoch")
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if not _between_batches(trainer):
+            kept = f"kept {self.path} of step {self.saved_step}" if self.saved_step >= 0 else ""
+            print(
+                f"Fit stopped inside a batch or validation ({type(exception).__name__}); "
+                f"{kept or 'no checkpoint yet'}",
+                flush=True,
+            )
+            return
+        # Also when this step was just saved: the loops have moved on since (an epoch's end).
+        self.save(trainer, f"interrupted ({type(exception).__name__})", force=True)
+        print(
+            f"Fit interrupted ({type(exception).__name__}) at epoch {trainer.current_epoch} "
+            f"step {trainer.global_step}; saved {self.path}",
+            flush=True,
+        )
+
+    # -- the callback's own state, stored in every checkpoint ----------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"saved_step": self.saved_step, "rng": _rng_states()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.saved_step = state_dict.get("saved_step", -1)
+        self._pending_rng = state_dict.get("rng")
+
+
+def _between_batches(trainer: L.Trainer) -> bool:
+    """Whether training stands between two batches (not inside one, not in validation), where
+    its state is whole: Lightning counts a batch processed once its optimizer step is done."""
+    if not trainer.training:
+        return False
+    progress = trainer.fit_loop.epoch_loop.batch_progress.current
+    return progress.ready == progress.processed
+
+
+def place_last(trainer: L.Trainer, callback: L.Callback) -> None:
+    """Move `callback` to the end of the trainer's callbacks (they run in list order)."""
+    trainer.callbacks.remove(callback)
+    trainer.callbacks.append(callback)
+
+
+@contextlib.contextmanager
+def graceful_interrupts() -> Iterator[None]:
+    """Turn the first Ctrl-C (SIGINT) into a SIGTERM, which Lightning answers by stopping after
+    the running batch, so the checkpoint it saves is consistent; a second Ctrl-C stops at once.
+    """
+    if sys.platform == "win32":
+        yield
+        return
+
+    def first(signum, frame):
+        print("Ctrl-C: stopping after this batch (press again to stop now)", flush=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _load(path: Path) -> Any:
+    """torch.load, memory-mapped (cheap for big files) when the file's format allows it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # not a zip-format file, or a truncated one: the plain load says which
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def check_checkpoint(
+    path: str | Path, task_wrapper: torch.nn.Module, way_out: str
+) -> dict[str, Any]:
+    """Load `path` (memory-mapped, cheap) and check that it fits `task_wrapper`'s weights.
+
+    Raises CheckpointError naming the file, what is wrong and `way_out`. Returns the
+    checkpoint's metadata (epoch, global_step).
+    """
+    path = Path(path)
+    try:
+        checkpoint = _load(path)
+    except Exception as exc:
+        reason = str(exc).split(". ")[0].splitlines()[0][:150] if str(exc) else ""
+        reason = reason or type(exc).__name__
+        raise CheckpointError(
+            f"Checkpoint {path} cannot be loaded ({reason}): it is truncated or not a "
+            f"checkpoint. {way_out}"
+        ) from None
+    if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
+        raise CheckpointError(
+            f"Checkpoint {path} is not a Lightning checkpoint (it has no 'state_dict'). {way_out}"
+        )
+    saved = checkpoint["state_dict"]
+    expected = task_wrapper.state_dict()
+    missing = sorted(set(expected) - set(saved))
+    unexpected = sorted(set(saved) - set(expected))
+    shapes = [
+        f"{k} {tuple(saved[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in saved and hasattr(saved[k], "shape") and tuple(saved[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        problems = []
+        if shapes:
+            problems.append(f"shapes differ: {', '.join(shapes[:3])}")
+        if missing:
+            problems.append(f"missing {', '.join(missing[:3])}")
+        if unexpected:
+            problems.append(f"unexpected {', '.join(unexpected[:3])}")
+        raise CheckpointError(
+            f"Checkpoint {path} was saved by a different model than this run's config builds "
+            f"({'; '.join(problems)}). {way_out}"
+        )
+    return {"epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")}

@@ -1,0 +1,347 @@
+"""A run folder's fit history: one writer at a time, resume or start fresh, and the attempts.
+
+Imports no torch, so the command line can use it (`request_restart`). The layout it manages:
+
+    results/<proj>/<exp>/<run>/
+      fit.lock                    held (fcntl) by the fit job writing this run; says who
+      RESTART                     ask the next fit to start over (see `request_restart`)
+      checkpoints/                last.ckpt, best.ckpt, fit_state.json (fingerprint, finished)
+      checkpoints.old-<n>/        an earlier fit moved aside: its checkpoints, metrics, logs
+      logs/fit.attempt-<n>.log    every attempt's log (Snakemake deletes logs/fit.log on rerun)
+      metrics/fit/attempt-<n>/    every attempt's CSV log; metrics/fit/metrics.csv merges them,
+                                  metrics/fit/attempts.json says where each one started
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import errno
+import fcntl
+import io
+import json
+import os
+import re
+import shutil
+import socket
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dltemplate.config_deps import changed_sources
+from dltemplate.errors import UserError
+from dltemplate.records import write_json_atomic, write_text_atomic
+
+LOCK_FILE = "fit.lock"
+RESTART_FLAG = "RESTART"
+STATE_FILE = "fit_state.json"  # inside checkpoints/
+LAST = "last.ckpt"
+# The archived config in its three formats (dltemplate.archive), moved aside with an old fit.
+ARCHIVES = ("archived_config.py", "archived_config.zip", "archived_config")
+_ATTEMPT = re.compile(r"attempt-(\d+)")
+
+
+class RunLockedError(UserError):
+    """Another process is fitting this run."""
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _holder() -> str:
+    slurm = os.environ.get("SLURM_JOB_ID")
+    where = f"pid {os.getpid()} on host {socket.gethostname()}"
+    if slurm:
+        where += f", SLURM job {slurm}"
+    return f"{where}, since {_now()}"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[Path]:
+    """Hold `<run_dir>/fit.lock` while fitting, or raise RunLockedError saying who holds it.
+
+    A POSIX record lock (fcntl), which works across the nodes of a cluster on NFS, and which the
+    kernel releases when the holder dies, even by SIGKILL: no stale lock is ever left behind.
+    The file stays (deleting a lock file races with the next taker); its text names the holder.
+    """
+    path = Path(run_dir) / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in (errno.EACCES, errno.EAGAIN):
+            raise
+        holder = path.read_text().strip() or "another process"
+        raise RunLockedError(
+            f"Run {Path(run_dir)} is being fitted by another process ({holder}, per {path}); "
+            "two fits writing one run would corrupt its checkpoints. Let that one finish, or "
+            "stop it first (kill the pid, or scancel the SLURM job), then rerun"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, (_holder() + "\n").encode())
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
+# -- fingerprints: which config made the checkpoints ---------------------------------------
+def fingerprint(
+    config: str, sources: Mapping[str, str], overrides: Mapping[str, Any], seed: int
+) -> dict[str, Any]:
+    """What makes a fit this fit: checkpoints of another fingerprint are not resumed."""
+    return {
+        "config": str(config),
+        "sources": dict(sorted(sources.items())),
+        "overrides": json.loads(json.dumps(dict(overrides), sort_keys=True, default=str)),
+        "seed": seed,
+    }
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    parts = []
+    if old.get("config") != new.get("config"):
+        parts.append(f"config {old.get('config')} -> {new.get('config')}")
+    files = changed_sources(old.get("sources", {}), new.get("sources", {}))
+    if files:
+        more = f" and {len(files) - 5} more" if len(files) > 5 else ""
+        parts.append(f"changed files: {', '.join(files[:5])}{more}")
+    old_o, new_o = old.get("overrides", {}), new.get("overrides", {})
+    keys = sorted(k for k in set(old_o) | set(new_o) if old_o.get(k) != new_o.get(k))
+    if keys:
+        parts.append(f"changed overrides: {', '.join(keys)}")
+    if old.get("seed") != new.get("seed"):
+        parts.append(f"seed {old.get('seed')} -> {new.get('seed')}")
+    return "; ".join(parts) or "its record differs"
+
+
+def read_state(run_dir: str | Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads((checkpoint_dir(run_dir) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def write_state(run_dir: str | Path, state: Mapping[str, Any]) -> None:
+    write_json_atomic(checkpoint_dir(run_dir) / STATE_FILE, dict(state))
+
+
+def mark_finished(run_dir: str | Path) -> None:
+    """Record that the fit in `run_dir` ran to its end: a later fit starts over."""
+    state = read_state(run_dir) or {}
+    state.update(finished=True, finished_at=_now())
+    write_state(run_dir, state)
+
+
+# -- attempts --------------------------------------------------------------------------------
+def attempt_numbers(run_dir: str | Path) -> list[int]:
+    run_dir = Path(run_dir)
+    names = [p.name for p in (run_dir / "metrics" / "fit").glob("attempt-*")]
+    names += [p.name for p in (run_dir / "logs").glob("fit.attempt-*.log")]
+    return sorted({int(m.group(1)) for n in names if (m := _ATTEMPT.search(n))})
+
+
+def attempt_dir(run_dir: str | Path, attempt: int) -> Path:
+    return Path(run_dir) / "metrics" / "fit" / f"attempt-{attempt}"
+
+
+def keep_attempt_log(log_file: str | Path | None, run_dir: str | Path, attempt: int) -> Path | None:
+    """Give the job's log a second name, `logs/fit.attempt-<n>.log` (a hard link: one file, two
+    names), so that it survives Snakemake deleting `logs/fit.log` when the job runs again."""
+    if not log_file or not Path(log_file).is_file():
+        return None
+    target = Path(run_dir) / "logs" / f"fit.attempt-{attempt}.log"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(log_file, target)
+    except OSError:  # no hard links on this file system: copy when the attempt ends
+        return None
+    return target
+
+
+def copy_attempt_log(log_file: str | Path | None, run_dir: str | Path, attempt: int) -> None:
+    """The fallback of `keep_attempt_log`: copy the log as it stands."""
+    target = Path(run_dir) / "logs" / f"fit.attempt-{attempt}.log"
+    if log_file and Path(log_file).is_file() and not target.exists():
+        with contextlib.suppress(OSError):
+            shutil.copyfile(log_file, target)
+
+
+def _attempts_file(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "metrics" / "fit" / "attempts.json"
+
+
+def read_attempts(run_dir: str | Path) -> dict[int, dict[str, Any]]:
+    """`{attempt: {"resumed_from_step": ..., "started": ...}}` from metrics/fit/attempts.json."""
+    try:
+        entries = json.loads(_attempts_file(run_dir).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {int(e["attempt"]): e for e in entries if isinstance(e, dict) and "attempt" in e}
+
+
+def start_attempt(run_dir: str | Path, attempt: int, resumed_from_step: int | None) -> None:
+    """Record the attempt (only the fit holding the run's lock writes this file)."""
+    entries = read_attempts(run_dir)
+    entries[attempt] = {
+        "attempt": attempt,
+        "resumed_from_step": resumed_from_step,
+        "started": _now(),
+        "host": socket.gethostname(),
+    }
+    write_json_atomic(_attempts_file(run_dir), [entries[n] for n in sorted(entries)])
+
+
+def merge_attempt_metrics(run_dir: str | Path) -> Path | None:
+    """Write `metrics/fit/metrics.csv`: the attempts' CSV logs in order, with an `attempt`
+    column, and the latest attempt's `hparams.yaml` beside it. Rows of an earlier attempt from
+    the step a later attempt resumed at (or all of them, when it started over) are left out:
+    that later attempt trained those steps again.
+    """
+    root = Path(run_dir) / "metrics" / "fit"
+    rows: list[dict[str, str]] = []
+    columns: list[str] = []
+    attempts = read_attempts(run_dir)
+    numbers = sorted(
+        int(m.group(1)) for p in root.glob("attempt-*") if (m := _ATTEMPT.search(p.name))
+    )
+    for n in numbers:
+        folder = root / f"attempt-{n}"
+        cut = attempts.get(n, {}).get("resumed_from_step") or 0
+        rows = [r for r in rows if _step(r) < cut]
+        try:
+            with open(folder / "metrics.csv", newline="") as f:
+                reader = csv.DictReader(f)
+                new = list(reader)
+                columns += [c for c in reader.fieldnames or [] if c not in columns]
+        except OSError:
+            continue
+        rows += [{**r, "attempt": str(n)} for r in new]
+    if numbers:  # the hparams the loggers got, beside the merged metrics, as for one attempt
+        latest = root / f"attempt-{numbers[-1]}" / "hparams.yaml"
+        if latest.is_file():
+            write_text_atomic(root / "hparams.yaml", latest.read_text())
+    if not rows:
+        return None
+    fields = ["attempt", *[c for c in columns if c != "attempt"]]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    out = root / "metrics.csv"
+    write_text_atomic(out, buffer.getvalue())
+    return out
+
+
+def _step(row: Mapping[str, str]) -> float:
+    try:
+        return float(row.get("step") or 0)
+    except ValueError:
+        return 0.0
+
+
+# -- resume or start over ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class FitPlan:
+    """What the fit job does with the run folder it found."""
+
+    resume_from: Path | None  # the checkpoint to resume, or None to start fresh
+    attempt: int  # this attempt's number (1 after a fresh start)
+    moved_to: Path | None  # where an earlier fit's files went, if they were moved aside
+    message: str  # one line for the log
+
+
+def request_restart(run_dir: str | Path) -> Path:
+    """Ask the next fit of `run_dir` to start over: it moves the run's checkpoints, metrics and
+    attempt logs aside to `checkpoints.old-<n>/` (nothing is deleted). For the command line's
+    `--restart`; by hand: `touch results/<proj>/<exp>/<run>/RESTART`."""
+    flag = Path(run_dir) / RESTART_FLAG
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    flag.write_text(f"restart requested {_now()}\n")
+    return flag
+
+
+def restart_hint(run_dir: str | Path) -> str:
+    """The way out of a checkpoint that cannot be resumed, for messages."""
+    run_dir = Path(run_dir)
+    return (
+        f"To start this run over (its checkpoints are moved to {run_dir}/checkpoints.old-<n>/, "
+        f"not deleted): `touch {run_dir / RESTART_FLAG}` (or `main.py exec --restart`), then rerun"
+    )
+
+
+def move_aside(run_dir: str | Path, why: str) -> Path:
+    """Move the fit's checkpoints, metrics, attempt logs, hparams and archived config into a new
+    `checkpoints.old-<n>/` of the run folder. Returns that folder."""
+    run_dir = Path(run_dir)
+    taken = [
+        int(m.group(1))
+        for p in run_dir.glob("checkpoints.old-*")
+        if (m := re.fullmatch(r"checkpoints\.old-(\d+)", p.name))
+    ]
+    dest = run_dir / f"checkpoints.old-{max(taken, default=0) + 1}"
+    source = checkpoint_dir(run_dir)
+    if source.is_dir():
+        source.rename(dest)
+    else:
+        dest.mkdir(parents=True)
+    moves = [
+        (run_dir / "metrics" / "fit", dest / "metrics"),
+        (run_dir / "hparams.yaml", dest / "hparams.yaml"),
+        *((run_dir / name, dest / name) for name in ARCHIVES),
+        (run_dir / RESTART_FLAG, dest / RESTART_FLAG),
+    ]
+    moves += [(p, dest / "logs" / p.name) for p in (run_dir / "logs").glob("fit.attempt-*.log")]
+    for old, new in moves:
+        if old.exists():
+            new.parent.mkdir(parents=True, exist_ok=True)
+            old.rename(new)
+    write_json_atomic(dest / "moved.json", {"why": why, "moved": _now()})
+    return dest
+
+
+def plan_fit(run_dir: str | Path, current: Mapping[str, Any]) -> FitPlan:
+    """Decide, under the run's lock, whether this fit resumes `checkpoints/last.ckpt` or starts
+    fresh, moving an earlier fit aside when its checkpoints must not be resumed: a restart was
+    asked for, the config or overrides changed, or that fit had finished (a forced rerun).
+    Records the current fingerprint for the next attempt."""
+    run_dir = Path(run_dir)
+    folder = checkpoint_dir(run_dir)
+    state = read_state(run_dir)
+    has_checkpoints = folder.is_dir() and any(folder.glob("*.ckpt"))
+    why = None
+    if (run_dir / RESTART_FLAG).exists():
+        why = f"a restart was asked for ({run_dir / RESTART_FLAG})"
+    elif has_checkpoints and state is None:
+        why = f"{folder} has no record ({STATE_FILE}) of the config that made them"
+    elif state is not None and state.get("fingerprint") != dict(current):
+        changes = _differences(state.get("fingerprint", {}), current)
+        why = f"the run changed since they were made ({changes})"
+    elif state is not None and state.get("finished"):
+        why = "that fit had finished, so this rerun (e.g. -R fit) starts over"
+    elif has_checkpoints and not (folder / LAST).is_file():
+        why = f"there is no {LAST} to resume"
+    moved_to = None
+    if why is not None and (
+        has_checkpoints or state is not None or (run_dir / RESTART_FLAG).exists()
+    ):
+        moved_to = move_aside(run_dir, why)
+    attempt = max(attempt_numbers(run_dir), default=0) + 1
+    if why is None and (folder / LAST).is_file():
+        return FitPlan(folder / LAST, attempt, None, f"Resuming from {folder / LAST}")
+    write_state(run_dir, {"fingerprint": dict(current), "finished": False, "started": _now()})
+    if moved_to is not None:
+        message = f"Starting fresh: moved the earlier fit to {moved_to}/ because {why}"
+    else:
+        message = "Starting fresh"
+    return FitPlan(None, attempt, moved_to, message)

@@ -1,0 +1,160 @@
+"""Layer 4: fits killed for real (SIGKILL, SIGTERM) through Snakemake resume exactly."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+import yaml
+
+from dltemplate.jobs.evaluate import test_run
+from dltemplate.jobs.fit import fit_run
+from tests.conftest import BIN, Project
+
+# Two runs of one config: the same seed, so the same fit. 79 batches an epoch, so that a signal
+# sent when epoch 2's checkpoint appears lands inside epoch 3.
+OVERRIDES = {
+    "trainer.max_epochs": 4,
+    "task_wrapper.model.hidden_dim": 16,
+    "data_wrapper.batch_size": 16,
+}
+REGISTRY = f"""\
+description: P
+experiments:
+  exp:
+    description: E
+    runs:
+      killed:
+        description: SIGKILL in epoch 3, as by the OOM killer
+        config: configs/digits_mlp.py
+        jobs: [fit, test]
+        overrides: &same {json.dumps(OVERRIDES)}
+      stopped:
+        description: SIGTERM in epoch 3, as by SLURM at a time limit
+        config: configs/digits_mlp.py
+        jobs: [fit]
+        overrides: *same
+"""
+STEPS_PER_EPOCH = 79  # ceil(1257 training samples / 16)
+
+
+def reference(project: Project) -> None:
+    """The same fit, never interrupted, by the functions the jobs call (in this process, to
+    save a job's start-up): results/tiny/exp/ref/{fit,test}.done."""
+    seed = yaml.safe_load(project.path("configs/workflow.yaml").read_text())["seed"]
+    run = dict(run_dir="results/tiny/exp/ref", config_file="configs/digits_mlp.py", seed=seed)
+    fit_run(**run, overrides=OVERRIDES, threads=1, done_file=f"{run['run_dir']}/fit.done")
+    test_run(
+        **run,
+        overrides=OVERRIDES,
+        threads=1,
+        fit_done=f"{run['run_dir']}/fit.done",
+        done_file=f"{run['run_dir']}/test.done",
+    )
+
+
+def start(project: Project, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "snakemake"), "--cores", "2", *args, "--set-threads", "fit=1"],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def signal_fit_in_epoch_3(project: Project, run: str, signum: int) -> dict:
+    """Wait until the run's fit has saved epoch 2's checkpoint, then signal the fit job (its pid
+    is in the run's lock file). Returns what the checkpoint's record said at that moment."""
+    folder = project.path(f"results/tiny/exp/{run}")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            saved = json.loads((folder / "checkpoints/last.json").read_text())
+        except (OSError, ValueError):
+            saved = {}
+        if saved.get("epoch", -1) >= 1:
+            pid = int((folder / "fit.lock").read_text().split()[1])
+            os.kill(pid, signum)
+            return saved
+        time.sleep(0.005)
+    raise AssertionError(f"{run}: no checkpoint of epoch 2 within 300 s")
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    output, _ = process.communicate(timeout=600)
+    return process.returncode, output
+
+
+def weights(project: Project, run: str) -> dict[str, torch.Tensor]:
+    path = project.path(f"results/tiny/exp/{run}/checkpoints/last.ckpt")
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def metrics_of(project: Project, run: str) -> dict[str, float]:
+    return json.loads(project.path(f"results/tiny/exp/{run}/test.done").read_text())["metrics"]
+
+
+@pytest.mark.slow
+def test_killed_and_stopped_fits_resume_exactly(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write("configs/projects/tiny.yaml", REGISTRY)
+    monkeypatch.chdir(project.root)
+    reference(project)
+    run = "results/tiny/exp"
+
+    # 1. SIGTERM (SLURM's time limit): the fit stops after its batch with a checkpoint, the job
+    #    fails, and nothing else is lost.
+    first = start(project, f"{run}/stopped/fit.done")
+    signal_fit_in_epoch_3(project, "stopped", signal.SIGTERM)
+    code, output = finish(first)
+    assert code != 0, output
+    assert "Fit stopped by a signal at epoch 2" in output  # the job's one line, on screen
+    assert not project.path(f"{run}/stopped/fit.done").exists()
+    saved = json.loads(project.path(f"{run}/stopped/checkpoints/last.json").read_text())
+    assert saved["why"] == "interrupted (SIGTERMException)", saved
+    assert saved["global_step"] >= 2 * STEPS_PER_EPOCH  # in epoch 3 (or at its very start)
+    log = project.path(f"{run}/stopped/logs/fit.attempt-1.log").read_text()
+    assert "rerun the same target to resume" in log
+
+    # 2. SIGKILL (the OOM killer) with --retries 1: Snakemake restarts the fit by itself and it
+    #    resumes; the stopped run's target, run again, resumes too.
+    second = start(project, "--retries", "1", f"{run}/killed/test.done", f"{run}/stopped/fit.done")
+    at_kill = signal_fit_in_epoch_3(project, "killed", signal.SIGKILL)
+    code, output = finish(second)
+    assert code == 0, output
+    assert "Trying to restart job" in output
+
+    # the test metrics of the killed run and the weights of both equal the reference's
+    assert metrics_of(project, "killed") == pytest.approx(metrics_of(project, "ref"), abs=1e-6)
+    expected = weights(project, "ref")
+    for name, resumed_from in (("killed", at_kill["global_step"]), ("stopped", None)):
+        got = weights(project, name)
+        assert got.keys() == expected.keys()
+        for key, tensor in expected.items():
+            assert torch.allclose(got[key], tensor, atol=1e-6), (name, key)
+        fit = json.loads(project.path(f"{run}/{name}/fit.done").read_text())
+        assert fit["attempts"] == 2 and fit["global_step"] == 4 * STEPS_PER_EPOCH
+        assert 0 < fit["resumed_from_step"] < 4 * STEPS_PER_EPOCH
+        if resumed_from is not None:
+            assert fit["resumed_from_step"] == resumed_from
+        folder = project.path(f"{run}/{name}")
+        assert (folder / "checkpoints/best.ckpt").is_file()
+        assert not list(folder.glob("checkpoints.old-*"))  # resumed, never started over
+        # every attempt's log survives Snakemake deleting logs/fit.log before a rerun
+        assert "epoch 2/4" in (folder / "logs/fit.attempt-1.log").read_text()
+        assert "Resuming from" in (folder / "logs/fit.attempt-2.log").read_text()
+        # the metrics history: both attempts, each epoch's validation once
+        with (folder / "metrics/fit/metrics.csv").open() as f:
+            rows = [r for r in csv.DictReader(f) if r["val/loss"]]
+        assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]
+        assert {r["attempt"] for r in rows} == {"1", "2"}
+        assert (folder / "metrics/fit/attempt-1/metrics.csv").is_file()
