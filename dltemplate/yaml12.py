@@ -14,7 +14,30 @@ import yaml
 
 
 class SafeLoader12(yaml.SafeLoader):
-    """yaml.SafeLoader that also reads `1e-3`, `2E5`, `-1.5e+2` as floats."""
+    """yaml.SafeLoader that also reads `1e-3`, `2E5`, `-1.5e+2` as floats, and refuses a
+    mapping that repeats a key (plain YAML keeps the last one: a second run of the same name
+    would silently replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: the base class says so
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {key!r}",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep)
 
 
 SafeLoader12.add_implicit_resolver(

@@ -5,6 +5,7 @@ import sys
 from dltemplate import run_records, targets
 from dltemplate.errors import UserError
 from dltemplate.registry import load_registry
+from dltemplate.run_paths import check_run_paths
 
 try:
     REGISTRY = load_registry(config["registry"])
@@ -18,7 +19,7 @@ wildcard_constraints:
 
 def get_run(wildcards):
     try:
-        return REGISTRY.run(wildcards.proj, wildcards.exp, wildcards.run)
+        return check_run_paths(REGISTRY.run(wildcards.proj, wildcards.exp, wildcards.run))
     except UserError as error:
         sys.exit(f"Error: {error}")
 

@@ -36,6 +36,10 @@ class CheckpointError(UserError):
     """A checkpoint cannot be loaded: truncated, not a Lightning checkpoint, another model."""
 
 
+class CheckpointWriteError(UserError):
+    """A checkpoint could not be written (disk full, file size limit, read-only folder)."""
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """torch.save into `.<name>.tmp-<pid>` beside the target, fsync, then rename over it."""
 
@@ -53,6 +57,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+        except Exception as exc:
+            tmp.unlink(missing_ok=True)
+            raise CheckpointWriteError(
+                f"Could not write the checkpoint {path} ({exc}); the previous {path.name} is "
+                "kept. Free disk space (or raise the file size limit), then rerun the same "
+                "target to resume"
+            ) from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

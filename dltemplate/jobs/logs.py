@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -27,12 +28,29 @@ def _unshare(log_file: Path) -> None:
         pass
 
 
+def file_problem(exc: OSError) -> str:
+    """One line for a file the job could not write or read: which, why, and what to do."""
+    advice = {
+        errno.ENOSPC: "free disk space",
+        errno.EDQUOT: "free space in your quota",
+        errno.EFBIG: "the file size limit (ulimit -f) is too low",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "fix the permissions",
+        errno.EPERM: "fix the permissions (or the immutable flag)",
+    }.get(exc.errno, "check the path")
+    return (
+        f"Cannot write or read {exc.filename}: {exc.strerror}; {advice}, then rerun the same "
+        "target (earlier checkpoints and results are kept)"
+    )
+
+
 @contextlib.contextmanager
 def job_log(log_file: str | Path | None) -> Iterator[None]:
     """Redirect stdout/stderr (file descriptors too) to `log_file`, appending.
 
-    A UserError ends the job with its one-line message, in the log and on the console, and
-    exit status 1; any other exception keeps its traceback in the log.
+    A UserError, or an OSError about a file (disk full, read-only, no permission), ends the job
+    with a one-line message, in the log and on the console, and exit status 1; any other
+    exception keeps its traceback in the log. DLT_DEBUG=1 prints the traceback too.
     """
     console = os.fdopen(os.dup(2), "w", buffering=1)
     log = None
@@ -48,8 +66,10 @@ def job_log(log_file: str | Path | None) -> Iterator[None]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
     try:
         yield
-    except UserError as exc:
-        message = f"Error: {exc}"
+    except (UserError, OSError) as exc:
+        if isinstance(exc, OSError) and not exc.filename:
+            raise  # not about a file the user can fix: keep the traceback
+        message = f"Error: {exc if isinstance(exc, UserError) else file_problem(exc)}"
         if debug_enabled():
             traceback.print_exc()
         print(message, file=sys.stderr, flush=True)

@@ -10,11 +10,12 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
+from dltemplate.jobs.guards import FiniteLossGuard
 from dltemplate.jobs.loggers import make_loggers
 from dltemplate.jobs.progress import PlainProgress
 
 # Keys of the trainer getter's dict that are the template's, not lightning.Trainer's.
-TEMPLATE_KEYS = ("monitor", "monitor_mode", "loggers")
+TEMPLATE_KEYS = ("monitor", "monitor_mode", "loggers", "stop_on_nonfinite_loss")
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -41,6 +42,7 @@ def make_trainer(
     progress, bar = progress_callbacks()
     callbacks += progress
     if job == "fit":
+        callbacks.append(FiniteLossGuard(stop=settings.get("stop_on_nonfinite_loss", True)))
         callbacks.append(
             ModelCheckpoint(
                 dirpath=checkpoint_dir(run_dir),

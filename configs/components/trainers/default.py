@@ -1,9 +1,10 @@
 """Getter for the Trainer settings that describe the experiment.
 
 Returns `lightning.Trainer` arguments. The job adds what belongs to the run: its folder,
-checkpointing and progress reporting. Three keys are the template's own: `monitor` and
-`monitor_mode` pick the best checkpoint, and `loggers` names the experiment trackers the jobs
-log to (any of "csv", "tensorboard", "mlflow", "wandb"; see dltemplate/jobs/loggers.py).
+checkpointing and progress reporting. Four keys are the template's own: `monitor` and
+`monitor_mode` pick the best checkpoint, `loggers` names the experiment trackers the jobs
+log to (any of "csv", "tensorboard", "mlflow", "wandb"; see dltemplate/jobs/loggers.py), and
+`stop_on_nonfinite_loss` stops a fit whose loss becomes NaN or infinite.
 """
 
 
@@ -20,6 +21,7 @@ def get_trainer(
     limit_train_batches: float | int = 1.0,
     limit_val_batches: float | int = 1.0,
     loggers: tuple[str, ...] = ("csv",),  # e.g. ("csv", "tensorboard", "mlflow", "wandb")
+    stop_on_nonfinite_loss: bool = True,  # False: a NaN/inf loss is logged and the fit goes on
 ) -> dict:
     return {
         "max_epochs": max_epochs,
@@ -34,4 +36,5 @@ def get_trainer(
         "limit_val_batches": limit_val_batches,
         "log_every_n_steps": 10,
         "loggers": loggers,
+        "stop_on_nonfinite_loss": stop_on_nonfinite_loss,
     }

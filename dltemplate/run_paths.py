@@ -1,0 +1,60 @@
+"""The files a run names (its config, its `ckpt:`) must lie inside the project and exist.
+
+Checked when Snakemake or a command needs the run, so one broken run never stops the others.
+Torch-free: it runs while Snakemake parses the workflow.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import posixpath
+
+from dltemplate.errors import RegistryError
+from dltemplate.registry import Run
+
+CONFIG_FOLDERS = ("configs", "results")  # a config, or the archived config of an earlier run
+CKPT_FOLDERS = ("results", "data")
+
+
+@functools.lru_cache(maxsize=4096)
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def _inside(path: str, folders: tuple[str, ...]) -> bool:
+    """Whether the relative `path` stays under one of `folders` of the project root."""
+    if os.path.isabs(path) or "\\" in path:
+        return False
+    normal = posixpath.normpath(path)
+    top = normal.split("/")[0]
+    if top not in folders or normal == top:
+        return False
+    # A link inside data/ may point anywhere (datasets are linked in); configs and results
+    # must really be the project's.
+    real = os.path.realpath(normal)
+    return top == "data" or real.startswith(os.path.realpath(top) + os.sep)
+
+
+def check_run_paths(run: Run) -> Run:
+    """Return `run`, or raise a RegistryError naming the run, the key and what to do."""
+    where = f"Registry {run.source}: run {run.key}"
+    if not _inside(run.config, CONFIG_FOLDERS):
+        raise RegistryError(
+            f"{where}: config {run.config!r} must be a relative path under configs/ (or the "
+            "archived config of a run under results/)"
+        )
+    produced = run.config.startswith("results/")  # made by the declared run's fit
+    if not produced and not _exists(run.config):
+        raise RegistryError(
+            f"{where}: config {run.config} does not exist; fix `config:` or create the file"
+        )
+    if run.ckpt is not None:
+        if not _inside(run.ckpt, CKPT_FOLDERS):
+            raise RegistryError(
+                f"{where}: ckpt {run.ckpt!r} must be a relative path under results/ or data/ "
+                "(link an outside checkpoint into data/)"
+            )
+        if not _exists(run.ckpt):
+            raise RegistryError(f"{where}: ckpt {run.ckpt} does not exist; fix `ckpt:`")
+    return run

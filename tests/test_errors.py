@@ -1,0 +1,329 @@
+"""Bad input and faults (issue 10): a clear one-line error every time, and nothing lost.
+
+Each case checks the exit status, the one message (no traceback), that no `.done` file was
+written for the failed job, and that the registry and earlier results are unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dltemplate.errors import RegistryError
+from dltemplate.registry import load_registry
+from dltemplate.run_paths import check_run_paths
+from tests.conftest import BIN, Project
+
+REGISTRY = "configs/projects/tiny.yaml"
+
+
+def one_error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert lines, output
+    assert "Traceback" not in output, output
+    return lines[0]
+
+
+def registry_with_runs(runs: str) -> str:
+    return (
+        "description: P\nexperiments:\n  exp:\n    description: E\n    runs:\n"
+        + textwrap.indent(textwrap.dedent(runs), "      ")
+    )
+
+
+# -- the registry ------------------------------------------------------------------------------
+def test_duplicate_run_names_are_refused_with_their_line(tmp_path: Path) -> None:
+    folder = tmp_path / "projects"
+    folder.mkdir()
+    (folder / "p.yaml").write_text(
+        registry_with_runs(
+            """\
+            a: {description: R, config: configs/digits_mlp.py}
+            a: {description: again, config: configs/digits_cnn.py}
+            """
+        )
+    )
+    with pytest.raises(
+        RegistryError, match=r"p\.yaml:7:\d+ does not parse as YAML: found duplicate key 'a'"
+    ):
+        load_registry(folder)
+
+
+@pytest.mark.parametrize(
+    ("config", "ckpt", "message"),
+    [
+        ("configs/nope.py", None, "config configs/nope.py does not exist"),
+        ("../outside.py", None, "must be a relative path under configs/"),
+        ("/etc/passwd", None, "must be a relative path under configs/"),
+        ("configs/../../x.py", None, "must be a relative path under configs/"),
+        (
+            "configs/digits_mlp.py",
+            "/tmp/x.ckpt",
+            "ckpt '/tmp/x.ckpt' must be a relative path under results/ or data/",
+        ),
+        (
+            "configs/digits_mlp.py",
+            "results/../../x.ckpt",
+            "must be a relative path under results/ or data/",
+        ),
+        ("configs/digits_mlp.py", "results/none.ckpt", "ckpt results/none.ckpt does not exist"),
+    ],
+)
+def test_run_paths_stay_inside_the_project(project: Project, config, ckpt, message) -> None:
+    extra = f", ckpt: {ckpt}, jobs: [test]" if ckpt else ""
+    project.write(REGISTRY, registry_with_runs(f"r: {{description: R, config: {config}{extra}}}\n"))
+    cwd = os.getcwd()
+    os.chdir(project.root)
+    try:
+        run = load_registry("configs/projects").run("tiny", "exp", "r")
+        with pytest.raises(RegistryError, match=f"tiny.yaml: run tiny/exp/r: .*{message}"):
+            check_run_paths(run)
+    finally:
+        os.chdir(cwd)
+
+
+def test_a_run_with_a_missing_config_stops_only_itself(project: Project) -> None:
+    project.write(
+        REGISTRY,
+        registry_with_runs(
+            """\
+            gone: {description: R, config: configs/nope.py}
+            fine: {description: R, config: configs/digits_mlp.py}
+            """
+        ),
+    )
+    result = project.snakemake("-n", "--cores", "1", "results/tiny/exp/gone/fit.done", check=False)
+    assert result.returncode != 0
+    assert "run tiny/exp/gone: config configs/nope.py does not exist" in one_error_line(
+        result.stderr
+    )
+    project.snakemake("-n", "--cores", "1", "results/tiny/exp/fine/fit.done")
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "a b", "a,b", "a=b", "", "x" * 65, "MLP"])
+def test_bad_run_names_leave_the_registry_unchanged(project: Project, name: str) -> None:
+    project.write(
+        REGISTRY, registry_with_runs("mlp: {description: R, config: configs/digits_mlp.py}\n")
+    )
+    before = project.path(REGISTRY).read_text()
+    result = project.main(
+        "add-run",
+        "-p",
+        "tiny",
+        "-e",
+        "exp",
+        "-n",
+        name,
+        "-d",
+        "D",
+        "-c",
+        "configs/digits_mlp.py",
+        "--no-check",
+        check=False,
+    )
+    assert result.returncode == 1
+    line = one_error_line(result.stderr)
+    assert "differ in more than case" in line or "Invalid run name" in line
+    assert project.path(REGISTRY).read_text() == before
+
+
+def test_unknown_job_type_in_r(project: Project) -> None:
+    result = project.main(
+        "add-run",
+        "-p",
+        "tiny",
+        "-e",
+        "exp",
+        "-n",
+        "x",
+        "-d",
+        "D",
+        "-c",
+        "configs/digits_mlp.py",
+        "-r",
+        "fit,train",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "unknown job type(s) train" in result.stderr and "Traceback" not in result.stderr
+
+
+# -- faults while writing ----------------------------------------------------------------------
+def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path) -> None:
+    """A real file-size limit (as a full disk) makes the second, larger save fail."""
+    code = textwrap.dedent(
+        f"""
+        import resource, signal, torch
+        from dltemplate.jobs.checkpointing import AtomicCheckpointIO, CheckpointWriteError
+        path = {str(tmp_path / "last.ckpt")!r}
+        io = AtomicCheckpointIO()
+        io.save_checkpoint({{"weights": torch.zeros(10)}}, path)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+        try:
+            io.save_checkpoint({{"weights": torch.zeros(100_000)}}, path)
+        except CheckpointWriteError as exc:
+            print("ERROR", exc)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert (
+        "ERROR Could not write the checkpoint" in result.stdout
+        and "previous last.ckpt is kept" in result.stdout
+    )
+    assert torch.load(tmp_path / "last.ckpt")["weights"].shape == (10,)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_job_log_turns_a_file_error_into_one_line(tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        f"""
+        import errno
+        from dltemplate.jobs.logs import job_log
+        with job_log({str(tmp_path / "job.log")!r}):
+            raise OSError(errno.ENOSPC, "No space left on device", "results/p/e/r/hparams.yaml")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert one_error_line(result.stderr) == (
+        "Error: Cannot write or read results/p/e/r/hparams.yaml: No space left on device; free "
+        "disk space, then rerun the same target (earlier checkpoints and results are kept)"
+    )
+
+
+# -- faults during a fit -----------------------------------------------------------------------
+NAN_CONFIG = '''\
+"""The MLP digits config with a loss that turns NaN at a given optimizer step."""
+
+import torch
+from torch import nn
+
+from dltemplate import RootConfig
+from wrappers import BasicTaskWrapper
+
+from .components.data_wrappers.digits import get_data_wrapper
+from .components.models.mlp import get_model
+from .components.task_wrappers.classifier import get_classifier
+from .components.trainers.default import get_trainer
+
+
+class NanAfter(nn.Module):
+    def __init__(self, *, step: int) -> None:
+        super().__init__()
+        self.step = step
+        self.calls = 0
+
+    def forward(self, output, target):
+        loss = nn.functional.cross_entropy(output, target)
+        if self.training:
+            self.calls += 1
+            if self.calls > self.step:
+                return loss * torch.tensor(float("nan"))
+        return loss
+
+
+def get_task_wrapper(*, nan_after_step: int = 30) -> BasicTaskWrapper:
+    wrapper = get_classifier(model=get_model(hidden_dim=16))
+    wrapper.loss_function = NanAfter(step=nan_after_step)
+    return wrapper
+
+
+def get_root_config_instance() -> RootConfig:
+    return RootConfig(task_wrapper=get_task_wrapper, data_wrapper=get_data_wrapper, trainer=get_trainer)
+'''
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(project: Project) -> None:
+    project.write("configs/nan_loss.py", NAN_CONFIG)
+    project.write(
+        REGISTRY,
+        registry_with_runs(
+            """\
+            nan:
+              description: the loss turns NaN in epoch 2
+              config: configs/nan_loss.py
+              overrides: {trainer.max_epochs: 3, data_wrapper.batch_size: 64}
+            """
+        ),
+    )
+    target = "results/tiny/exp/nan/fit.done"
+    result = project.snakemake("--cores", "1", target, check=False)
+    assert result.returncode != 0
+    # 1,257 training samples in batches of 64: 20 steps an epoch, so step 31 is in epoch 2.
+    line = one_error_line(result.stderr)
+    assert "The training loss became nan at epoch 2, step 31" in line
+    assert "trainer.stop_on_nonfinite_loss=false" in line
+    assert not project.path(target).exists()
+    last = project.path("results/tiny/exp/nan/checkpoints/last.ckpt")
+    state = torch.load(last, weights_only=False)
+    assert state["global_step"] == 20  # the end of epoch 1: the last good state
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values())
+
+    registry = project.path(REGISTRY)
+    registry.write_text(
+        registry.read_text().replace(
+            "max_epochs: 3,", "max_epochs: 3, trainer.stop_on_nonfinite_loss: false,"
+        )
+    )
+    project.snakemake("--cores", "1", target)
+    assert (
+        "Non-finite loss nan at epoch 2, step 31"
+        in project.path("results/tiny/exp/nan/logs/fit.log").read_text()
+    )
+    assert json.loads(project.path(target).read_text())["epochs"] == 3
+
+
+@pytest.mark.slow
+def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(project: Project) -> None:
+    project.write(
+        REGISTRY,
+        registry_with_runs(
+            """\
+            long:
+              description: long enough to be interrupted
+              config: configs/digits_mlp.py
+              overrides: {trainer.max_epochs: 40, task_wrapper.model.hidden_dim: 16}
+            """
+        ),
+    )
+    target = "results/tiny/exp/long/fit.done"
+    first = subprocess.Popen(
+        [str(BIN / "snakemake"), "--cores", "1", target],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    log = project.path("results/tiny/exp/long/logs/fit.log")
+    deadline = time.time() + 120
+    while not (log.is_file() and "epoch 2/40" in log.read_text()):
+        assert time.time() < deadline and first.poll() is None, "the fit did not start"
+        time.sleep(0.2)
+
+    second = project.snakemake("--cores", "1", target, check=False)
+    assert second.returncode != 0
+    assert "cannot be locked" in second.stderr and "--unlock" in second.stderr
+
+    os.killpg(first.pid, signal.SIGINT)  # Ctrl-C in the terminal
+    first.communicate(timeout=60)
+    assert first.returncode != 0
+    assert not project.path(target).exists()
+    saved = json.loads(project.path("results/tiny/exp/long/checkpoints/last.json").read_text())
+    assert saved["global_step"] > 0
+
+    project.snakemake("--cores", "1", target)
+    assert json.loads(project.path(target).read_text())["resumed_from_step"] == saved["global_step"]
