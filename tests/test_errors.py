@@ -327,3 +327,29 @@ def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(projec
 
     project.snakemake("--cores", "1", target)
     assert json.loads(project.path(target).read_text())["resumed_from_step"] == saved["global_step"]
+
+
+class Payload:
+    """Anything that is not plain data: unpickling it could run code."""
+
+
+def test_checkpoints_load_weights_only(tmp_path: Path) -> None:
+    from dltemplate.config.build import build_run
+    from dltemplate.jobs.checkpointing import CheckpointError, check_checkpoint
+    from tests.conftest import REPO
+
+    built = build_run(
+        REPO / "configs/digits_mlp.py", overrides={"task_wrapper.model.hidden_dim": 8}
+    )
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": built.task_wrapper.state_dict(), "extra": Payload()}, path)
+    with pytest.raises(
+        CheckpointError,
+        match=r"safe loading \(weights_only\) refuses .*Payload.*DLT_TRUST_CHECKPOINTS=1",
+    ):
+        check_checkpoint(path, built.task_wrapper, "way out")
+    os.environ["DLT_TRUST_CHECKPOINTS"] = "1"
+    try:
+        check_checkpoint(path, built.task_wrapper, "way out")
+    finally:
+        del os.environ["DLT_TRUST_CHECKPOINTS"]

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import random
+import re
 import signal
 import sys
 from collections.abc import Iterator, Mapping
@@ -247,12 +249,34 @@ def graceful_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+TRUST_VARIABLE = "DLT_TRUST_CHECKPOINTS"
+
+
+def weights_only() -> bool:
+    """Load checkpoints with torch's weights_only unpickler, unless the user trusts them."""
+    return os.environ.get(TRUST_VARIABLE, "") in ("", "0")
+
+
+@contextlib.contextmanager
+def safe_checkpoint_loading() -> Iterator[None]:
+    """Allow, besides tensors and plain data, the numpy arrays of the saved random states."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    allowed = [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype("uint32"))]
+    with torch.serialization.safe_globals(allowed):
+        yield
+
+
 def _load(path: Path) -> Any:
     """torch.load, memory-mapped (cheap for big files) when the file's format allows it."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception:  # not a zip-format file, or a truncated one: the plain load says which
-        return torch.load(path, map_location="cpu", weights_only=False)
+    with safe_checkpoint_loading():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=weights_only(), mmap=True)
+        except pickle.UnpicklingError:
+            raise
+        except Exception:  # not a zip-format file, or a truncated one: the plain load says
+            return torch.load(path, map_location="cpu", weights_only=weights_only())
 
 
 def check_checkpoint(
@@ -266,6 +290,15 @@ def check_checkpoint(
     path = Path(path)
     try:
         checkpoint = _load(path)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise
+        refused = re.search(r"GLOBAL (\S+)", str(exc))
+        raise CheckpointError(
+            f"Checkpoint {path} holds objects that safe loading (weights_only) refuses "
+            f"({refused.group(1) if refused else 'a Python object'}); if you trust the file, "
+            f"rerun with {TRUST_VARIABLE}=1"
+        ) from None
     except Exception as exc:
         reason = str(exc).split(". ")[0].splitlines()[0][:150] if str(exc) else ""
         reason = reason or type(exc).__name__

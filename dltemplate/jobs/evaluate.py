@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dltemplate.jobs.checkpointing import check_checkpoint
+from dltemplate.jobs.checkpointing import check_checkpoint, safe_checkpoint_loading, weights_only
 from dltemplate.jobs.common import build_for_job, checkpoint_hint, fitted_checkpoint
 from dltemplate.jobs.confusion import ConfusionCounter
 from dltemplate.jobs.fit import scalar_metrics
@@ -36,12 +36,13 @@ def test_run(
     settings = dict(built.trainer_kwargs)
     settings["callbacks"] = [*settings.get("callbacks", []), counter]
     trainer = make_trainer(settings, run_dir, "test")
-    trainer.test(
-        built.task_wrapper,
-        datamodule=built.data_wrapper,
-        ckpt_path=str(checkpoint),
-        weights_only=False,
-    )
+    with safe_checkpoint_loading():
+        trainer.test(
+            built.task_wrapper,
+            datamodule=built.data_wrapper,
+            ckpt_path=str(checkpoint),
+            weights_only=weights_only(),
+        )
     record = {
         "checkpoint": portable_path(checkpoint),
         "metrics": scalar_metrics(trainer.callback_metrics),

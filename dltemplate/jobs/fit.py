@@ -118,6 +118,8 @@ def _fit(
         check_checkpoint,
         graceful_interrupts,
         place_last,
+        safe_checkpoint_loading,
+        weights_only,
     )
     from dltemplate.jobs.common import build_for_job
     from dltemplate.jobs.trainer import make_trainer
@@ -156,12 +158,13 @@ def _fit(
         with graceful_interrupts(), warnings.catch_warnings():
             # The run's checkpoints/ folder holds earlier checkpoints on purpose (resume).
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is")
-            trainer.fit(
-                built.task_wrapper,
-                datamodule=built.data_wrapper,
-                ckpt_path=str(plan.resume_from) if plan.resume_from else None,
-                weights_only=False,
-            )
+            with safe_checkpoint_loading():
+                trainer.fit(
+                    built.task_wrapper,
+                    datamodule=built.data_wrapper,
+                    ckpt_path=str(plan.resume_from) if plan.resume_from else None,
+                    weights_only=weights_only(),
+                )
     except SIGTERMException:
         message = (
             f"Fit stopped by a signal at epoch {trainer.current_epoch}, step "

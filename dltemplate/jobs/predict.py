@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from dltemplate.jobs.checkpointing import check_checkpoint
+from dltemplate.jobs.checkpointing import check_checkpoint, safe_checkpoint_loading, weights_only
 from dltemplate.jobs.common import build_for_job, checkpoint_hint, fitted_checkpoint
 from dltemplate.jobs.trainer import make_trainer
 from dltemplate.records import portable_path, write_json_atomic
@@ -95,13 +95,14 @@ def predict_run(
     settings = dict(built.trainer_kwargs)
     settings["callbacks"] = [*settings.get("callbacks", []), writer]
     trainer = make_trainer(settings, run_dir, "predict")
-    trainer.predict(
-        built.task_wrapper,
-        datamodule=built.data_wrapper,
-        ckpt_path=str(checkpoint),
-        return_predictions=False,
-        weights_only=False,
-    )
+    with safe_checkpoint_loading():
+        trainer.predict(
+            built.task_wrapper,
+            datamodule=built.data_wrapper,
+            ckpt_path=str(checkpoint),
+            return_predictions=False,
+            weights_only=weights_only(),
+        )
     writer.finish()
     record = {
         "checkpoint": portable_path(checkpoint),
