@@ -131,25 +131,25 @@ def claim_gpus(
     Call it before torch is imported: CUDA reads the variable once, when it starts.
     """
     environ = os.environ if environ is None else environ
+    job = f" (SLURM job {environ['SLURM_JOB_ID']})" if environ.get("SLURM_JOB_ID") else ""
     if gpus is None:
-        say("GPU slots: the job has no gpu resource; CUDA_VISIBLE_DEVICES left as it is")
+        say(f"GPU slots{job}: no gpu resource; CUDA_VISIBLE_DEVICES left as it is")
         return None
     gpus = int(gpus)
     if gpus <= 0:
         environ["CUDA_VISIBLE_DEVICES"] = ""
-        say("GPU slots: the job asks for no GPU: CUDA_VISIBLE_DEVICES=''")
+        say(f"GPU slots{job}: the job asks for no GPU: CUDA_VISIBLE_DEVICES=''")
         return []
     devices = visible_devices(environ)
-    slurm = f" (SLURM job {environ['SLURM_JOB_ID']})" if environ.get("SLURM_JOB_ID") else ""
     if devices is None:
         say(
-            f"GPU slots: the job asks for {gpus} GPU(s) but no NVIDIA GPU was found (no "
+            f"GPU slots{job}: the job asks for {gpus} GPU(s) but no NVIDIA GPU was found (no "
             "CUDA_VISIBLE_DEVICES, no nvidia-smi); CUDA_VISIBLE_DEVICES left unset"
         )
         return None
     if len(devices) < gpus:
         raise UserError(
-            f"The job asks for {gpus} GPU(s) but only {len(devices)} are visible{slurm} "
+            f"The job asks for {gpus} GPU(s) but only {len(devices)} are visible{job} "
             f"(CUDA_VISIBLE_DEVICES={','.join(devices)!r}); lower `gpus` in the registry's "
             "resources, or run it where more GPUs are"
         )
@@ -161,5 +161,5 @@ def claim_gpus(
         taken = acquire(gpus, devices, folder, say=say)
         how = f"locked in {folder}"
     environ["CUDA_VISIBLE_DEVICES"] = ",".join(taken)
-    say(f"GPU slots: CUDA_VISIBLE_DEVICES={','.join(taken)} ({how}){slurm} at {time.time():.3f}")
+    say(f"GPU slots{job}: CUDA_VISIBLE_DEVICES={','.join(taken)} ({how}) at {time.time():.3f}")
     return taken

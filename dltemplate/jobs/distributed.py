@@ -89,29 +89,40 @@ def fork_ddp_strategy(cluster_environment: Any = None) -> Any:
     return ForkDDPStrategy(start_method="fork", cluster_environment=cluster_environment)
 
 
+def _has_environment(plugins: list[Any]) -> bool:
+    from lightning.fabric.plugins.environments import ClusterEnvironment
+
+    return any(isinstance(p, ClusterEnvironment) for p in plugins)
+
+
 def single_process_launch(
     settings: MutableMapping[str, Any], environ: Mapping[str, str] | None = None
 ) -> MutableMapping[str, Any]:
-    """Trainer settings whose DDP starts its ranks from this one process (see the module doc).
+    """Adapt trainer settings to a job that Snakemake started as one process.
 
-    Changes nothing for one device, for a strategy other than `auto`/`ddp`, for several nodes,
-    or when a launcher already started the ranks.
+    DDP on several devices of this node: `ddp_fork`, and LightningEnvironment inside a SLURM
+    job (see the module doc). One process inside a SLURM job: SLURMEnvironment without
+    auto-requeue, so that Lightning never requeues the job behind Snakemake's back (Snakemake
+    resubmits failed jobs itself, `retries:`). Unchanged when the config chose a cluster
+    environment or a strategy object, for several nodes, or when a launcher already started
+    one process per device.
     """
-    environ = os.environ if environ is None else environ
-    strategy = settings.get("strategy", "auto")
-    if not isinstance(strategy, str) or strategy not in _DDP_LIKE:
-        return settings
-    if int(settings.get("num_nodes", 1)) != 1 or launched_per_device(environ):
-        return settings
-    ranks = device_count(settings)
-    if ranks <= 1:
-        return settings
-    from lightning.fabric.plugins.environments import LightningEnvironment
+    from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
 
-    environment, where = None, ""
-    if "SLURM_NTASKS" in environ:  # Lightning would pick SLURMEnvironment
-        environment = LightningEnvironment()
-        where = f", LightningEnvironment in SLURM job {environ.get('SLURM_JOB_ID', '?')}"
-    settings["strategy"] = fork_ddp_strategy(environment)
-    print(f"DDP: {ranks} ranks forked by this job (start method fork{where})", flush=True)
+    environ = os.environ if environ is None else environ
+    plugins = settings.get("plugins") or []
+    plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if _has_environment(plugins) or launched_per_device(environ):
+        return settings
+    if int(settings.get("num_nodes", 1)) != 1:
+        return settings
+    in_slurm = "SLURM_NTASKS" in environ  # Lightning would pick SLURMEnvironment
+    strategy = settings.get("strategy", "auto")
+    ranks = device_count(settings) if strategy in _DDP_LIKE else 1
+    if ranks > 1:
+        settings["strategy"] = fork_ddp_strategy(LightningEnvironment() if in_slurm else None)
+        where = f", LightningEnvironment in SLURM job {environ.get('SLURM_JOB_ID')}"
+        print(f"DDP: {ranks} ranks forked by this job (fork{where if in_slurm else ''})")
+    elif in_slurm:
+        settings["plugins"] = [*plugins, SLURMEnvironment(auto_requeue=False)]
     return settings
