@@ -91,12 +91,6 @@ def log_job_ids(project: Project, run: str, job: str) -> list[str]:
     return re.findall(r"GPU slots \(SLURM job (\d+)\)", log)
 
 
-def record_job_id(project: Project, run: str, job: str) -> str | None:
-    """The SLURM job id in the job's record, where the workflow writes records."""
-    path = project.path(f"results/tiny/exp/{run}/records/{job}.json")
-    return json.loads(path.read_text()).get("slurm_job_id") if path.is_file() else None
-
-
 RUNS = """\
 description: runs on SLURM
 experiments:
@@ -135,19 +129,24 @@ def test_each_run_is_one_slurm_job_with_its_resources(slurm: None, project: Proj
         assert len({tuple(v) for v in by_job.values()}) == 1, ids  # one allocation per run
         (job_id,) = by_job["fit"]
         assert job_id in submitted
-        recorded = record_job_id(project, run, "fit")
-        assert recorded in (None, job_id)
+        # run.json holds each job's record, with the SLURM job that ran it.
+        records = json.loads(project.path(f"results/tiny/exp/{run}/run.json").read_text())
+        for job in ("fit", "test", "predict"):
+            assert records["records"][job]["status"] == "done"
+            assert records["records"][job]["slurm_job_id"] == job_id
     assert ids["a"]["fit"] != ids["b"]["fit"]
     # The group asks for the fit's runtime plus test's and predict's (10 min each, from the
     # experiment; run b's fit: 12) and the largest memory of its jobs.
     a, b = (scontrol_job(ids[r]["fit"][0]) for r in "ab")
     assert (a["TimeLimit"], a["MinMemoryNode"], a["NumCPUs"]) == ("00:30:00", "600M", "1")
     assert (b["TimeLimit"], b["MinMemoryNode"]) == ("00:32:00", "700M")
-    # The summary ran here, not on the cluster: the plugin logged only the two groups.
+    # Summary and records ran here, not on the cluster: the plugin logged only the two groups.
     logs = sorted(p.name for p in project.path("logs/slurm").iterdir())
     assert logs == ["group_run_fit_predict_test"], logs
     summary = project.path("results/tiny/exp/summary.csv").read_text()
     assert summary.count("\n") == 3  # header and two runs
+    project_record = json.loads(project.path("results/tiny/project.json").read_text())
+    assert set(project_record["experiments"]["exp"]["runs"]) == {"a", "b"}
 
 
 def squeue_jobs_in(folder: Path) -> list[str]:
@@ -173,7 +172,7 @@ def test_cancelled_fit_resumes_from_its_checkpoint_in_the_retry(
                 description: long enough to be cancelled part way
                 config: configs/digits_mlp.py
                 jobs: [fit]
-                overrides: {trainer.max_epochs: 40, task_wrapper.model.hidden_dim: 16}
+                overrides: {trainer.max_epochs: 12, task_wrapper.model.hidden_dim: 16}
                 resources: {mem_mb: 600, runtime: 10}
         """,
     )
@@ -202,7 +201,7 @@ def test_cancelled_fit_resumes_from_its_checkpoint_in_the_retry(
     output = project.path("snakemake.out").read_text()
     assert "Trying to restart" in output, output
     done = json.loads(project.path("results/tiny/exp/long/fit.done").read_text())
-    assert done["epochs"] == 40
+    assert done["epochs"] == 12
     # The retry went on from the checkpoint of the cancelled job instead of starting again.
     assert done.get("attempts") == 2, done
     assert done.get("resumed_from_step", 0) > 0, done
