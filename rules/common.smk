@@ -19,7 +19,9 @@ wildcard_constraints:
 
 def get_run(wildcards):
     try:
-        return check_run_paths(REGISTRY.run(wildcards.proj, wildcards.exp, wildcards.run))
+        return check_run_paths(
+            REGISTRY.run(wildcards.proj, wildcards.exp, wildcards.run)
+        )
     except UserError as error:
         sys.exit(f"Error: {error}")
 
