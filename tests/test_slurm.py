@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, Project
+from tests.conftest import BIN, Project
 from tests.test_ddp import check_two_ranks, run_fit
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -157,10 +157,6 @@ def squeue_jobs_in(folder: Path) -> list[str]:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.skipif(
-    not (REPO / "dltemplate/jobs/resume.py").is_file(),
-    reason="needs the fit to resume from its checkpoint (issue 5, dltemplate/jobs/resume.py)",
-)
 def test_cancelled_fit_resumes_from_its_checkpoint_in_the_retry(
     slurm: None, project: Project
 ) -> None:
