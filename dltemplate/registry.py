@@ -18,6 +18,7 @@ import yaml
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
 from dltemplate.names import name_problem
+from dltemplate.resources import RESOURCES_SCHEMA, job_layers
 from dltemplate.yaml12 import safe_load
 
 RUN_SCHEMA = {
@@ -37,6 +38,7 @@ RUN_SCHEMA = {
         "created": {"type": "string"},
         # A checkpoint to test/predict with instead of fitting (jobs default to test, predict).
         "ckpt": {"type": "string", "minLength": 1},
+        "resources": RESOURCES_SCHEMA,  # gpus, cpus, mem_mb, runtime (dltemplate.resources)
     },
 }
 PROJECT_SCHEMA = {
@@ -55,6 +57,7 @@ PROJECT_SCHEMA = {
                 "properties": {
                     "description": {"type": "string", "minLength": 1},
                     "created": {"type": "string"},
+                    "resources": RESOURCES_SCHEMA,  # for every run; a run's own win
                     "runs": {"type": "object", "additionalProperties": RUN_SCHEMA},
                 },
             },
@@ -77,6 +80,8 @@ class Run:
     source: str = ""  # the registry file that declares it, for messages
     created: str = ""  # when `main.py add-run` declared it (ISO 8601), if it did
     ckpt: str | None = None  # a checkpoint that test and predict use; the run has no fit then
+    # Per job type, what the registry asks (experiment's, then run's): dltemplate.resources
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -216,6 +221,7 @@ def load_project(path: Path) -> Project:
                 source=str(path),
                 created=run.get("created", ""),
                 ckpt=run.get("ckpt"),
+                resources=job_layers(exp.get("resources"), run.get("resources")),
             )
         experiments[exp_name] = Experiment(
             proj, exp_name, exp["description"], runs, exp.get("created", "")

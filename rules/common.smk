@@ -2,7 +2,7 @@
 # dltemplate package (dltemplate.targets), where pytest reaches it; nothing here imports torch.
 import sys
 
-from dltemplate import run_records, targets
+from dltemplate import resources, run_records, targets
 from dltemplate.errors import UserError
 from dltemplate.registry import load_registry
 from dltemplate.run_paths import check_run_paths
@@ -19,7 +19,9 @@ wildcard_constraints:
 
 def get_run(wildcards):
     try:
-        return check_run_paths(REGISTRY.run(wildcards.proj, wildcards.exp, wildcards.run))
+        return check_run_paths(
+            REGISTRY.run(wildcards.proj, wildcards.exp, wildcards.run)
+        )
     except UserError as error:
         sys.exit(f"Error: {error}")
 
@@ -61,7 +63,17 @@ def get_experiment_targets(wildcards):
 
 
 def get_threads(job):
-    return config["threads"][job]
+    def threads(wildcards):
+        return resources.job_threads(get_run(wildcards).resources, job, config)
+
+    return threads
+
+
+def get_resource(job, name):
+    def resource(wildcards):
+        return resources.job_resource(get_run(wildcards).resources, job, name, config)
+
+    return resource
 
 
 def get_record_targets():

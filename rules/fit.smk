@@ -12,6 +12,10 @@ rule fit:
     conda:
         "../envs/dltemplate.yaml"
     threads: get_threads("fit")
+    resources:
+        gpu=get_resource("fit", "gpu"),
+        mem_mb=get_resource("fit", "mem_mb"),
+        runtime=get_resource("fit", "runtime"),
     params:
         job=get_job_params,
         sources=get_source_digests,  # the config's files: an edit reruns the job

@@ -20,6 +20,7 @@ rule plot_learning_curves:
         ),
     log:
         "results/{proj}/{exp}/{run}/logs/plot_learning_curves.log",
+    localrule: True  # on a cluster, plots are made on the submit host
     conda:
         "../envs/dltemplate.yaml"
     script:
@@ -39,6 +40,7 @@ rule plot_confusion_matrix:
         ),
     log:
         "results/{proj}/{exp}/{run}/logs/plot_confusion_matrix.log",
+    localrule: True  # on a cluster, plots are made on the submit host
     conda:
         "../envs/dltemplate.yaml"
     script:
@@ -65,6 +67,7 @@ rule plot_comparison:
         ),
     log:
         "results/{proj}/{exp}/logs/plot_comparison.log",
+    localrule: True  # on a cluster, plots are made on the submit host
     conda:
         "../envs/dltemplate.yaml"
     script:

@@ -10,6 +10,10 @@ rule predict:
     conda:
         "../envs/dltemplate.yaml"
     threads: get_threads("predict")
+    resources:
+        gpu=get_resource("predict", "gpu"),
+        mem_mb=get_resource("predict", "mem_mb"),
+        runtime=get_resource("predict", "runtime"),
     params:
         job=get_job_params,
         sources=get_source_digests,  # the config's files: an edit reruns the job

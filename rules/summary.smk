@@ -7,6 +7,7 @@ rule summary:
         csv="results/{proj}/{exp}/summary.csv",
     log:
         "results/{proj}/{exp}/logs/summary.log",
+    localrule: True  # on a cluster, aggregation runs on the submit host
     conda:
         "../envs/dltemplate.yaml"
     script:

@@ -9,6 +9,10 @@ rule test:
     conda:
         "../envs/dltemplate.yaml"
     threads: get_threads("test")
+    resources:
+        gpu=get_resource("test", "gpu"),
+        mem_mb=get_resource("test", "mem_mb"),
+        runtime=get_resource("test", "runtime"),
     params:
         job=get_job_params,
         sources=get_source_digests,  # the config's files: an edit reruns the job

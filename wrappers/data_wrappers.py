@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, random_split
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, random_split
 
 from dltemplate.errors import UserError
 
@@ -29,17 +30,25 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-class EpochShuffleSampler(Sampler[int]):
+class EpochShuffleSampler(DistributedSampler):
     """A random order of `length` indices that depends only on (seed, epoch).
 
     Lightning calls `set_epoch` before every epoch, so a fit resumed from a checkpoint draws the
     same order as one that never stopped; `resume_at` skips the samples of an epoch that a
     checkpoint taken part way through it had already seen.
+
+    With DDP (`replicas` > 1), rank `rank` takes every `replicas`-th index of the order, padded
+    like torch's DistributedSampler so that all ranks run the same number of batches; skips
+    then count this rank's samples. It is a DistributedSampler only so that Lightning uses it
+    as it is instead of wrapping it in one (which would hide `set_epoch` and `resume_at`).
     """
 
-    def __init__(self, length: int, seed: int) -> None:
+    def __init__(self, length: int, seed: int, rank: int = 0, replicas: int = 1) -> None:
+        # No DistributedSampler.__init__: it would ask torch.distributed for the ranks.
         self.length = length
         self.seed = seed
+        self.rank = rank
+        self.replicas = replicas
         self.epoch = 0
         self._skip: tuple[int, int] | None = None  # (epoch, samples to skip)
 
@@ -50,11 +59,15 @@ class EpochShuffleSampler(Sampler[int]):
         self._skip = (epoch, samples)
 
     def __len__(self) -> int:
-        return self.length  # the whole epoch, also when resumed: Lightning counts the rest
+        # The whole epoch (of this rank), also when resumed: Lightning counts the rest.
+        return math.ceil(self.length / self.replicas)
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         order = torch.randperm(self.length, generator=generator).tolist()
+        if self.replicas > 1:
+            order += order[: len(self) * self.replicas - self.length]
+            order = order[self.rank :: self.replicas]
         skip = self._skip[1] if self._skip and self._skip[0] == self.epoch else 0
         self._skip = None
         return iter(order[skip:])
@@ -232,7 +245,10 @@ class BasicDataWrapper(L.LightningDataModule):
         }
         if split != "train":
             return DataLoader(dataset, shuffle=False, **settings)
-        sampler = EpochShuffleSampler(len(dataset), self.shuffle_seed)
+        ranks = {}
+        if self.trainer is not None and self.trainer.world_size > 1:  # DDP: this rank's share
+            ranks = {"rank": self.trainer.global_rank, "replicas": self.trainer.world_size}
+        sampler = EpochShuffleSampler(len(dataset), self.shuffle_seed, **ranks)
         if self.trainer is not None:
             sampler.set_epoch(_next_epoch(self.trainer))
         return ResumableDataLoader(dataset, sampler=sampler, **settings)

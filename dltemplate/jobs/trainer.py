@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
+from dltemplate.jobs.distributed import single_process_launch
 from dltemplate.jobs.guards import FiniteLossGuard
 from dltemplate.jobs.loggers import make_loggers
 from dltemplate.jobs.progress import PlainProgress
@@ -38,6 +39,7 @@ def make_trainer(
     fit job adds the callback that keeps `last.ckpt` (dltemplate.jobs.checkpointing).
     """
     kwargs = {k: v for k, v in settings.items() if k not in TEMPLATE_KEYS}
+    single_process_launch(kwargs)  # DDP ranks forked from the job's one process
     callbacks = list(kwargs.pop("callbacks", []))
     progress, bar = progress_callbacks()
     callbacks += progress

@@ -13,6 +13,7 @@ def get_trainer(
     max_epochs: int = 20,
     accelerator: str = "auto",
     devices: int | str = "auto",
+    strategy: str = "auto",  # several devices: DDP (see dltemplate.jobs.distributed)
     precision: str = "32-true",
     gradient_clip_val: float | None = None,
     deterministic: bool = True,
@@ -27,6 +28,7 @@ def get_trainer(
         "max_epochs": max_epochs,
         "accelerator": accelerator,
         "devices": devices,
+        "strategy": strategy,
         "precision": precision,
         "gradient_clip_val": gradient_clip_val,
         "deterministic": deterministic,

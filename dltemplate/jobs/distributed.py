@@ -1,0 +1,128 @@
+"""Several devices in one job: Lightning's DDP, its processes started from inside the job.
+
+Snakemake runs every job as one process: locally a Python script, under SLURM one task
+(`srun -n1`, one per job, whatever the job asks). Lightning's default DDP launch does not fit
+there. Plain `ddp` starts the other ranks by running the program again, which is Snakemake's
+temporary job script, so every rank would redo the job's records, locks and outputs. Inside a
+SLURM job Lightning picks SLURMEnvironment, which expects SLURM to have started one task per
+device, and with one task it silently trains as a single rank ("MEMBER: 1/1"): a 2-GPU job
+would leave a GPU idle.
+
+So a job whose trainer asks for DDP on more than one device of its node gets `ddp_fork`
+(the ranks are forked at `trainer.fit`, after the job's own setup; CUDA must not be started
+before then, which Lightning checks) and, under SLURM, LightningEnvironment, which lets Lightning
+start those processes within the job's allocation. Processes that a launcher already started
+per device (torchrun, or `srun` with one task per device) keep Lightning's choice.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+# Strategies that mean "DDP, launched however Lightning sees fit".
+_DDP_LIKE = ("auto", "ddp")
+
+
+def launched_per_device(environ: Mapping[str, str]) -> bool:
+    """True when a launcher started one process per device (torchrun, multi-task srun)."""
+    if "LOCAL_RANK" in environ or "TORCHELASTIC_RUN_ID" in environ:
+        return True
+    return int(environ.get("SLURM_NTASKS", "1") or 1) > 1
+
+
+def _count(devices: Any, available: int) -> int:
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text in ("auto", "-1"):
+            return available
+        if "," in text:
+            return len([d for d in text.split(",") if d.strip()])
+        return int(text) if text.isdigit() else 1
+    if isinstance(devices, int):
+        return available if devices == -1 else devices
+    return 1
+
+
+def device_count(settings: Mapping[str, Any]) -> int:
+    """How many processes the trainer settings ask for on this node (without starting CUDA)."""
+    from lightning.fabric.accelerators.cuda import num_cuda_devices
+
+    accelerator = str(settings.get("accelerator", "auto"))
+    devices = settings.get("devices", "auto")
+    if accelerator == "cpu":
+        return 1 if devices == "auto" else _count(devices, os.cpu_count() or 1)
+    cuda = num_cuda_devices() if accelerator in ("auto", "gpu", "cuda") else 0
+    if accelerator == "auto" and cuda == 0:
+        return 1 if devices == "auto" else _count(devices, 1)
+    return _count(devices, cuda)
+
+
+def fork_ddp_strategy(cluster_environment: Any = None) -> Any:
+    """`DDPStrategy(start_method="fork")` whose main process learns the ranks' epoch and step.
+
+    With a fork launch, the job's own process only waits for the ranks; Lightning sends back
+    the weights, best checkpoint and metrics but not the loops' progress, so `current_epoch`
+    and `global_step` would read 0 there. Rank 0 sends the fit loop's state too.
+    """
+    from lightning.pytorch.strategies import DDPStrategy
+    from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+
+    class _Launcher(_MultiProcessingLauncher):
+        def get_extra_results(self, trainer):
+            extra = super().get_extra_results(trainer)
+            extra["fit_loop"] = trainer.fit_loop.state_dict()
+            return extra
+
+        def update_main_process_results(self, trainer, extra):
+            super().update_main_process_results(trainer, extra)
+            if "fit_loop" in extra:
+                trainer.fit_loop.load_state_dict(extra["fit_loop"])
+
+    class ForkDDPStrategy(DDPStrategy):
+        def _configure_launcher(self) -> None:
+            self._launcher = _Launcher(self, start_method="fork")
+
+    return ForkDDPStrategy(start_method="fork", cluster_environment=cluster_environment)
+
+
+def _has_environment(plugins: list[Any]) -> bool:
+    from lightning.fabric.plugins.environments import ClusterEnvironment
+
+    return any(isinstance(p, ClusterEnvironment) for p in plugins)
+
+
+def single_process_launch(
+    settings: MutableMapping[str, Any], environ: Mapping[str, str] | None = None
+) -> MutableMapping[str, Any]:
+    """Adapt trainer settings to a job that Snakemake started as one process.
+
+    DDP on several devices of this node: `ddp_fork`, and LightningEnvironment inside a SLURM
+    job (see the module doc). One process inside a SLURM job: SLURMEnvironment without
+    auto-requeue, so that Lightning never requeues the job behind Snakemake's back (Snakemake
+    resubmits failed jobs itself, `retries:`). Unchanged when the config chose a cluster
+    environment or a strategy object, for several nodes, or when a launcher already started
+    one process per device.
+    """
+    from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
+
+    environ = os.environ if environ is None else environ
+    plugins = settings.get("plugins") or []
+    plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if _has_environment(plugins) or launched_per_device(environ):
+        return settings
+    if int(settings.get("num_nodes", 1)) != 1:
+        return settings
+    in_slurm = "SLURM_NTASKS" in environ  # Lightning would pick SLURMEnvironment
+    strategy = settings.get("strategy", "auto")
+    ranks = device_count(settings) if strategy in _DDP_LIKE else 1
+    if ranks > 1:
+        settings["strategy"] = fork_ddp_strategy(LightningEnvironment() if in_slurm else None)
+        where = f", LightningEnvironment in SLURM job {environ.get('SLURM_JOB_ID')}"
+        print(f"DDP: {ranks} ranks forked by this job (fork{where if in_slurm else ''})")
+    elif in_slurm:
+        settings["plugins"] = [*plugins, SLURMEnvironment(auto_requeue=False)]
+    return settings

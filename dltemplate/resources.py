@@ -1,0 +1,134 @@
+"""What a job asks of the machine or cluster: GPUs, CPUs, memory and time.
+
+A run's `resources:` in the registry (or its experiment's) sets them, and Snakemake passes them
+on: `gpus` becomes the `gpu` resource (locally, `--resources gpu=N` caps the GPUs in use and
+dltemplate.gpu_slots gives each job its own; SLURM gets `--gpus`), `cpus` the rule's threads
+(SLURM's `--cpus-per-task`), `mem_mb` the memory in MB (`--mem`), `runtime` the time limit in
+minutes (`--time`).
+
+    resources:            # every job of the run (test and predict take at most 1 GPU)
+      gpus: 2
+      mem_mb: 16000
+      fit: {runtime: 12h} # one job type: wins over the keys above
+      test: {runtime: 30}
+
+Lowest to highest precedence: `configs/workflow.yaml` (`threads:` and `resources:` per job
+type), the experiment's `resources:`, its job-type keys, the run's, its job-type keys.
+Imported while Snakemake parses the workflow: no torch here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from dltemplate.config.root import JOB_TYPES
+from dltemplate.errors import UserError
+
+# Registry key -> Snakemake resource name (`cpus` becomes the rule's threads instead).
+SNAKEMAKE_NAMES = {"gpus": "gpu", "mem_mb": "mem_mb", "runtime": "runtime"}
+VALUE_KEYS = ("gpus", "cpus", "mem_mb", "runtime")
+# Test and predict inherit at most this many of the run's GPUs (Lightning advises one device
+# for them: a distributed sampler would repeat samples); their own key may ask for more.
+EVAL_GPUS = 1
+
+RUNTIME_PATTERN = r"^[1-9][0-9]*\s*(m|min|h|d)$"
+_RUNTIME = re.compile(RUNTIME_PATTERN)
+_MINUTES = {"m": 1, "min": 1, "h": 60, "d": 24 * 60}
+
+_VALUES = {
+    "gpus": {"type": "integer", "minimum": 0},
+    "cpus": {"type": "integer", "minimum": 1},
+    "mem_mb": {"type": "integer", "minimum": 1},
+    "runtime": {
+        "oneOf": [
+            {"type": "integer", "minimum": 1},
+            {"type": "string", "pattern": RUNTIME_PATTERN},
+        ]
+    },
+}
+VALUES_SCHEMA = {"type": "object", "additionalProperties": False, "properties": _VALUES}
+# The registry's `resources:` of an experiment or a run.
+RESOURCES_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {**_VALUES, **dict.fromkeys(JOB_TYPES, VALUES_SCHEMA)},
+}
+
+
+def runtime_minutes(value: int | str) -> int:
+    """`90` -> 90, `"90m"` -> 90, `"12h"` -> 720, `"2d"` -> 2880 (minutes)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _RUNTIME.match(str(value).strip())
+    if not match:
+        raise UserError(
+            f"Runtime {value!r} is not minutes (90) nor a number with a unit (90m, 12h, 2d)"
+        )
+    return int(str(value).strip()[: match.start(1)]) * _MINUTES[match.group(1)]
+
+
+def job_layers(
+    experiment: Mapping[str, Any] | None, run: Mapping[str, Any] | None
+) -> dict[str, dict[str, Any]]:
+    """The registry's resources for each job type of a run, the run's winning over its
+    experiment's; keys the registry leaves out are absent (the workflow's defaults apply)."""
+    resolved: dict[str, dict[str, Any]] = {}
+    for job in JOB_TYPES:
+        values: dict[str, Any] = {}
+        for layer in (experiment or {}, run or {}):
+            general = {k: layer[k] for k in VALUE_KEYS if k in layer}
+            if job != "fit" and "gpus" in general:
+                general["gpus"] = min(general["gpus"], EVAL_GPUS)
+            values.update(general)
+            values.update(layer.get(job) or {})
+        if "runtime" in values:
+            values["runtime"] = runtime_minutes(values["runtime"])
+        resolved[job] = values
+    return resolved
+
+
+def workflow_defaults(config: Mapping[str, Any], job: str) -> dict[str, Any]:
+    """The defaults of job type `job` in the workflow config: `threads:` and `resources:`."""
+    import jsonschema
+
+    defaults = dict((config.get("resources") or {}).get(job) or {})
+    errors = list(jsonschema.Draft202012Validator(VALUES_SCHEMA).iter_errors(defaults))
+    if errors:
+        raise UserError(
+            f"Workflow config (configs/workflow.yaml or --config): resources.{job}: "
+            f"{errors[0].message}; allowed keys: {', '.join(VALUE_KEYS)}"
+        )
+    if "runtime" in defaults:
+        defaults["runtime"] = runtime_minutes(defaults["runtime"])
+    threads = (config.get("threads") or {}).get(job)
+    if threads is not None and "cpus" not in defaults:
+        defaults["cpus"] = threads
+    return defaults
+
+
+def job_resources(
+    run_resources: Mapping[str, Mapping[str, Any]], job: str, config: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Everything job `job` of a run asks for, with registry keys (gpus, cpus, mem_mb, runtime)."""
+    return {**workflow_defaults(config, job), **(run_resources.get(job) or {})}
+
+
+def job_threads(
+    run_resources: Mapping[str, Mapping[str, Any]], job: str, config: Mapping[str, Any]
+) -> int:
+    """The rule's threads: the run's `cpus`, else the workflow's `threads` for the job type."""
+    return int(job_resources(run_resources, job, config).get("cpus", 1))
+
+
+def job_resource(
+    run_resources: Mapping[str, Mapping[str, Any]],
+    job: str,
+    name: str,
+    config: Mapping[str, Any],
+) -> int | None:
+    """The value of Snakemake resource `name` (gpu, mem_mb, runtime) for the job, or None:
+    Snakemake then leaves the resource out (no `--gpus`, no `--mem`, ...)."""
+    registry_key = next(k for k, v in SNAKEMAKE_NAMES.items() if v == name)
+    return job_resources(run_resources, job, config).get(registry_key)

@@ -1,0 +1,112 @@
+"""DDP inside one job: the trainer settings a job gets (dltemplate.jobs.distributed), and a real
+two-process fit on CPU (gloo), started from the job's one process as Snakemake runs it."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
+from lightning.pytorch.strategies import DDPStrategy
+
+from dltemplate.jobs.distributed import launched_per_device, single_process_launch
+from tests.conftest import REPO
+
+SLURM_STEP = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1", "SLURM_PROCID": "0"}
+
+
+def test_two_devices_fork_their_ranks_from_the_job() -> None:
+    settings = single_process_launch({"accelerator": "cpu", "devices": 2, "strategy": "ddp"}, {})
+    strategy = settings["strategy"]
+    assert isinstance(strategy, DDPStrategy) and strategy._start_method == "fork"
+    assert strategy.cluster_environment is None  # Lightning's default outside SLURM
+
+
+def test_inside_a_one_task_slurm_job_lightning_starts_the_ranks() -> None:
+    settings = single_process_launch({"accelerator": "cpu", "devices": 2}, SLURM_STEP)
+    assert isinstance(settings["strategy"].cluster_environment, LightningEnvironment)
+
+
+def test_one_device_in_slurm_never_requeues_behind_snakemake() -> None:
+    settings = single_process_launch({"accelerator": "cpu", "devices": 1}, SLURM_STEP)
+    (environment,) = settings["plugins"]
+    assert isinstance(environment, SLURMEnvironment) and not environment.auto_requeue
+    assert "strategy" not in settings
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"accelerator": "cpu", "devices": 1},
+        {"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"},  # the config's choice
+        {"accelerator": "cpu", "devices": 2, "num_nodes": 2},
+        {"accelerator": "cpu", "devices": 2, "plugins": [LightningEnvironment()]},
+    ],
+)
+def test_other_settings_stay_as_the_config_made_them(settings: dict) -> None:
+    before = dict(settings)
+    assert single_process_launch(settings, {}) == before
+
+
+def test_ranks_started_by_a_launcher_keep_lightnings_choice() -> None:
+    assert launched_per_device({"LOCAL_RANK": "1"})
+    assert launched_per_device({"SLURM_NTASKS": "4"})
+    assert not launched_per_device(SLURM_STEP)
+    settings = {"accelerator": "cpu", "devices": 4, "strategy": "ddp"}
+    assert single_process_launch(dict(settings), {"SLURM_NTASKS": "4"}) == settings
+
+
+FIT = """\
+import json, sys
+from dltemplate.jobs.fit import fit_run
+from dltemplate.jobs.common import build_for_job
+
+overrides = {
+    "trainer.accelerator": "cpu", "trainer.devices": int(sys.argv[2]),
+    "trainer.strategy": "ddp", "trainer.max_epochs": 1, "task_wrapper.model.hidden_dim": 16,
+}
+data = build_for_job("fit", "configs/digits_mlp.py", overrides, 3, 1, "test").data_wrapper
+data.setup("fit")
+loader = data.train_dataloader()
+record = fit_run(run_dir=sys.argv[1], config_file="configs/digits_mlp.py", overrides=overrides,
+                 seed=3, threads=1, done_file=sys.argv[1] + "/fit.done")
+print("RESULT", json.dumps({"train": len(loader.dataset), "batch": loader.batch_size,
+                            "global_step": record["global_step"], "epochs": record["epochs"]}))
+"""
+
+
+def run_fit(run_dir: Path, devices: int, launcher: list[str] | None = None) -> tuple[dict, str]:
+    """Fit in a fresh process, as a Snakemake job script does: (its numbers, its output)."""
+    result = subprocess.run(
+        [*(launcher or []), sys.executable, "-c", FIT, str(run_dir), str(devices)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT ")), output
+
+
+def check_two_ranks(numbers: dict, output: str, run_dir: Path) -> None:
+    # Each rank sees half of the training set, so one epoch has half the steps.
+    per_rank = math.ceil(numbers["train"] / 2)
+    assert numbers["global_step"] == math.ceil(per_rank / numbers["batch"])
+    assert numbers["epochs"] == 1  # the job's own process learned the ranks' progress
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output
+    done = json.loads((run_dir / "fit.done").read_text())
+    assert done["global_step"] == numbers["global_step"]
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_ddp_fit_on_two_cpu_processes(tmp_path: Path) -> None:
+    numbers, output = run_fit(tmp_path / "run", 2)
+    assert "DDP: 2 ranks forked by this job" in output
+    check_two_ranks(numbers, output, tmp_path / "run")

@@ -1,0 +1,168 @@
+"""Per-run resources: the registry's `resources:` (experiment, run, job type) and the workflow's
+defaults reach Snakemake's threads and resources, which a cluster executor turns into
+--cpus-per-task, --mem, --time and --gpus."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dltemplate import resources
+from dltemplate.errors import RegistryError, UserError
+from dltemplate.registry import load_registry
+from tests.conftest import Project
+
+CONFIG = {
+    "threads": {"fit": 2, "test": 1, "predict": 1},
+    "resources": {
+        "fit": {"mem_mb": 4000, "runtime": 120},
+        "test": {"mem_mb": 2000, "runtime": "20m"},
+        "predict": {"mem_mb": 2000, "runtime": 20},
+    },
+}
+
+REGISTRY = """\
+description: P
+experiments:
+  e:
+    description: E
+    resources: {gpus: 2, mem_mb: 8000, fit: {runtime: 12h}}
+    runs:
+      plain: {description: R, config: configs/digits_mlp.py}
+      big:
+        description: R
+        config: configs/digits_mlp.py
+        resources: {cpus: 4, runtime: 90, fit: {gpus: 4}, test: {gpus: 2, runtime: 2d}}
+  other:
+    description: no resources anywhere
+    runs:
+      r: {description: R, config: configs/digits_mlp.py}
+"""
+
+
+def registry(tmp_path: Path, text: str = REGISTRY):
+    folder = tmp_path / "projects"
+    folder.mkdir(exist_ok=True)
+    (folder / "p.yaml").write_text(text)
+    return load_registry(folder)
+
+
+def test_run_wins_over_experiment_and_job_type_over_both(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    plain = reg.run("p", "e", "plain").resources
+    # The experiment's fit runtime (12h) is its job-type key; test and predict take 1 GPU.
+    assert plain["fit"] == {"gpus": 2, "mem_mb": 8000, "runtime": 720}
+    assert plain["test"] == {"gpus": 1, "mem_mb": 8000}
+    big = reg.run("p", "e", "big").resources
+    # The run's general runtime (90) beats the experiment's fit runtime; its fit key, its gpus.
+    assert big["fit"] == {"gpus": 4, "mem_mb": 8000, "runtime": 90, "cpus": 4}
+    # A job-type key may ask test for more than one GPU; 2d is 2880 minutes.
+    assert big["test"] == {"gpus": 2, "mem_mb": 8000, "runtime": 2880, "cpus": 4}
+    assert big["predict"] == {"gpus": 1, "mem_mb": 8000, "runtime": 90, "cpus": 4}
+    assert reg.run("p", "other", "r").resources == {"fit": {}, "test": {}, "predict": {}}
+
+
+def test_workflow_defaults_fill_what_the_registry_leaves_out(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    plain = reg.run("p", "e", "plain").resources
+    assert resources.job_threads(plain, "fit", CONFIG) == 2  # workflow threads
+    assert resources.job_threads(reg.run("p", "e", "big").resources, "fit", CONFIG) == 4
+    assert resources.job_resource(plain, "fit", "gpu", CONFIG) == 2
+    assert resources.job_resource(plain, "test", "runtime", CONFIG) == 20  # "20m" from defaults
+    bare = reg.run("p", "other", "r").resources
+    assert resources.job_resource(bare, "fit", "gpu", CONFIG) is None  # nobody asked: no gpu
+    assert resources.job_resource(bare, "fit", "mem_mb", CONFIG) == 4000
+    assert resources.job_resource(bare, "predict", "mem_mb", {}) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "minutes"), [(45, 45), ("45", None), ("45m", 45), ("3h", 180), ("1d", 1440)]
+)
+def test_runtime_units(value: object, minutes: int | None) -> None:
+    if minutes is None:
+        with pytest.raises(UserError, match="not minutes"):
+            resources.runtime_minutes(value)
+    else:
+        assert resources.runtime_minutes(value) == minutes
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "{gpu: 1}",
+            r"at experiments\.e\.runs\.r\.resources: .*'gpu' was unexpected.*allowed keys: cpus, fit, gpus, mem_mb, predict, runtime, test",
+        ),
+        ("{gpus: -1}", r"resources\.gpus: -1 is less than the minimum of 0"),
+        ("{cpus: 0}", r"resources\.cpus: 0 is less than the minimum of 1"),
+        ("{mem_mb: 2GB}", r"resources\.mem_mb: '2GB' is not of type 'integer'"),
+        ("{gpus: true}", r"resources\.gpus: True is not of type 'integer'"),
+        ("{runtime: 2 hours}", r"resources\.runtime: '2 hours' is not valid under any"),
+        ("{fit: {gpus: 1, fit: {}}}", r"resources\.fit: .*'fit' was unexpected"),
+    ],
+)
+def test_bad_resources_name_file_and_key(tmp_path: Path, entry: str, message: str) -> None:
+    text = (
+        "description: P\nexperiments:\n  e:\n    description: E\n    runs:\n"
+        f"      r: {{description: R, config: c.py, resources: {entry}}}\n"
+    )
+    with pytest.raises(RegistryError, match=message):
+        registry(tmp_path, text)
+
+
+def test_bad_workflow_default_names_the_key() -> None:
+    with pytest.raises(UserError, match=r"resources\.fit: 'lots' is not of type 'integer'"):
+        resources.workflow_defaults({"resources": {"fit": {"mem_mb": "lots"}}}, "fit")
+
+
+def _dry_run_jobs(output: str) -> dict[tuple[str, str], dict[str, str]]:
+    """(rule, run) -> the threads and resources that a dry run prints for that job."""
+    jobs = {}
+    for block in re.split(r"\n\s*rule ", output)[1:]:
+        rule = block.split(":", 1)[0]
+        run = re.search(r"wildcards: .*run=([\w.-]+)", block)
+        if run is None:
+            continue
+        values = dict(
+            re.findall(r"(\w+)=([^,\s]+)", block.split("resources:", 1)[1].split("\n")[0])
+        )
+        threads = re.search(r"threads: (\d+)", block)
+        values["threads"] = threads.group(1) if threads else "1"
+        jobs[(rule, run.group(1))] = values
+    return jobs
+
+
+def test_dry_run_shows_each_runs_resources(project: Project) -> None:
+    project.write(
+        "configs/projects/tiny.yaml",
+        """\
+        description: P
+        experiments:
+          exp:
+            description: E
+            resources: {mem_mb: 1500, runtime: 30}
+            runs:
+              small: {description: R, config: configs/digits_mlp.py}
+              large:
+                description: R
+                config: configs/digits_mlp.py
+                resources: {gpus: 2, cpus: 3, fit: {runtime: 6h, mem_mb: 9000}}
+        """,
+    )
+    out = project.snakemake("-n", "--cores", "4", "--resources", "gpu=2").stdout
+    jobs = _dry_run_jobs(out)
+    assert jobs[("fit", "small")]["mem_mb"] == "1500"
+    assert jobs[("fit", "small")]["runtime"] == "30"
+    assert jobs[("fit", "small")]["threads"] == "2"  # configs/workflow.yaml
+    assert "gpu" not in jobs[("fit", "small")]
+    large = jobs[("fit", "large")]
+    assert (large["gpu"], large["mem_mb"], large["runtime"], large["threads"]) == (
+        "2",
+        "9000",
+        "360",
+        "3",
+    )
+    assert jobs[("test", "large")]["gpu"] == "1"  # test takes at most one of the run's GPUs
+    assert jobs[("predict", "large")]["mem_mb"] == "1500"
