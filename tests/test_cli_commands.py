@@ -206,7 +206,7 @@ def test_snakemake_command_passes_options_through() -> None:
     targets = ["results/p/e/r/fit.done"]
     assert snakemake_command(targets)[3:] == ["--cores", "all", *targets]
     assert snakemake_command(targets, jobs="4", profile="profiles/slurm")[3:] == [
-        *("--jobs", "4", "--profile", "profiles/slurm"),
+        *("--jobs", "4", "--workflow-profile", "profiles/slurm"),
         *targets,
     ]
     command = snakemake_command(targets, registry="other", passthrough=["--cores=2", "-n"])

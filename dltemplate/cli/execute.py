@@ -63,7 +63,9 @@ def snakemake_command(
     elif profile is None and not any(a.split("=")[0] in _PARALLEL_FLAGS for a in passthrough):
         command += ["--cores", "all"]
     if profile is not None:
-        command += ["--profile", profile]
+        # A workflow profile replaces profiles/default; a plain --profile would sit under it,
+        # and default's retries and keep-going would win over the cluster profile's.
+        command += ["--workflow-profile", profile]
     if registry != REGISTRY_DIR:
         command += ["--config", f"registry={registry}"]
     return [*command, *targets, *passthrough]
@@ -141,7 +143,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="Snakemake's --jobs: jobs at once (default: all cores, or the profile's setting)",
     )
-    parser.add_argument("--profile", help="a Snakemake profile folder, e.g. a cluster profile")
+    parser.add_argument(
+        "--profile",
+        help="a workflow profile in place of profiles/default, e.g. profiles/slurm "
+        "(Snakemake's --workflow-profile)",
+    )
     parser.add_argument(
         "--restart",
         action="store_true",
