@@ -67,13 +67,27 @@ def experiment_targets(registry: Registry, proj: str, exp: str) -> list[str]:
     return [t for run in registry.experiment(proj, exp).runs.values() for t in run_targets(run)]
 
 
+def project_summary_inputs(registry: Registry, proj: str) -> list[str]:
+    """The summaries of a project's experiments that have runs."""
+    project = registry.projects[proj]
+    return [f"results/{proj}/{e.name}/summary.csv" for e in project.experiments.values() if e.runs]
+
+
+def init_from_done(run: Run) -> list[str]:
+    """The fit record of the run whose weights start this run's fit (`init_from`), if any."""
+    if not run.init_from:
+        return []
+    return [f"results/{run.init_from}/fit.done"]
+
+
 def all_targets(registry: Registry) -> list[str]:
-    """Every declared job of every run, and every experiment's summary."""
+    """Every declared job of every run, every experiment's summary and every project's."""
     targets = [t for run in registry.runs() for t in run_targets(run)]
     for project in registry.projects.values():
-        for exp in project.experiments.values():
-            if exp.runs:
-                targets.append(f"results/{project.name}/{exp.name}/summary.csv")
+        summaries = project_summary_inputs(registry, project.name)
+        targets += summaries
+        if summaries:
+            targets.append(f"results/{project.name}/summary.csv")
     return targets
 
 
@@ -96,10 +110,13 @@ def plot_targets(registry: Registry) -> list[str]:
 def job_params(run: Run, default_seed: int) -> dict[str, Any]:
     """Plain parameters for a job script. A change in them reruns the job (Snakemake's
     `params` trigger), so they hold exactly what shapes the run."""
-    return {
+    params = {
         "run_dir": run.folder,
         "config": run.config,
         "overrides": dict(run.overrides),
         "seed": default_seed,
         "source": run.source,
     }
+    if run.init_from:  # only when set, so that runs without it keep their recorded params
+        params["init_from"] = f"results/{run.init_from}/fit.done"
+    return params

@@ -6,6 +6,7 @@ from dltemplate import resources, run_records, targets
 from dltemplate.errors import UserError
 from dltemplate.registry import load_registry
 from dltemplate.run_paths import check_run_paths
+from dltemplate.summary import experiment_spec, project_spec
 
 try:
     REGISTRY = load_registry(config["registry"])
@@ -47,7 +48,8 @@ def get_retries(job):
 
 
 def get_fit_inputs(wildcards):
-    return targets.fit_inputs(REGISTRY, get_run(wildcards))
+    run = get_run(wildcards)
+    return targets.fit_inputs(REGISTRY, run) + targets.init_from_done(run)
 
 
 def get_test_done(wildcards):
@@ -60,6 +62,18 @@ def get_plot_targets():
 
 def get_experiment_targets(wildcards):
     return targets.experiment_targets(REGISTRY, wildcards.proj, wildcards.exp)
+
+
+def get_summary_spec(wildcards):
+    return experiment_spec(REGISTRY, wildcards.proj, wildcards.exp)
+
+
+def get_project_summary_inputs(wildcards):
+    return targets.project_summary_inputs(REGISTRY, wildcards.proj)
+
+
+def get_project_spec(wildcards):
+    return project_spec(REGISTRY, wildcards.proj)
 
 
 def get_threads(job):

@@ -1,0 +1,257 @@
+"""Layer 1: sweep expansion (grid, list, random, seeds, names) and its checks in the registry."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dltemplate.errors import RegistryError
+from dltemplate.registry import load_registry
+from dltemplate.sweeps import expand_sweep, format_value, sample_value
+from dltemplate.targets import all_targets, init_from_done, job_params
+
+WHERE = "Registry p.yaml: at experiments.e.sweep"
+
+
+def expand(text: str) -> list:
+    return expand_sweep(yaml.safe_load(text), where=WHERE)
+
+
+def registry(tmp_path: Path, experiments: str, name: str = "proj.yaml"):
+    folder = tmp_path / "projects"
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text("description: P\nexperiments:\n" + experiments)
+    return load_registry(folder)
+
+
+def test_grid_is_the_cartesian_product_over_seeds_with_the_base_overrides() -> None:
+    runs = expand(
+        """
+        config: c.py
+        overrides: {trainer.max_epochs: 2}
+        grid:
+          task_wrapper.lr: [0.001, 1.0e-05]
+          data_wrapper.batch_size: [32, 64]
+        seeds: [0, 1]
+        name: "lr{task_wrapper.lr}-bs{data_wrapper.batch_size}-s{seed}"
+        """
+    )
+    assert [r.name for r in runs] == [
+        f"lr{lr}-bs{bs}-s{s}" for lr in ("0.001", "1e-05") for bs in (32, 64) for s in (0, 1)
+    ]
+    assert runs[3].overrides == {
+        "trainer.max_epochs": 2,
+        "task_wrapper.lr": 0.001,
+        "data_wrapper.batch_size": 64,
+        "seed": 1,
+    }
+    assert (
+        runs[3].description == "sweep run task_wrapper.lr=0.001, data_wrapper.batch_size=64, seed=1"
+    )
+
+
+def test_list_points_follow_the_grid_and_the_default_name_uses_last_path_parts() -> None:
+    runs = expand(
+        """
+        config: c.py
+        grid: {task_wrapper.lr: [0.1]}
+        list:
+          - {task_wrapper.lr: 0.5, task_wrapper.model.hidden_dim: 16}
+        """
+    )
+    assert [r.name for r in runs] == ["lr0.1", "lr0.5-hidden_dim16"]
+
+
+def test_seeds_alone_repeat_the_base_point_and_an_int_counts_from_zero() -> None:
+    runs = expand("config: c.py\nseeds: 3\noverrides: {task_wrapper.lr: 0.1}\n")
+    assert [r.name for r in runs] == ["s0", "s1", "s2"]
+    assert [r.overrides["seed"] for r in runs] == [0, 1, 2]
+    assert all(r.overrides["task_wrapper.lr"] == 0.1 for r in runs)
+
+
+def test_yaml_1_1_exponent_text_is_read_as_a_number() -> None:
+    runs = expand("config: c.py\ngrid: {task_wrapper.lr: [1e-3, 3e-4]}\n")
+    assert [r.overrides["task_wrapper.lr"] for r in runs] == [0.001, 0.0003]
+    assert [r.name for r in runs] == ["lr0.001", "lr0.0003"]
+
+
+@pytest.mark.parametrize(
+    ("value", "spec", "text"),
+    [
+        (0.001, "", "0.001"),
+        (1e-05, "", "1e-05"),
+        (1e16, "", "1e16"),
+        (3.0, "", "3.0"),
+        (64, "", "64"),
+        (True, "", "true"),
+        (None, "", "none"),
+        ([64, 32], "", "64_32"),
+        ("relu", "", "relu"),
+        (0.000123, ".0e", "1e-04"),
+    ],
+)
+def test_value_formatting_is_stable_and_path_safe(value, spec, text) -> None:
+    assert format_value(value, spec) == text
+
+
+def test_random_samples_are_seeded_in_range_and_stable_when_n_grows() -> None:
+    spec = """
+        config: c.py
+        random:
+          n: {n}
+          seed: 7
+          params:
+            task_wrapper.lr: {{low: 1.0e-4, high: 1.0e-1, log: true}}
+            task_wrapper.model.hidden_dim: [16, 32, 64]
+            data_wrapper.batch_size: {{low: 8, high: 128, log: true}}
+            task_wrapper.weight_decay: {{low: 0.0, high: 0.1, digits: 2}}
+        seeds: [0]
+        name: "r-lr{{task_wrapper.lr}}-h{{task_wrapper.model.hidden_dim}}-b{{data_wrapper.batch_size}}-s{{seed}}"
+        """
+    five, eight = expand(spec.format(n=5)), expand(spec.format(n=8))
+    assert [r.overrides for r in eight[:5]] == [r.overrides for r in five]
+    assert len({r.name for r in eight}) == 8
+    for run in eight:
+        o = run.overrides
+        assert 1e-4 <= o["task_wrapper.lr"] <= 1e-1 and isinstance(o["task_wrapper.lr"], float)
+        assert o["task_wrapper.model.hidden_dim"] in (16, 32, 64)
+        assert 8 <= o["data_wrapper.batch_size"] <= 128 and isinstance(
+            o["data_wrapper.batch_size"], int
+        )
+        assert o["task_wrapper.weight_decay"] == float(f"{o['task_wrapper.weight_decay']:.2g}")
+    other_seed = expand(spec.format(n=5).replace("seed: 7", "seed: 8"))
+    assert [r.overrides for r in other_seed] != [r.overrides for r in five]
+
+
+def test_log_uniform_draws_spread_over_the_decades() -> None:
+    rng = random.Random(0)
+    draws = [sample_value(rng, {"low": 1e-5, "high": 1e-1, "log": True}, "w") for _ in range(400)]
+    decades = [sum(10**-k <= d < 10 ** (-k + 1) for d in draws) for k in (5, 4, 3, 2)]
+    assert all(60 < n < 140 for n in decades), decades  # about 100 in each of the 4 decades
+    assert min(draws) >= 1e-5 and max(draws) <= 1e-1 and math.isfinite(sum(draws))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "config: c.py\ngrid: {task_wrapper.lr: [0.1, 0.2]}\nseeds: 2\nname: 'lr{task_wrapper.lr}'\n",
+            r"gives the name 'lr0.1' to two runs \(task_wrapper.lr=0.1, seed=0 and task_wrapper.lr=0.1, seed=1\)",
+        ),
+        (
+            "config: c.py\ngrid: {task_wrapper.lr: [0.1]}\nname: 'lr/{task_wrapper.lr}'\n",
+            r"at experiments.e.sweep.name: run name 'lr/0.1' .* is not valid",
+        ),
+        (
+            "config: c.py\ngrid: {task_wrapper.lr: [0.1]}\nname: 'x{task_wrapper.model.lr}'\n",
+            r"uses \{task_wrapper.model.lr\}, which this run does not set \(its override paths: task_wrapper.lr\)",
+        ),
+        (
+            "config: c.py\ngrid: {task_wrapper.lr: [0.1]}\nname: 'x{task_wrapper.lr'\n",
+            "unmatched brace",
+        ),
+        ("config: c.py\ngrid: {seed: [1, 2]}\n", "`seed` is swept with the `seeds:` key"),
+        (
+            "config: c.py\nrandom: {n: 2, params: {task_wrapper.lr: {low: 0, high: 1, log: true}}}\n",
+            r"random.params.task_wrapper.lr: a log-uniform range needs `low` > 0",
+        ),
+        (
+            "config: c.py\nrandom: {n: 2, params: {task_wrapper.lr: {low: 1.0, high: 0.5}}}\n",
+            r"`low` \(1.0\) must be below `high` \(0.5\)",
+        ),
+        (
+            "config: c.py\nrandom: {n: 2, params: {task_wrapper.lr: {lo: 1, hi: 2}}}\n",
+            "unknown key",
+        ),
+        ("config: c.py\n", "declares one run"),
+    ],
+)
+def test_bad_sweeps_name_file_key_and_fix(text: str, message: str) -> None:
+    with pytest.raises(RegistryError, match=message) as info:
+        expand(text)
+    assert str(info.value).startswith(WHERE)
+
+
+def test_registry_expands_sweeps_into_normal_runs_with_targets(tmp_path: Path) -> None:
+    reg = registry(
+        tmp_path,
+        """\
+  e:
+    description: E
+    metric: test/loss
+    runs:
+      pre: {description: R, config: configs/digits_mlp.py, jobs: [fit]}
+    sweep:
+      config: configs/digits_mlp.py
+      description: "lr {task_wrapper.lr}, seed {seed}"
+      jobs: [fit, test]
+      init_from: proj/e/pre
+      grid: {task_wrapper.lr: [0.01, 0.1]}
+      seeds: [3, 4]
+""",
+    )
+    exp = reg.experiment("proj", "e")
+    assert list(exp.runs) == ["pre", "lr0.01-s3", "lr0.01-s4", "lr0.1-s3", "lr0.1-s4"]
+    assert exp.metric == "test/loss" and exp.metric_mode is None
+    run = reg.run("proj", "e", "lr0.1-s4")
+    assert run.description == "lr 0.1, seed 4" and run.jobs == ("fit", "test")
+    assert run.folder == "results/proj/e/lr0.1-s4" and run.init_from == "proj/e/pre"
+    targets = all_targets(reg)
+    assert "results/proj/e/lr0.1-s4/test.done" in targets
+    assert "results/proj/e/lr0.1-s4/predict.done" not in targets
+    assert {"results/proj/e/summary.csv", "results/proj/summary.csv"} <= set(targets)
+    assert init_from_done(run) == ["results/proj/e/pre/fit.done"]
+    assert job_params(run, 42)["init_from"] == "results/proj/e/pre/fit.done"
+    assert "init_from" not in job_params(reg.run("proj", "e", "pre"), 42)
+
+
+@pytest.mark.parametrize(
+    ("experiments", "message"),
+    [
+        (
+            "  e:\n    description: E\n    runs: {lr0.1: {description: R, config: c.py}}\n"
+            "    sweep: {config: c.py, grid: {task_wrapper.lr: [0.1]}}\n",
+            r"at experiments.e.sweep.name: the sweep's run 'lr0.1' is also declared at experiments.e.runs.lr0.1",
+        ),
+        (
+            "  e:\n    description: E\n    sweep: {config: c.py, grid: {task_wrapper.lr: 0.1}}\n",
+            r"at experiments.e.sweep.grid.task_wrapper.lr: 0.1 is not of type 'array'",
+        ),
+        (
+            "  e:\n    description: E\n    sweep: {config: c.py, seeds: 2, gird: {}}\n",
+            r"at experiments.e.sweep: .*'gird'.*allowed keys: config, description, grid",
+        ),
+        (
+            "  e:\n    description: E\n    runs: {r: {description: R, config: c.py, init_from: e/r}}\n",
+            r"at experiments.e.runs.r.init_from: 'e/r' is not <proj>/<exp>/<run>",
+        ),
+        (
+            "  e:\n    description: E\n    runs: {r: {description: R, config: c.py, init_from: proj/e/nope}}\n",
+            r"run proj/e/r has init_from 'proj/e/nope', which is not a declared run",
+        ),
+        (
+            "  e:\n    description: E\n    runs:\n      a: {description: R, config: c.py, init_from: proj/e/b}\n"
+            "      b: {description: R, config: c.py, init_from: proj/e/a}\n",
+            r"init_from runs in a loop: proj/e/a -> proj/e/b -> proj/e/a",
+        ),
+        (
+            "  e:\n    description: E\n    runs:\n      a: {description: R, config: c.py, jobs: [test]}\n"
+            "      b: {description: R, config: c.py, init_from: proj/e/a}\n",
+            r"has init_from proj/e/a, which has no fit job",
+        ),
+        (
+            "  e:\n    description: E\n    metric_mode: biggest\n",
+            r"at experiments.e.metric_mode: 'biggest' is not one of \['min', 'max'\]",
+        ),
+    ],
+)
+def test_registry_errors_for_sweeps_and_init_from(
+    tmp_path: Path, experiments: str, message: str
+) -> None:
+    with pytest.raises(RegistryError, match=message) as info:
+        registry(tmp_path, experiments)
+    assert "proj.yaml" in str(info.value)
