@@ -139,6 +139,15 @@ class Registry:
                 "`main.py ls` lists the declared runs"
             ) from None
 
+    def project(self, proj: str) -> Project:
+        try:
+            return self.projects[proj]
+        except KeyError:
+            raise RegistryError(
+                f"No project {proj} in the registry {self.folder}; "
+                f"known: {', '.join(self.projects)}"
+            ) from None
+
     def experiment(self, proj: str, exp: str) -> Experiment:
         try:
             return self.projects[proj].experiments[exp]

@@ -86,7 +86,7 @@ def experiment_spec(registry, proj: str, exp: str) -> dict[str, Any]:
 
 
 def project_spec(registry, proj: str) -> dict[str, Any]:
-    project = registry.projects[proj]
+    project = registry.project(proj)
     return {
         "proj": proj,
         "description": project.description,
@@ -164,7 +164,10 @@ def summarize_experiment(spec: Mapping[str, Any]) -> ExperimentSummary:
         groups.setdefault((run["config"], _key(rest)), []).append(row)
     distinct = {c: {_key(r.get(c)) for r in rows} for c in ("config", *paths)}
     params = [c for c in ("config", *paths) if len(distinct[c]) > 1]
-    metric = spec.get("metric") or (metrics[0] if metrics else None)
+    # As `ls` picks its main metric: the first test metric other than the loss, else the loss.
+    metric = (
+        spec.get("metric") or ([m for m in metrics if m != "test/loss"] or metrics or [None])[0]
+    )
     mode = metric_mode(metric, spec.get("metric_mode")) if metric else "max"
     points = []
     for members in groups.values():
@@ -536,26 +539,37 @@ def write_project_summary(
     return rows
 
 
-def summary_renderables(registry, proj: str, exp: str) -> list[Any]:
-    """For `main.py ls -p P -e E`: the points table (when some point has several runs, e.g.
-    seeds) and the best-point line, as rich renderables."""
-    from rich.table import Table
-    from rich.text import Text
-
+def summary_data(registry, proj: str, exp: str) -> dict[str, Any]:
+    """For `main.py ls -p P -e E` (and its --json): the points' means and stds over seeds,
+    their ranks and the best point, as summary_points.csv and summary.md have them."""
     summary = summarize_experiment(experiment_spec(registry, proj, exp))
-    out: list[Any] = []
-    if any(p["n"] > 1 for p in summary.points):
-        table = Table(title=f"{proj}/{exp}: points (mean ± std over seeds)")
-        for column in ("rank", *summary.params, *summary.metrics, "done/n"):
+    return {
+        "metric": summary.metric,
+        "mode": summary.mode if summary.metric else None,
+        "params": summary.label_params,
+        "metrics": summary.metrics,
+        "points": [{c: p.get(c) for c in summary.point_columns} for p in summary.points],
+        "best": best_line(summary) if summary.metric else None,
+    }
+
+
+def print_summary(console, data: Mapping[str, Any]) -> None:
+    """Print `summary_data`: the points table when some point has several runs (seeds), and
+    the best-point line."""
+    from rich.table import Table
+
+    points = [p for p in data["points"] if p["rank"]]  # unfinished ones show in the runs table
+    if any(p["n"] > 1 for p in data["points"]) and points:
+        table = Table(title="points (mean ± std over seeds)")
+        for column in ("rank", *data["params"], *data["metrics"], "done/n"):
             table.add_column(column)
-        for p in sorted(summary.points, key=lambda p: (p["rank"] is None, p["rank"] or 0)):
+        for p in sorted(points, key=lambda p: p["rank"]):
             table.add_row(
                 _text(p["rank"]),
-                *(_text(p.get(c)) for c in summary.params),
-                *(_pm(p[f"{m} mean"], p[f"{m} std"]) for m in summary.metrics),
+                *(_text(p.get(c)) for c in data["params"]),
+                *(_pm(p[f"{m} mean"], p[f"{m} std"]) for m in data["metrics"]),
                 f"{p['done']}/{p['n']}",
             )
-        out.append(table)
-    if summary.metric:
-        out.append(Text(best_line(summary)))
-    return out
+        console.print(table)
+    if data["best"]:
+        console.print(data["best"], markup=False, highlight=False)

@@ -69,7 +69,7 @@ def experiment_targets(registry: Registry, proj: str, exp: str) -> list[str]:
 
 def project_summary_inputs(registry: Registry, proj: str) -> list[str]:
     """The summaries of a project's experiments that have runs."""
-    project = registry.projects[proj]
+    project = registry.project(proj)
     return [f"results/{proj}/{e.name}/summary.csv" for e in project.experiments.values() if e.runs]
 
 

@@ -60,20 +60,28 @@ def get_plot_targets():
     return targets.plot_targets(REGISTRY)
 
 
+def exit_on_user_error(function, *args):
+    """`function(REGISTRY, *args)`; a UserError ends Snakemake with its one line."""
+    try:
+        return function(REGISTRY, *args)
+    except UserError as error:
+        sys.exit(f"Error: {error}")
+
+
 def get_experiment_targets(wildcards):
-    return targets.experiment_targets(REGISTRY, wildcards.proj, wildcards.exp)
+    return exit_on_user_error(targets.experiment_targets, wildcards.proj, wildcards.exp)
 
 
 def get_summary_spec(wildcards):
-    return experiment_spec(REGISTRY, wildcards.proj, wildcards.exp)
+    return exit_on_user_error(experiment_spec, wildcards.proj, wildcards.exp)
 
 
 def get_project_summary_inputs(wildcards):
-    return targets.project_summary_inputs(REGISTRY, wildcards.proj)
+    return exit_on_user_error(targets.project_summary_inputs, wildcards.proj)
 
 
 def get_project_spec(wildcards):
-    return project_spec(REGISTRY, wildcards.proj)
+    return exit_on_user_error(project_spec, wildcards.proj)
 
 
 def get_threads(job):
