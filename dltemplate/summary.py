@@ -345,7 +345,7 @@ def experiment_markdown(summary: ExperimentSummary, plot_name: str = "summary.pn
         row += [_pm(p[f"{m} mean"], p[f"{m} std"]) for m in summary.metrics]
         if metric:
             delta = p[f"{metric} delta"]
-            row.append("" if delta is None else f"{delta:+.4g}")
+            row.append("" if delta is None else "best" if p["rank"] == 1 else f"{delta:+.4g}")
         row.append(p["runs"])
         point_rows.append(row)
     lines += [_md_table(point_headers, point_rows), "", f"![{metric} by parameter]({plot_name})"]
@@ -433,6 +433,10 @@ def plot_experiment(summary: ExperimentSummary, out_png: str | Path) -> None:
             positive = [v for v in values if v > 0]
             if len(positive) == len(values) and max(values) / min(values) >= 10:
                 ax.set_xscale("log")
+            ticks = sorted(set(values))
+            if len(ticks) <= 8:  # the swept values themselves, as the names write them
+                ax.minorticks_off()
+                ax.set_xticks(ticks, [_text(v) for v in ticks])
         else:
             ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
         if joined and others and len(series) > 1:

@@ -72,6 +72,7 @@ SWEEP_SCHEMA = {
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|Infinity)|nan")
 _PLACEHOLDER = re.compile(r"\{([^{}:]*)(?::([^{}]*))?\}")
 RANDOM_KEYS = {"choices", "low", "high", "log", "digits"}
+MAX_RUNS = 100_000  # per sweep: far beyond what a workflow can schedule, short of a typo's 10**9
 
 
 @dataclass(frozen=True)
@@ -114,23 +115,29 @@ def format_value(value: Any, spec: str = "") -> str:
     return text.replace("e+", "e")
 
 
+def _show(text: object) -> str:
+    """`text` as it is when it prints on one line, else quoted: messages stay one line."""
+    text = str(text)
+    return text if text.isprintable() else repr(text)
+
+
 def fill_template(template: str, values: Mapping[str, Any], *, where: str, what: str) -> str:
     """Replace every `{path}` or `{path:spec}` in `template` by the formatted override value."""
 
     def replace(match: re.Match) -> str:
         path, spec = match.group(1).strip(), match.group(2) or ""
         if path not in values:
-            known = ", ".join(values) or "none"
+            known = ", ".join(_show(k) for k in values) or "none"
             raise RegistryError(
                 f"{where}: {what} {template!r} uses {{{path}}}, which this run does not set "
                 f"(its override paths: {known})"
             )
         try:
             return format_value(values[path], spec)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError, MemoryError) as exc:
             raise RegistryError(
                 f"{where}: {what} {template!r}: cannot format {path}={values[path]!r} "
-                f"with '{spec}': {exc}"
+                f"with {spec!r}: {_show(exc)}"
             ) from None
 
     text = _PLACEHOLDER.sub(replace, template)
@@ -190,29 +197,61 @@ def sample_value(rng: random.Random, spec: Any, where: str) -> Any:
             raise RegistryError(f"{where}: `digits` applies to float ranges only")
         if log:
             lo, hi = math.log(low), math.log(high + 1)
-            return min(high, int(math.exp(lo + u * (hi - lo))))
+            try:
+                return max(low, min(high, int(math.exp(lo + u * (hi - lo)))))
+            except OverflowError:
+                raise RegistryError(f"{where}: the range {low}..{high} is too wide") from None
         return min(high, low + int(u * (high - low + 1)))
     digits = spec.get("digits", 3)
     if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 17:
         raise RegistryError(f"{where}: `digits` must be an integer from 1 to 17, got {digits!r}")
-    if log:
-        value = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
-    else:
-        value = low + u * (high - low)
-    return float(f"{value:.{digits}g}")
+    try:
+        if log:
+            value = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+        else:
+            value = low + u * (high - low)
+        value = float(f"{value:.{digits}g}")
+    except OverflowError:
+        raise RegistryError(f"{where}: the range {low}..{high} is too wide for a float") from None
+    if not math.isfinite(value):
+        raise RegistryError(f"{where}: the range {low}..{high} gives {value}; use finite bounds")
+    return value
+
+
+def _check_paths(paths: Any, where: str) -> None:
+    for path in paths:
+        if not isinstance(path, str) or not path.strip():
+            raise RegistryError(
+                f"{where}: override path {_show(repr(path))} is not a dotted path such as "
+                "task_wrapper.lr"
+            )
 
 
 def sweep_points(spec: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     """The points of a sweep (override values, no seed): grid, then list, then random."""
     points: list[dict[str, Any]] = []
     grid = spec.get("grid") or {}
+    _check_paths(grid, f"{where}.grid")
+    for i, entry in enumerate(spec.get("list") or []):
+        _check_paths(entry, f"{where}.list.{i}")
+    sampled = spec.get("random")
+    if sampled:
+        _check_paths(sampled["params"], f"{where}.random.params")
+    size = math.prod(len(v) for v in grid.values()) if grid else 0
+    size += len(spec.get("list") or []) + (sampled["n"] if sampled else 0)
+    seeds = spec.get("seeds")
+    size *= (seeds if isinstance(seeds, int) else len(seeds)) if seeds else 1
+    if size > MAX_RUNS:
+        raise RegistryError(
+            f"{where}: the sweep declares {size} runs (at most {MAX_RUNS}); shrink the grid, "
+            "n or seeds"
+        )
     if grid:
         paths = list(grid)
         for values in itertools.product(*(grid[p] for p in paths)):
             points.append({p: number(v) for p, v in zip(paths, values, strict=True)})
     for entry in spec.get("list") or []:
         points.append({p: number(v) for p, v in entry.items()})
-    sampled = spec.get("random")
     if sampled:
         rng = random.Random(sampled.get("seed", 0))
         for _ in range(sampled["n"]):
@@ -286,4 +325,4 @@ def expand_sweep(spec: Mapping[str, Any], *, where: str) -> list[SweepRun]:
 
 
 def _describe(values: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={format_value(v)}" for k, v in values.items()) or "the base point"
+    return ", ".join(_show(f"{k}={format_value(v)}") for k, v in values.items()) or "the base point"

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 import random
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dltemplate.errors import RegistryError
 from dltemplate.registry import load_registry
@@ -255,3 +258,63 @@ def test_registry_errors_for_sweeps_and_init_from(
     with pytest.raises(RegistryError, match=message) as info:
         registry(tmp_path, experiments)
     assert "proj.yaml" in str(info.value)
+
+
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=12)
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+PATHS = st.one_of(st.sampled_from(["task_wrapper.lr", "seed", "a.b", ""]), st.text(max_size=8))
+SWEEPS = st.fixed_dictionaries(
+    {"config": st.just("c.py")},
+    optional={
+        "name": st.one_of(
+            st.sampled_from(["r{task_wrapper.lr}-s{seed}", "x{a.b:.2f}", "{", "n"]),
+            st.text(max_size=12),
+        ),
+        "description": st.one_of(st.just("lr {task_wrapper.lr}"), st.text(max_size=12)),
+        "grid": st.dictionaries(PATHS, st.lists(VALUES, max_size=3), max_size=2),
+        "list": st.lists(st.dictionaries(PATHS, VALUES, max_size=2), max_size=3),
+        "random": st.fixed_dictionaries(
+            {
+                "n": st.integers(-1, 4),
+                "params": st.dictionaries(
+                    PATHS,
+                    st.one_of(
+                        st.lists(VALUES, max_size=3),
+                        st.dictionaries(
+                            st.sampled_from(["low", "high", "log", "digits", "choices", "x"]),
+                            VALUES,
+                            max_size=4,
+                        ),
+                    ),
+                    max_size=2,
+                ),
+            },
+            optional={"seed": st.integers()},
+        ),
+        "seeds": st.one_of(st.integers(-1, 3), st.lists(st.integers(), max_size=3)),
+        "overrides": st.dictionaries(PATHS, VALUES, max_size=2),
+        "init_from": st.one_of(st.just("p/e/r"), st.text(max_size=8)),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(SWEEPS)
+def test_any_sweep_expands_or_gives_one_clear_line(sweep: dict) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        text = yaml.safe_dump(
+            {"description": "P", "experiments": {"e": {"description": "E", "sweep": sweep}}}
+        )
+        (Path(folder) / "proj.yaml").write_text(text)
+        try:
+            load_registry(folder)
+        except RegistryError as exc:
+            assert "proj.yaml" in str(exc) and "\n" not in str(exc).strip()
