@@ -113,7 +113,9 @@ def job_params(run: Run, default_seed: int) -> dict[str, Any]:
     params = {
         "run_dir": run.folder,
         "config": run.config,
-        "overrides": dict(run.overrides),
+        # Sorted: Snakemake compares params by repr, and the order of keys in the YAML (or of a
+        # sweep's grid) says nothing about the run.
+        "overrides": dict(sorted(run.overrides.items(), key=lambda item: str(item[0]))),
         "seed": default_seed,
         "source": run.source,
     }

@@ -168,3 +168,16 @@ def test_experiment_table_gives_ls_the_summary_rows(registry) -> None:
     rows = experiment_table(registry, "p", "e")
     assert [r["run"] for r in rows] == ["baseline", *RECORDS, "lr0.1-s1"]
     assert rows[1]["test/acc"] == 0.80 and rows[1]["epochs"] == 2
+
+
+def test_the_workflow_side_of_sweeps_and_summaries_imports_no_torch_nor_matplotlib() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import dltemplate.summary, dltemplate.sweeps, dltemplate.targets\n"
+        "heavy = {'torch', 'lightning', 'matplotlib'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -318,3 +318,18 @@ def test_any_sweep_expands_or_gives_one_clear_line(sweep: dict) -> None:
             load_registry(folder)
         except RegistryError as exc:
             assert "proj.yaml" in str(exc) and "\n" not in str(exc).strip()
+
+
+def test_reordering_grid_keys_keeps_each_runs_job_params(tmp_path: Path) -> None:
+    """Snakemake compares params by repr: the order of the YAML keys must not rerun a run."""
+    grid = "{task_wrapper.lr: [0.1], data_wrapper.batch_size: [8]}"
+    swapped = "{data_wrapper.batch_size: [8], task_wrapper.lr: [0.1]}"
+    runs = {}
+    for name, text in (("a", grid), ("b", swapped)):
+        sweep = f"    sweep: {{config: c.py, name: run, overrides: {{trainer.max_epochs: 2}}, grid: {text}}}\n"
+        (tmp_path / name).mkdir()
+        reg = registry(tmp_path / name, f"  e:\n    description: E\n{sweep}")
+        runs[name] = reg.run("proj", "e", "run")
+    assert list(runs["a"].overrides) != list(runs["b"].overrides)  # as declared
+    params = [job_params(runs[n], 1) for n in "ab"]
+    assert repr(params[0]["overrides"]) == repr(params[1]["overrides"])
