@@ -101,9 +101,15 @@ def test_sweep_of_four_runs_in_parallel_summarises_their_records(project: Projec
     assert read_csv(project.path(target))[0]["best"] == f"task_wrapper.lr={best}"
 
     # `ls` shows the same numbers.
-    listing = project.main("ls", "-p", "tiny", "-e", "exp").stdout
+    listing = project.main("ls", "-p", "tiny", "-e", "exp", "--fast").stdout
     assert f"{records['lr0.01-s1']['test/acc']:.4f}" in listing
-    assert "Best by test/acc (max)" in listing
+    assert f"Best by test/acc (max): task_wrapper.lr={best}:" in listing
+    data = json.loads(project.main("ls", "-p", "tiny", "-e", "exp", "--json", "--fast").stdout)[
+        "summary"
+    ]
+    assert {p["runs"]: p["test/acc mean"] for p in data["points"]} == {
+        f"lr{lr}-s0 lr{lr}-s1": pytest.approx(means[lr]) for lr in means
+    }
 
 
 INTERRUPTED = f"""\
@@ -165,8 +171,9 @@ def test_interrupted_sweep_resumes_keeps_going_past_a_failure_and_trains_added_p
     assert (exp / "lr0.001/fit.done").is_file() and (exp / "lr0.002/fit.done").is_file()
     assert not (exp / "lr0.004-hiden_dim8/fit.done").exists()
     assert not (exp / "summary.csv").exists()  # a summary of every run, or none
-    listing = project.main("ls", "-p", "tiny", "-e", "exp").stdout
-    assert "lr0.004-hiden_dim8" in listing and "not run" in listing
+    listing = json.loads(project.main("ls", "-p", "tiny", "-e", "exp", "--json", "--fast").stdout)
+    states = {r["name"]: r["jobs"]["fit"]["status"] for r in listing["runs"]}
+    assert states == {"lr0.001": "done", "lr0.002": "done", "lr0.004-hiden_dim8": "failed"}
 
     # Fix the sweep (drop the broken point, add a grid value): only the new point trains.
     before = {n: (exp / n / "fit.done").stat().st_mtime_ns for n in ("lr0.001", "lr0.002")}
