@@ -68,7 +68,7 @@ SWEEP_SCHEMA = {
     },
 }
 
-# YAML 1.1 (PyYAML) reads `1e-3` as text; in a sweep it is meant as the number.
+# Text that reads as a float: a random range's bounds may be written as text ("1e-3").
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|Infinity)|nan")
 _PLACEHOLDER = re.compile(r"\{([^{}:]*)(?::([^{}]*))?\}")
 RANDOM_KEYS = {"choices", "low", "high", "log", "digits"}
@@ -85,11 +85,9 @@ class SweepRun:
 
 
 def number(value: Any) -> Any:
-    """`value`, with text that YAML 1.2 would read as a float turned into that float."""
+    """`value`, or the float that its text spells (`"1e-3"` -> 0.001)."""
     if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
         return float(value)
-    if isinstance(value, list):
-        return [number(v) for v in value]
     return value
 
 
@@ -181,7 +179,7 @@ def sample_value(rng: random.Random, spec: Any, where: str) -> Any:
         choices = spec["choices"]
         if not isinstance(choices, list) or not choices or set(spec) != {"choices"}:
             raise RegistryError(f"{where}: `choices` must be a non-empty list and stand alone")
-        return number(choices[min(int(u * len(choices)), len(choices) - 1)])
+        return choices[min(int(u * len(choices)), len(choices) - 1)]
     if "low" not in spec or "high" not in spec:
         raise RegistryError(f"{where}: give both `low` and `high` (or a list of choices)")
     low, high = _bound(spec["low"], "low", where), _bound(spec["high"], "high", where)
@@ -249,9 +247,9 @@ def sweep_points(spec: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     if grid:
         paths = list(grid)
         for values in itertools.product(*(grid[p] for p in paths)):
-            points.append({p: number(v) for p, v in zip(paths, values, strict=True)})
+            points.append(dict(zip(paths, values, strict=True)))
     for entry in spec.get("list") or []:
-        points.append({p: number(v) for p, v in entry.items()})
+        points.append(dict(entry))
     if sampled:
         rng = random.Random(sampled.get("seed", 0))
         for _ in range(sampled["n"]):

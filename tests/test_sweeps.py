@@ -76,8 +76,12 @@ def test_seeds_alone_repeat_the_base_point_and_an_int_counts_from_zero() -> None
     assert all(r.overrides["task_wrapper.lr"] == 0.1 for r in runs)
 
 
-def test_yaml_1_1_exponent_text_is_read_as_a_number() -> None:
-    runs = expand("config: c.py\ngrid: {task_wrapper.lr: [1e-3, 3e-4]}\n")
+def test_exponents_without_a_dot_are_numbers_in_the_registry(tmp_path: Path) -> None:
+    reg = registry(
+        tmp_path,
+        "  e:\n    description: E\n    sweep: {config: c.py, grid: {task_wrapper.lr: [1e-3, 3e-4]}}\n",
+    )
+    runs = list(reg.experiment("proj", "e").runs.values())
     assert [r.overrides["task_wrapper.lr"] for r in runs] == [0.001, 0.0003]
     assert [r.name for r in runs] == ["lr0.001", "lr0.0003"]
 
