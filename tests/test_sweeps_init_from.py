@@ -58,8 +58,10 @@ def test_another_architecture_is_refused_with_the_checkpoint_named(
 ) -> None:
     monkeypatch.chdir(parent_fit)
     wider = build_run(CONFIG, overrides={**SHRUNK, "task_wrapper.model.hidden_dim": 32}, seed=2)
-    with pytest.raises(
-        UserError,
-        match=r"init_from: the weights in results/p/e/parent/checkpoints/best.ckpt do not fit this run's model .*size mismatch",
-    ):
+    message = (
+        r"Checkpoint results/p/e/parent/checkpoints/best.ckpt was saved by a different model "
+        r"than this run's config builds \(shapes differ: model.net.1.weight \(16, 64\) vs "
+        r"\(32, 64\).*\). init_from needs a parent run that builds this run's model"
+    )
+    with pytest.raises(UserError, match=message):
         load_init_weights(wider.task_wrapper, "results/p/e/parent/fit.done")
