@@ -337,3 +337,23 @@ def test_reordering_grid_keys_keeps_each_runs_job_params(tmp_path: Path) -> None
     assert list(runs["a"].overrides) != list(runs["b"].overrides)  # as declared
     params = [job_params(runs[n], 1) for n in "ab"]
     assert repr(params[0]["overrides"]) == repr(params[1]["overrides"])
+
+
+def test_config_digests_are_reused_for_seconds_while_a_dag_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dltemplate import targets
+    from dltemplate.registry import Run
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs/exp.py").write_text("LR = 1\n")
+    run = Run(proj="p", exp="e", name="r", description="R", config="configs/exp.py")
+    clock = [1000.0]
+    monkeypatch.setattr(targets.time, "monotonic", lambda: clock[0])
+    first = targets.source_digests(run)
+    (tmp_path / "configs/exp.py").write_text("LR = 22\n")
+    clock[0] += 1.0  # the same DAG build: the same answer, without looking at the files
+    assert targets.source_digests(run) == first
+    clock[0] += targets.DIGESTS_FRESH_SECONDS  # later: the edit shows
+    assert targets.source_digests(run)["configs/exp.py"] != first["configs/exp.py"]
