@@ -101,13 +101,12 @@ def test_sweep_of_four_runs_in_parallel_summarises_their_records(project: Projec
     assert read_csv(project.path(target))[0]["best"] == f"task_wrapper.lr={best}"
 
     # `ls` shows the same numbers.
-    listing = project.main("ls", "-p", "tiny", "-e", "exp", "--fast").stdout
-    assert f"{records['lr0.01-s1']['test/acc']:.4f}" in listing
-    assert f"Best by test/acc (max): task_wrapper.lr={best}:" in listing
-    data = json.loads(project.main("ls", "-p", "tiny", "-e", "exp", "--json", "--fast").stdout)[
-        "summary"
-    ]
-    assert {p["runs"]: p["test/acc mean"] for p in data["points"]} == {
+    listing = json.loads(project.main("ls", "-p", "tiny", "-e", "exp", "--json", "--fast").stdout)
+    shown = {r["name"]: r["main_metric"] for r in listing["runs"]}
+    assert shown["lr0.01-s1"] == {"name": "test/acc", "value": records["lr0.01-s1"]["test/acc"]}
+    summary = listing["summary"]
+    assert summary["best"].startswith(f"Best by test/acc (max): task_wrapper.lr={best}:")
+    assert {p["runs"]: p["test/acc mean"] for p in summary["points"]} == {
         f"lr{lr}-s0 lr{lr}-s1": pytest.approx(means[lr]) for lr in means
     }
 
