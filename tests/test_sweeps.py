@@ -357,3 +357,21 @@ def test_config_digests_are_reused_for_seconds_while_a_dag_is_built(
     assert targets.source_digests(run) == first
     clock[0] += targets.DIGESTS_FRESH_SECONDS  # later: the edit shows
     assert targets.source_digests(run)["configs/exp.py"] != first["configs/exp.py"]
+
+
+def test_sweep_resources_apply_to_every_run_over_the_experiments(tmp_path: Path) -> None:
+    reg = registry(
+        tmp_path,
+        """\
+  e:
+    description: E
+    resources: {mem_mb: 4000, gpus: 1}
+    sweep:
+      config: c.py
+      resources: {gpus: 2, fit: {runtime: 2h}}
+      grid: {task_wrapper.lr: [0.1, 0.2]}
+""",
+    )
+    for run in reg.experiment("proj", "e").runs.values():
+        assert run.resources["fit"] == {"mem_mb": 4000, "gpus": 2, "runtime": 120}
+        assert run.resources["test"] == {"mem_mb": 4000, "gpus": 1}  # evaluation takes 1 GPU
