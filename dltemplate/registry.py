@@ -19,6 +19,7 @@ from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
 from dltemplate.names import name_problem
 from dltemplate.resources import RESOURCES_SCHEMA, job_layers
+from dltemplate.sweeps import SWEEP_SCHEMA, expand_sweep
 from dltemplate.yaml12 import safe_load
 
 RUN_SCHEMA = {
@@ -39,6 +40,7 @@ RUN_SCHEMA = {
         # A checkpoint to test/predict with instead of fitting (jobs default to test, predict).
         "ckpt": {"type": "string", "minLength": 1},
         "resources": RESOURCES_SCHEMA,  # gpus, cpus, mem_mb, runtime (dltemplate.resources)
+        "init_from": {"type": "string", "minLength": 1},  # <proj>/<exp>/<run> to fine-tune
     },
 }
 PROJECT_SCHEMA = {
@@ -59,6 +61,9 @@ PROJECT_SCHEMA = {
                     "created": {"type": "string"},
                     "resources": RESOURCES_SCHEMA,  # for every run; a run's own win
                     "runs": {"type": "object", "additionalProperties": RUN_SCHEMA},
+                    "sweep": SWEEP_SCHEMA,  # expanded into runs by dltemplate.sweeps
+                    "metric": {"type": "string", "minLength": 1},  # the summaries' best point
+                    "metric_mode": {"enum": ["min", "max"]},
                 },
             },
         },
@@ -82,6 +87,7 @@ class Run:
     ckpt: str | None = None  # a checkpoint that test and predict use; the run has no fit then
     # Per job type, what the registry asks (experiment's, then run's): dltemplate.resources
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    init_from: str | None = None  # "<proj>/<exp>/<run>" whose best weights start the fit
 
     @property
     def key(self) -> str:
@@ -99,6 +105,8 @@ class Experiment:
     description: str
     runs: dict[str, Run]
     created: str = ""
+    metric: str | None = None  # None: the first test metric
+    metric_mode: str | None = None  # None: "min" for loss-like names, else "max"
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,15 @@ class Registry:
             raise RegistryError(
                 f"No run {proj}/{exp}/{name} in the registry {self.folder}; "
                 "`main.py ls` lists the declared runs"
+            ) from None
+
+    def project(self, proj: str) -> Project:
+        try:
+            return self.projects[proj]
+        except KeyError:
+            raise RegistryError(
+                f"No project {proj} in the registry {self.folder}; "
+                f"known: {', '.join(self.projects)}"
             ) from None
 
     def experiment(self, proj: str, exp: str) -> Experiment:
@@ -222,11 +239,91 @@ def load_project(path: Path) -> Project:
                 created=run.get("created", ""),
                 ckpt=run.get("ckpt"),
                 resources=job_layers(exp.get("resources"), run.get("resources")),
+                init_from=_init_from(path, run, f"experiments.{exp_name}.runs.{run_name}"),
             )
+        if "sweep" in exp:
+            runs.update(_sweep_runs(path, proj, exp_name, exp, runs))
         experiments[exp_name] = Experiment(
-            proj, exp_name, exp["description"], runs, exp.get("created", "")
+            proj,
+            exp_name,
+            exp["description"],
+            runs,
+            exp.get("created", ""),
+            exp.get("metric"),
+            exp.get("metric_mode"),
         )
     return Project(proj, data["description"], experiments, str(path), data.get("created", ""))
+
+
+def _init_from(path: Path, entry: dict, where: str) -> str | None:
+    parent = entry.get("init_from")
+    if parent is None:
+        return None
+    parts = parent.split("/")
+    if len(parts) != 3 or any(name_problem(p) for p in parts):
+        raise RegistryError(
+            f"Registry {path}: at {where}.init_from: {parent!r} is not <proj>/<exp>/<run> "
+            "(e.g. digits/pretrain/mlp)"
+        )
+    return parent
+
+
+def _sweep_runs(
+    path: Path, proj: str, exp: str, experiment: dict, declared: dict[str, Run]
+) -> dict[str, Run]:
+    sweep = experiment["sweep"]
+    resources = job_layers(experiment.get("resources"), sweep.get("resources"))
+    where = f"Registry {path}: at experiments.{exp}.sweep"
+    init_from = _init_from(path, sweep, f"experiments.{exp}.sweep")
+    jobs = tuple(j for j in JOB_TYPES if j in sweep.get("jobs", JOB_TYPES))
+    lower = {name.lower(): name for name in declared}
+    runs = {}
+    for swept in expand_sweep(sweep, where=where):
+        if swept.name.lower() in lower:
+            raise RegistryError(
+                f"{where}.name: the sweep's run {swept.name!r} is also declared at "
+                f"experiments.{exp}.runs.{lower[swept.name.lower()]}; rename one"
+            )
+        runs[swept.name] = Run(
+            proj=proj,
+            exp=exp,
+            name=swept.name,
+            description=swept.description,
+            config=sweep["config"],
+            jobs=jobs,
+            overrides=swept.overrides,
+            source=str(path),
+            init_from=init_from,
+            resources=resources,
+        )
+    return runs
+
+
+def _check_init_from(registry: Registry) -> None:
+    """Every `init_from` names a declared run that fits, and no chain of them loops."""
+    for run in registry.runs():
+        seen = [run.key]
+        current = run
+        while current.init_from:
+            proj, exp, name = current.init_from.split("/")
+            parent = registry.projects.get(proj)
+            parent = parent and parent.experiments.get(exp)
+            parent = parent and parent.runs.get(name)
+            if parent is None:
+                raise RegistryError(
+                    f"Registry {current.source}: run {current.key} has init_from "
+                    f"{current.init_from!r}, which is not a declared run; `main.py ls` lists them"
+                )
+            if "fit" not in parent.jobs:
+                raise RegistryError(
+                    f"Registry {current.source}: run {current.key} has init_from {parent.key}, "
+                    "which has no fit job; add fit to its jobs"
+                )
+            if parent.key in seen:
+                loop = " -> ".join([*seen, parent.key])
+                raise RegistryError(f"Registry {run.source}: init_from runs in a loop: {loop}")
+            seen.append(parent.key)
+            current = parent
 
 
 def load_registry(folder: str | Path) -> Registry:
@@ -241,4 +338,6 @@ def load_registry(folder: str | Path) -> Registry:
         project = load_project(path)
         projects[project.name] = project
     _check_names(folder, "project", list(projects), str(folder))
-    return Registry(folder, projects)
+    registry = Registry(folder, projects)
+    _check_init_from(registry)
+    return registry

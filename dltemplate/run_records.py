@@ -129,6 +129,7 @@ def run_info(run: Run) -> dict[str, Any]:
         "overrides": dict(run.overrides),
         "jobs": list(run.jobs),
         "created": run.created or None,
+        **({"init_from": run.init_from} if run.init_from else {}),  # the fine-tuned run
     }
 
 

@@ -6,8 +6,10 @@ cheap: no torch, no Lightning.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
+import time
 from typing import Any
 
 from dltemplate.names import NAME_PATTERN
@@ -50,12 +52,22 @@ def fitted_input(run: Run) -> str:
     return run.ckpt or job_done(run, "fit")
 
 
+# Building a DAG asks for the digests of one config once per job (3,000 times for a 1,000-run
+# sweep) within seconds; checking the files' stamps each time cost a third of a second there.
+_DIGESTS: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
+DIGESTS_FRESH_SECONDS = 2.0
+
+
 def source_digests(run: Run) -> dict[str, str]:
     """Digests of the run's config file and the local modules it imports (no torch): a rule
     `params:` value, so that editing any of them reruns the run's jobs and nothing else."""
     from dltemplate.config_deps import source_digests as digests
 
-    return digests(run.config)
+    key, now = (os.getcwd(), run.config), time.monotonic()
+    cached = _DIGESTS.get(key)
+    if cached is None or now - cached[0] > DIGESTS_FRESH_SECONDS:
+        cached = _DIGESTS[key] = (now, digests(run.config))
+    return dict(cached[1])
 
 
 def run_targets(run: Run) -> list[str]:
@@ -67,13 +79,27 @@ def experiment_targets(registry: Registry, proj: str, exp: str) -> list[str]:
     return [t for run in registry.experiment(proj, exp).runs.values() for t in run_targets(run)]
 
 
+def project_summary_inputs(registry: Registry, proj: str) -> list[str]:
+    """The summaries of a project's experiments that have runs."""
+    project = registry.project(proj)
+    return [f"results/{proj}/{e.name}/summary.csv" for e in project.experiments.values() if e.runs]
+
+
+def init_from_done(run: Run) -> list[str]:
+    """The fit record of the run whose weights start this run's fit (`init_from`), if any."""
+    if not run.init_from:
+        return []
+    return [f"results/{run.init_from}/fit.done"]
+
+
 def all_targets(registry: Registry) -> list[str]:
-    """Every declared job of every run, and every experiment's summary."""
+    """Every declared job of every run, every experiment's summary and every project's."""
     targets = [t for run in registry.runs() for t in run_targets(run)]
     for project in registry.projects.values():
-        for exp in project.experiments.values():
-            if exp.runs:
-                targets.append(f"results/{project.name}/{exp.name}/summary.csv")
+        summaries = project_summary_inputs(registry, project.name)
+        targets += summaries
+        if summaries:
+            targets.append(f"results/{project.name}/summary.csv")
     return targets
 
 
@@ -96,10 +122,15 @@ def plot_targets(registry: Registry) -> list[str]:
 def job_params(run: Run, default_seed: int) -> dict[str, Any]:
     """Plain parameters for a job script. A change in them reruns the job (Snakemake's
     `params` trigger), so they hold exactly what shapes the run."""
-    return {
+    params = {
         "run_dir": run.folder,
         "config": run.config,
-        "overrides": dict(run.overrides),
+        # Sorted: Snakemake compares params by repr, and the order of keys in the YAML (or of a
+        # sweep's grid) says nothing about the run.
+        "overrides": dict(sorted(run.overrides.items(), key=lambda item: str(item[0]))),
         "seed": default_seed,
         "source": run.source,
     }
+    if run.init_from:  # only when set, so that runs without it keep their recorded params
+        params["init_from"] = f"results/{run.init_from}/fit.done"
+    return params

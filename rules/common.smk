@@ -6,6 +6,7 @@ from dltemplate import resources, run_records, targets
 from dltemplate.errors import UserError
 from dltemplate.registry import load_registry
 from dltemplate.run_paths import check_run_paths
+from dltemplate.summary import experiment_spec, project_spec
 
 try:
     REGISTRY = load_registry(config["registry"])
@@ -47,7 +48,8 @@ def get_retries(job):
 
 
 def get_fit_inputs(wildcards):
-    return targets.fit_inputs(REGISTRY, get_run(wildcards))
+    run = get_run(wildcards)
+    return targets.fit_inputs(REGISTRY, run) + targets.init_from_done(run)
 
 
 def get_test_done(wildcards):
@@ -58,8 +60,28 @@ def get_plot_targets():
     return targets.plot_targets(REGISTRY)
 
 
+def exit_on_user_error(function, *args):
+    """`function(REGISTRY, *args)`; a UserError ends Snakemake with its one line."""
+    try:
+        return function(REGISTRY, *args)
+    except UserError as error:
+        sys.exit(f"Error: {error}")
+
+
 def get_experiment_targets(wildcards):
-    return targets.experiment_targets(REGISTRY, wildcards.proj, wildcards.exp)
+    return exit_on_user_error(targets.experiment_targets, wildcards.proj, wildcards.exp)
+
+
+def get_summary_spec(wildcards):
+    return exit_on_user_error(experiment_spec, wildcards.proj, wildcards.exp)
+
+
+def get_project_summary_inputs(wildcards):
+    return exit_on_user_error(targets.project_summary_inputs, wildcards.proj)
+
+
+def get_project_spec(wildcards):
+    return exit_on_user_error(project_spec, wildcards.proj)
 
 
 def get_threads(job):

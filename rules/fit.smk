@@ -3,7 +3,7 @@
 # Run again after an interruption, the job resumes from checkpoints/last.ckpt.
 rule fit:
     input:
-        get_fit_inputs,  # another run's fit.done when the config is its archived config
+        get_fit_inputs,  # the fit of the run whose archived config or weights (init_from) it uses
     output:
         done="results/{proj}/{exp}/{run}/fit.done",
     log:

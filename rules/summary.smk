@@ -1,14 +1,38 @@
-# One row per run of an experiment: its test metrics and fit facts. Reads only the runs' own
-# records, so no job ever rewrites a file that another job writes.
+# An experiment's summary: one row per run, mean and std over seeds per sweep point, the best
+# point by the experiment's metric, and a plot. Reads only the runs' own records, so no job ever
+# rewrites a file that another job writes. The target of a whole sweep:
+#   snakemake -j4 results/<proj>/<exp>/summary.csv
 rule summary:
     input:
         get_experiment_targets,
     output:
         csv="results/{proj}/{exp}/summary.csv",
+        points="results/{proj}/{exp}/summary_points.csv",
+        md="results/{proj}/{exp}/summary.md",
+        png="results/{proj}/{exp}/summary.png",
     log:
         "results/{proj}/{exp}/logs/summary.log",
     localrule: True  # on a cluster, aggregation runs on the submit host
     conda:
         "../envs/dltemplate.yaml"
+    params:
+        experiment=get_summary_spec,
     script:
         "../scripts/summarize.py"
+
+
+# A project's summary: one row per experiment with its best point.
+rule project_summary:
+    input:
+        get_project_summary_inputs,
+    output:
+        csv="results/{proj}/summary.csv",
+        md="results/{proj}/summary.md",
+    log:
+        "results/{proj}/logs/summary.log",
+    conda:
+        "../envs/dltemplate.yaml"
+    params:
+        project=get_project_spec,
+    script:
+        "../scripts/summarize_project.py"

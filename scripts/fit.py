@@ -22,4 +22,5 @@ with job_log(snakemake.log[0]), job_record(job["run_dir"], "fit"):
         sources=snakemake.params.sources,
         checkpoint=snakemake.config.get("checkpoint"),
         log_file=snakemake.log[0],
+        init_from=job.get("init_from"),
     )

@@ -1,11 +1,13 @@
-"""Snakemake step: an experiment's summary table (see dltemplate.summary)."""
+"""Snakemake step: an experiment's summary tables and plot (see dltemplate.summary)."""
 
 from dltemplate.jobs.logs import job_log
 from dltemplate.summary import write_experiment_summary
 
 with job_log(snakemake.log[0]):
     write_experiment_summary(
-        experiment_dir=f"results/{snakemake.wildcards.proj}/{snakemake.wildcards.exp}",
-        done_files=list(snakemake.input),
+        experiment=snakemake.params.experiment,
         out_csv=snakemake.output.csv,
+        out_points=snakemake.output.points,
+        out_md=snakemake.output.md,
+        out_png=snakemake.output.png,
     )

@@ -14,6 +14,7 @@ from typing import Any
 from dltemplate.cli.options import add_registry_option
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
+from dltemplate.summary import print_summary, summary_data
 
 STYLES = {"done": "green", "stale": "yellow", "failed": "bold red", "running": "cyan"}
 
@@ -71,7 +72,7 @@ def runs_data(experiment, *, check_stale: bool, registry: str) -> dict[str, Any]
     runs = []
     for run in experiment.runs.values():
         metrics = run_test_metrics(run)
-        metric = main_metric(metrics)
+        metric = experiment.metric if experiment.metric in metrics else main_metric(metrics)
         runs.append(
             {
                 "name": run.name,
@@ -159,6 +160,7 @@ def print_runs(console, data: dict[str, Any]) -> None:
         console.print("\n".join(reasons), markup=False, highlight=False)
     if data["note"]:
         console.print(f"Note: {data['note']}", markup=False, style="yellow")
+    print_summary(console, data["summary"])  # the points over seeds and the best, as summary.md
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -183,6 +185,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         else:
             experiment = registry.experiment(args.proj, args.exp)
             data = runs_data(experiment, check_stale=not args.fast, registry=args.registry)
+            data["summary"] = summary_data(registry, args.proj, args.exp)
             show = print_runs
     if args.json:
         print(json.dumps(data, indent=2))

@@ -54,6 +54,7 @@ def fit_run(
     sources: Mapping[str, str] | None = None,
     checkpoint: Mapping[str, int] | None = None,
     log_file: str | Path | None = None,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Fit the run in `run_dir`, resuming its last checkpoint when that belongs to this config;
     write `done_file` (JSON) as the last act.
@@ -63,7 +64,8 @@ def fit_run(
     digests of the config's files (dltemplate.config_deps.source_digests), as Snakemake saw
     them; computed here when not given. `checkpoint`: how often to write last.ckpt
     (`every_n_epochs`, `every_n_train_steps`). `log_file`: the job's log, which is kept per
-    attempt as `logs/fit.attempt-<n>.log`.
+    attempt as `logs/fit.attempt-<n>.log`. `init_from`: another run's fit.done, whose best
+    weights a fresh (not a resumed) fit starts from.
     """
     run_dir = Path(run_dir)
     started = time.time()
@@ -85,6 +87,7 @@ def fit_run(
                 plan,
                 checkpoint,
                 archive_format,
+                init_from,
             )
         finally:
             resume.merge_attempt_metrics(run_dir)
@@ -106,6 +109,7 @@ def _fit(
     plan: resume.FitPlan,
     checkpoint: Mapping[str, int] | None,
     archive_format: str,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     # Imported here, under the run's lock: a second writer is turned away in a second, not
     # after torch and Lightning have loaded.
@@ -139,6 +143,10 @@ def _fit(
         {**built.build.overrides, "seed": built.hparams["seed"]},
     )
     built.task_wrapper.save_hyperparameters(built.hparams)
+    if init_from and plan.resume_from is None:  # a resumed fit restores its own weights
+        from dltemplate.jobs.init_from import load_init_weights
+
+        load_init_weights(built.task_wrapper, init_from)
 
     every = {**CHECKPOINT_DEFAULTS, **(checkpoint or {})}
     last = resume.checkpoint_dir(run_dir) / resume.LAST
