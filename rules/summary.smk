@@ -30,6 +30,7 @@ rule project_summary:
         md="results/{proj}/summary.md",
     log:
         "results/{proj}/logs/summary.log",
+    localrule: True  # on a cluster, aggregation runs on the submit host
     conda:
         "../envs/dltemplate.yaml"
     params:

@@ -113,3 +113,13 @@ def test_failed_fit_leaves_no_done_file_and_one_line(project: Project) -> None:
     assert "Unknown override path 'task_wrapper.model.hiden_dim'" in output
     assert "closest: task_wrapper.model.hidden_dim" in output
     assert not project.path("results/tiny/exp/bad/fit.done").exists()
+
+
+def test_only_training_jobs_go_to_a_cluster() -> None:
+    """Aggregation rules (summaries, records, plots) run on the submit host: `localrule: True`."""
+    import re
+
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), re.M):
+            if name not in ("fit", "test", "predict"):
+                assert "localrule: True" in body, f"rule {name} in {smk.name} is not local"
