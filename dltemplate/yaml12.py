@@ -13,7 +13,12 @@ from typing import Any
 import yaml
 
 
-class SafeLoader12(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (the same documents, errors at the same line and column
+# in libyaml's words): ~6x faster, and Snakemake reads the registry at every start.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class SafeLoader12(_SAFE_LOADER):
     """yaml.SafeLoader that also reads `1e-3`, `2E5`, `-1.5e+2` as floats."""
 
 

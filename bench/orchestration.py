@@ -1,0 +1,203 @@
+"""Orchestration: what Snakemake and the job machinery cost, apart from training.
+
+Registries of N runs (one experiment of N runs of configs/digits_mlp.py, each with its own
+`seed` override, every run declaring fit, test and predict: 3N jobs plus the summary) go into a
+scratch copy of the workflow under bench/.scratch/. For each N:
+
+  - dry run: `snakemake -n --cores 2` with nothing built yet (parse, load and validate the
+    registry, build the DAG of 3N+2 jobs, print them)
+  - no-op rerun: `snakemake --cores 2` when everything is present and up to date. The state
+    is made without training: `snakemake --touch` on the empty tree records every job's
+    metadata (params, code) as a finished run does, then the outputs are written in the
+    order the jobs would have written them; a dry run must then say "Nothing to be done"
+    (and a changed override is still caught, since the metadata is there)
+
+Peak memory is the largest resident set of the command's processes (wait4).
+
+Per-job overhead: fresh processes run from the repo root, each repetition paired:
+`python -c "import lightning"` against the fit job function (what scripts/fit.py calls, inside
+`job_log`) fitting zero epochs (`trainer.max_epochs=0`): imports, config build, hparams and
+archived config, Trainer, fit start and end, the fit.done record. Also the example config, and
+a whole `snakemake --cores 1 -f <run>/fit.done` of zero epochs (Snakemake's start, DAG, and the
+job's own process).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.common import (
+    BIN,
+    REPO,
+    Result,
+    check,
+    command_line,
+    copy_workflow,
+    fmt,
+    parser,
+    scratch_dir,
+    stats,
+    timed,
+)
+
+SIZES = (10, 100, 1000, 3000)
+SNAKEMAKE = str(BIN / "snakemake")
+PYTHON = str(BIN / "python")
+
+
+def registry(n: int, jobs: str = "", epochs: int = 2) -> str:
+    """A project file with one experiment of `n` runs (name `r00000`...)."""
+    lines = [
+        "description: Benchmark registry",
+        "experiments:",
+        "  sweep:",
+        f"    description: {n} runs that differ in their seed",
+        "    runs:",
+    ]
+    for i in range(n):
+        lines += [
+            f"      r{i:05d}:",
+            f"        description: run {i}",
+            "        config: configs/digits_mlp.py",
+            *([f"        jobs: {jobs}"] if jobs else []),
+            f"        overrides: {{trainer.max_epochs: {epochs}, seed: {i}}}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def make_done(root: Path, n: int) -> None:
+    """Record every job's metadata, then write each output after its inputs (older mtimes
+    first), as a finished workflow leaves them."""
+    check(timed([SNAKEMAKE, "--touch", "--cores", "2", "--quiet", "all"], cwd=root), "--touch")
+    exp = root / "results" / "bench" / "sweep"
+    now = time.time()  # after the workflow's files: a script newer than an output reruns it
+    for i in range(n):
+        run = exp / f"r{i:05d}"
+        run.mkdir(parents=True, exist_ok=True)
+        for name, age in (
+            ("fit.done", 3),
+            ("test.done", 2),
+            ("predict.done", 2),
+            ("predictions.csv", 2),
+        ):
+            (run / name).write_text("{}\n")
+            os.utime(run / name, (now - age, now - age))
+    (exp / "summary.csv").write_text("run\n")
+    os.utime(exp / "summary.csv", (now - 1, now - 1))
+    dry = check(timed([SNAKEMAKE, "-n", "--cores", "2"], cwd=root), "dry run after --touch")
+    if "Nothing to be done" not in dry.output:
+        raise RuntimeError(f"the no-op state of {n} runs is not up to date:\n{dry.output[-2000:]}")
+
+
+def workflow_sizes(result: Result, sizes: Sequence[int], reps: int) -> dict:
+    raw: dict[str, dict] = {}
+    rows = []
+    for n in sizes:
+        root = copy_workflow(scratch_dir(f"orchestration_{n}"), {"bench": registry(n)})
+        dry, noop = [], []
+        for _ in range(reps):
+            dry.append(check(timed([SNAKEMAKE, "-n", "--cores", "2"], cwd=root), f"dry run {n}"))
+        make_done(root, n)
+        for _ in range(reps):
+            noop.append(check(timed([SNAKEMAKE, "--cores", "2"], cwd=root), f"no-op {n}"))
+        if "Nothing to be done" not in noop[-1].output:
+            raise RuntimeError(f"the no-op rerun of {n} runs did work:\n{noop[-1].output[-2000:]}")
+        d, o = stats([t.seconds for t in dry]), stats([t.seconds for t in noop])
+        dm, om = stats([t.max_rss_mb for t in dry]), stats([t.max_rss_mb for t in noop])
+        rows.append([f"{n:,}", f"{3 * n + 2:,}", fmt(d), fmt(dm, "MB"), fmt(o), fmt(om, "MB")])
+        raw[str(n)] = {"dry": [t.seconds for t in dry], "noop": [t.seconds for t in noop]}
+        print(f"{n} runs: dry {d['median']:.2f} s, no-op {o['median']:.2f} s", flush=True)
+        if n == 1000:
+            result.goal("dry run of 1,000 runs < 10 s", d["median"] < 10, f"{d['median']:.2f} s")
+            result.goal("no-op rerun of 1,000 runs < 5 s", o["median"] < 5, f"{o['median']:.2f} s")
+    result.table(
+        f"Workflow of N runs (fit, test, predict each); median (min-max) over {reps} repetitions",
+        ["runs", "jobs", "dry run", "dry run peak memory", "no-op rerun", "no-op peak memory"],
+        rows,
+    )
+    return raw
+
+
+FIT_CODE = """\
+from dltemplate.jobs.fit import fit_run
+from dltemplate.jobs.logs import job_log
+with job_log("{run}/logs/fit.log"):
+    fit_run(run_dir="{run}", config_file="{config}", overrides={{"trainer.max_epochs": 0}},
+            seed=0, threads=1, done_file="{run}/fit.done", source="bench")
+"""
+
+
+def per_job(result: Result, reps: int) -> dict:
+    scratch = scratch_dir("per_job")
+    wf = copy_workflow(scratch / "workflow", {"bench": registry(1, jobs="[fit]", epochs=0)})
+    target = "results/bench/sweep/r00000/fit.done"
+    commands = {
+        'python -c "import torch"': ([PYTHON, "-c", "import torch"], REPO),
+        'python -c "import lightning"': ([PYTHON, "-c", "import lightning"], REPO),
+        "fit job function, 0 epochs, bench/configs/cnn28.py (synthetic data)": (
+            [PYTHON, "-c", FIT_CODE.format(run=scratch / "cnn28", config="bench/configs/cnn28.py")],
+            REPO,
+        ),
+        "fit job function, 0 epochs, configs/digits_mlp.py (loads scikit-learn's digits)": (
+            [PYTHON, "-c", FIT_CODE.format(run=scratch / "mlp", config="configs/digits_mlp.py")],
+            REPO,
+        ),
+        f"snakemake --cores 1 -f {target} (0 epochs, digits_mlp)": (
+            [SNAKEMAKE, "--cores", "1", "-f", target],
+            wf,
+        ),
+    }
+    times: dict[str, list] = {name: [] for name in commands}
+    for rep in range(reps + 1):  # repetition 0 warms the file cache, unrecorded
+        names = list(commands) if rep % 2 == 0 else list(commands)[::-1]
+        for name in names:
+            cmd, cwd = commands[name]
+            t = check(timed(cmd, cwd=cwd), name)
+            if rep > 0:
+                times[name].append(t)
+    names = list(commands)
+    base = times[names[1]]
+    rows = []
+    for name in names:
+        s = stats([t.seconds for t in times[name]])
+        extra = stats([t.seconds - b.seconds for t, b in zip(times[name], base, strict=True)])
+        mem = stats([t.max_rss_mb for t in times[name]])
+        rows.append([name, fmt(s), fmt(extra), fmt(mem, "MB")])
+    result.table(
+        f"Per-job overhead, fresh processes; median (min-max) over {reps} repetitions, "
+        "paired with `import lightning` of the same repetition",
+        ["command", "wall time", "beyond `import lightning`", "peak memory"],
+        rows,
+    )
+    fit = stats([t.seconds - b.seconds for t, b in zip(times[names[2]], base, strict=True)])
+    result.goal(
+        "zero-epoch fit < 1 s beyond `import lightning`",
+        fit["median"] < 1,
+        f"{fit['median']:.2f} s",
+    )
+    return {name: [t.seconds for t in times[name]] for name in names}
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="runs per registry")
+    opts = p.parse_args(argv)
+    if opts.quick:
+        opts.sizes, opts.reps = [10], 1
+    result = Result(
+        name="orchestration",
+        title="Orchestration: dry runs, no-op reruns, per-job overhead",
+        command=command_line("bench.orchestration", argv),
+        about=__doc__.split("\n\n", 1)[1].strip(),
+        quick=opts.quick,
+    )
+    result.raw["sizes"] = workflow_sizes(result, opts.sizes, opts.reps)
+    result.raw["per_job"] = per_job(result, opts.reps)
+    return result.write(opts.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""Training-step overhead: the template against plain PyTorch and plain Lightning.
+
+The same SmallCNN on synthetic 28x28 images in memory, the same batch size, optimizer (AdamW),
+loss, threads and `torch.use_deterministic_algorithms(True)` (the example trainer's
+`deterministic=True`), trained three ways in one process, interleaved (the order flips every
+repetition, so drift cancels):
+
+  (a) a hand-written loop: slice a shuffled index, forward, backward, step; validation by hand
+  (b) a minimal LightningModule and a plain `lightning.Trainer` (no logger, checkpoints, progress)
+  (c) the template as a fit job builds it: `build_run` on bench/configs/cnn28.py (the example's
+      classifier getter: metrics, LR schedule; BasicDataWrapper), `make_trainer(..., "fit")`
+      (CSV logger, best/last checkpoints, plain progress lines), inside `job_log`
+
+Epoch time is the steady state: from the start of the 2nd epoch to the end of the last,
+divided by the epochs, each with its validation, logging and checkpoint writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, Result, command_line, fmt, parser, scratch_dir, stats
+
+CONFIG = REPO / "bench" / "configs" / "cnn28.py"
+VARIANTS = ("a", "b", "c")
+LABELS = {
+    "a": "(a) hand-written PyTorch loop",
+    "b": "(b) minimal LightningModule + plain Trainer",
+    "c": "(c) template: BasicTaskWrapper, BasicDataWrapper, make_trainer",
+}
+
+
+def _sync(device: str) -> Callable[[], None]:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def run_plain(opts: Any) -> dict[str, float]:
+    """(a): the loop a person writes without any framework."""
+    import torch
+    from torch import nn
+
+    from bench.common import synthetic_images
+    from models import SmallCNN
+
+    sync = _sync(opts.device)
+    started = time.perf_counter()
+    torch.manual_seed(opts.seed)
+    x, y = synthetic_images(opts.n_train, seed=0).tensors
+    xv, yv = synthetic_images(opts.n_val, seed=1).tensors
+    model = SmallCNN(in_channels=1, num_classes=10, channels=opts.channels).to(opts.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    autocast = _autocast(opts)
+    bs = opts.batch_size
+    starts = []
+    for _epoch in range(opts.epochs):
+        sync()
+        starts.append(time.perf_counter())
+        model.train()
+        order = torch.randperm(len(x))
+        for i in range(0, len(x), bs):
+            index = order[i : i + bs]
+            xb, yb = x[index].to(opts.device), y[index].to(opts.device)
+            optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                loss = loss_fn(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        total, correct = torch.zeros((), device=opts.device), torch.zeros((), device=opts.device)
+        with torch.no_grad():
+            for i in range(0, len(xv), bs):
+                xb, yb = xv[i : i + bs].to(opts.device), yv[i : i + bs].to(opts.device)
+                with autocast():
+                    out = model(xb)
+                total += loss_fn(out, yb) * len(yb)
+                correct += (out.argmax(1) == yb).sum()
+        float(total), float(correct)  # the epoch's val loss and accuracy, as a person prints them
+    sync()
+    end = time.perf_counter()
+    return _times(starts, end, started)
+
+
+def _autocast(opts: Any):
+    import contextlib
+
+    import torch
+
+    if opts.precision == "bf16-mixed":
+        return lambda: torch.autocast(opts.device, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _times(starts: Sequence[float], end: float, started: float) -> dict[str, float]:
+    steady = (end - starts[1]) / (len(starts) - 1)
+    return {"epoch": steady, "first_epoch": starts[1] - starts[0], "fit": end - started}
+
+
+def _clock(device: str):
+    import lightning as L
+
+    sync = _sync(device)
+
+    class EpochClock(L.Callback):
+        """Epoch start times and the end of training, nothing else."""
+
+        def __init__(self) -> None:
+            self.starts: list[float] = []
+            self.end = 0.0
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            sync()
+            self.starts.append(time.perf_counter())
+
+        def on_train_end(self, trainer, pl_module) -> None:
+            sync()
+            self.end = time.perf_counter()
+
+    return EpochClock()
+
+
+def run_minimal_lightning(opts: Any) -> dict[str, float]:
+    """(b): what a Lightning user writes by hand, with everything optional turned off."""
+    import lightning as L
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from bench.common import synthetic_images
+    from models import SmallCNN
+
+    class Minimal(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = SmallCNN(in_channels=1, num_classes=10, channels=opts.channels)
+            self.loss_fn = nn.CrossEntropyLoss()
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return self.loss_fn(self.model(x), y)
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            out = self.model(x)
+            return self.loss_fn(out, y), (out.argmax(1) == y).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.AdamW(self.parameters(), lr=1e-3, weight_decay=1e-4)
+
+    started = time.perf_counter()
+    torch.manual_seed(opts.seed)
+    train = DataLoader(
+        synthetic_images(opts.n_train, seed=0), batch_size=opts.batch_size, shuffle=True
+    )
+    val = DataLoader(synthetic_images(opts.n_val, seed=1), batch_size=opts.batch_size)
+    clock = _clock(opts.device)
+    trainer = L.Trainer(
+        max_epochs=opts.epochs,
+        accelerator=opts.device,
+        devices=1,
+        precision=opts.precision,
+        deterministic=True,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[clock],
+    )
+    trainer.fit(Minimal(), train, val)
+    return _times(clock.starts, clock.end, started)
+
+
+def run_template(opts: Any, run_dir: Path) -> dict[str, float]:
+    """(c): what `dltemplate.jobs.fit.fit_run` builds, minus its one-off record writing."""
+    from dltemplate.config.build import build_run
+    from dltemplate.jobs.common import set_threads
+    from dltemplate.jobs.logs import job_log
+    from dltemplate.jobs.trainer import make_trainer
+
+    started = time.perf_counter()
+    with job_log(run_dir / "logs" / "fit.log"):
+        set_threads(opts.threads)
+        built = build_run(
+            CONFIG,
+            job="fit",
+            overrides={
+                "task_wrapper.model.channels": opts.channels,
+                "data_wrapper.n_train": opts.n_train,
+                "data_wrapper.n_val": opts.n_val,
+                "data_wrapper.batch_size": opts.batch_size,
+                "trainer.max_epochs": opts.epochs,
+                "trainer.accelerator": opts.device,
+                "trainer.precision": opts.precision,
+            },
+            seed=opts.seed,
+            source="bench",
+        )
+        built.data_wrapper.set_threads(opts.threads)
+        built.task_wrapper.save_hyperparameters(built.hparams)
+        clock = _clock(opts.device)
+        settings = dict(built.trainer_kwargs)
+        settings["callbacks"] = [*settings.get("callbacks", []), clock]
+        trainer = make_trainer(settings, run_dir, "fit")
+        trainer.fit(built.task_wrapper, datamodule=built.data_wrapper)
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        raise RuntimeError(f"(c) wrote no last.ckpt in {run_dir}; see {run_dir}/logs/fit.log")
+    return _times(clock.starts, clock.end, started)
+
+
+def measure(opts: Any) -> dict[str, list[dict[str, float]]]:
+    """All variants, `opts.reps` times, interleaved with the order flipped every repetition."""
+    import torch
+
+    torch.set_num_threads(opts.threads)
+    torch.use_deterministic_algorithms(True)  # what Trainer(deterministic=True) sets for all
+    runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    scratch = scratch_dir(f"step_overhead_{opts.device}")
+    for rep in range(opts.reps + 1):  # repetition 0 warms up caches and allocators, unrecorded
+        order = VARIANTS if rep % 2 == 0 else VARIANTS[::-1]
+        for variant in order:
+            if variant == "a":
+                t = run_plain(opts)
+            elif variant == "b":
+                t = run_minimal_lightning(opts)
+            else:
+                t = run_template(opts, scratch / f"c{rep}")
+            print(
+                f"rep {rep} {variant}: epoch {t['epoch']:.3f} s, fit {t['fit']:.2f} s", flush=True
+            )
+            if rep > 0:
+                runs[variant].append(t)
+    return runs
+
+
+def add_options(p) -> None:
+    p.add_argument("--channels", type=int, default=8, help="SmallCNN width (default 8)")
+    p.add_argument("--batch-size", type=int, default=64, help="the example's (default 64)")
+    p.add_argument("--n-train", type=int, default=6400, help="training samples (100 steps)")
+    p.add_argument("--n-val", type=int, default=1280, help="validation samples (20 steps)")
+    p.add_argument("--epochs", type=int, default=4, help="epochs per fit (>= 2)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (the fit job's 2)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def quick(opts: Any) -> None:
+    opts.reps, opts.n_train, opts.n_val, opts.epochs, opts.channels = 1, 256, 128, 2, 4
+
+
+def report(result: Result, opts: Any, runs: dict[str, list[dict[str, float]]]) -> None:
+    steps = -(-opts.n_train // opts.batch_size)
+    val_steps = -(-opts.n_val // opts.batch_size)
+    epoch = {v: stats([r["epoch"] for r in runs[v]]) for v in VARIANTS}
+    step_ms = {v: stats([r["epoch"] / steps * 1000 for r in runs[v]]) for v in VARIANTS}
+    fit = {v: stats([r["fit"] for r in runs[v]]) for v in VARIANTS}
+    ratio = {
+        pair: stats(
+            [c["epoch"] / o["epoch"] for c, o in zip(runs["c"], runs[pair[2]], strict=True)]
+        )
+        for pair in ("c/b", "c/a")
+    }
+    result.table(
+        f"Epoch time ({steps} training steps of {opts.batch_size} + {val_steps} validation "
+        f"steps, SmallCNN channels={opts.channels}, {opts.threads} threads, {opts.device}, "
+        f"{opts.precision}); median (min-max) over {opts.reps} repetitions",
+        ["variant", "epoch", "per training step", f"whole fit of {opts.epochs} epochs"],
+        [[LABELS[v], fmt(epoch[v]), fmt(step_ms[v], "ms"), fmt(fit[v])] for v in VARIANTS],
+    )
+    result.table(
+        "Ratios of epoch times, paired per repetition",
+        ["ratio", "median (min-max)", "goal"],
+        [
+            ["c/b (template over plain Lightning)", fmt(ratio["c/b"], "", 4), "<= 1.02"],
+            ["c/a (template over plain PyTorch)", fmt(ratio["c/a"], "", 4), "<= 1.10"],
+        ],
+    )
+    for pair, limit in (("c/b", 1.02), ("c/a", 1.10)):
+        value = ratio[pair]["median"]
+        result.goal(f"{pair} <= {limit:.2f}", value <= limit, f"{value:.3f}")
+    result.raw = {"options": {k: v for k, v in vars(opts).items() if k != "out"}, "runs": runs}
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    p = parser(__doc__.splitlines()[0])
+    add_options(p)
+    opts = p.parse_args(argv)
+    opts.device, opts.precision = "cpu", "32-true"
+    if opts.quick:
+        quick(opts)
+    result = Result(
+        name="step_overhead",
+        title="Training-step overhead on CPU",
+        command=command_line("bench.step_overhead", argv),
+        about=__doc__.split("\n\n", 1)[1].strip(),
+        quick=opts.quick,
+    )
+    runs = measure(opts)
+    report(result, opts, runs)
+    return result.write(opts.out)
+
+
+if __name__ == "__main__":
+    main()
