@@ -42,5 +42,8 @@ format: setup  ## format the code (ruff) and the workflow (snakefmt)
 	$(BIN)/ruff format .
 	$(BIN)/snakefmt Snakefile rules/
 
+bench: setup  ## run bench/ (about 25 min on 2 idle cores) and rewrite BENCHMARKS.md
+	$(BIN)/python -m bench
+
 clean-results:  ## delete results/ (every run's outputs, checkpoints included)
 	rm -rf results/*/ .snakemake/

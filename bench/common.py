@@ -152,9 +152,14 @@ class Result:
         return path
 
 
+def scratch_root() -> Path:
+    """bench/.scratch/ (git-ignored, on the project's disk), or $DLT_BENCH_SCRATCH (tests)."""
+    return Path(os.environ.get("DLT_BENCH_SCRATCH") or SCRATCH)
+
+
 def scratch_dir(name: str) -> Path:
-    """An empty folder under bench/.scratch/ (git-ignored), on the project's own disk."""
-    path = SCRATCH / name
+    """An empty folder `name` under the scratch root."""
+    path = scratch_root() / name
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path

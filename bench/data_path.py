@@ -101,11 +101,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     )
     loaders = sources(opts.n, opts.batch_size)
     rates: dict[str, list[float]] = {name: [] for name in loaders}
-    for rep in range(opts.reps + 1):  # repetition 0 warms up, unrecorded
+    warm = 1 if opts.reps > 1 else 0  # a first repetition warms up, unrecorded
+    for rep in range(opts.reps + warm):
         names = list(loaders) if rep % 2 == 0 else list(loaders)[::-1]
         for name in names:
             seconds, count = _epoch(loaders[name])
-            if rep > 0:
+            if rep >= warm:
                 rates[name].append(count / seconds)
     reference = next(iter(loaders))
     wrapper = "data wrapper, train_dataset=TensorDataset"

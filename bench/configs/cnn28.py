@@ -36,10 +36,18 @@ def get_data_wrapper(
 
 
 def get_trainer(
-    *, max_epochs: int = 4, accelerator: str = "cpu", precision: str = "32-true"
+    *,
+    max_epochs: int = 4,
+    accelerator: str = "cpu",
+    precision: str = "32-true",
+    deterministic: bool = True,
 ) -> dict:
     return get_default_trainer(
-        max_epochs=max_epochs, accelerator=accelerator, devices=1, precision=precision
+        max_epochs=max_epochs,
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        deterministic=deterministic,
     )
 
 
