@@ -1,30 +1,32 @@
 """Orchestration: what Snakemake and the job machinery cost, apart from training.
 
 Registries of N runs (one experiment of N runs of configs/digits_mlp.py, each with its own
-`seed` override, every run declaring fit, test and predict: 3N jobs plus the summary) go into a
-scratch copy of the workflow under bench/.scratch/. For each N:
+`seed` override, every run declaring fit, test and predict) go into a scratch copy of the
+workflow under bench/.scratch/. The job count is what the dry run reports (the run and
+project records and the summary included). For each N:
 
   - dry run: `snakemake -n --cores 2` with nothing built yet (parse, load and validate the
-    registry, build the DAG of 3N+2 jobs, print them)
+    registry, build the DAG, print every job)
   - no-op rerun: `snakemake --cores 2` when everything is present and up to date. The state
     is made without training: `snakemake --touch` on the empty tree records every job's
-    metadata (params, code) as a finished run does, then the outputs are written in the
-    order the jobs would have written them; a dry run must then say "Nothing to be done"
-    (and a changed override is still caught, since the metadata is there)
+    metadata (params, code) as finished jobs do, then every output the dry run listed is
+    written with one mtime; a dry run must then say "Nothing to be done" (a changed override
+    would still be caught, since the metadata is there)
 
 Peak memory is the largest resident set of the command's processes (wait4).
 
 Per-job overhead: fresh processes run from the repo root, each repetition paired:
-`python -c "import lightning"` against the fit job function (what scripts/fit.py calls, inside
-`job_log`) fitting zero epochs (`trainer.max_epochs=0`): imports, config build, hparams and
-archived config, Trainer, fit start and end, the fit.done record. Also the example config, and
-a whole `snakemake --cores 1 -f <run>/fit.done` of zero epochs (Snakemake's start, DAG, and the
-job's own process).
+`python -c "import lightning"` against what scripts/fit.py runs (`job_log`, `job_record`, the
+fit job function) fitting zero epochs (`trainer.max_epochs=0`): imports, config build, hparams
+and archived config, run record, Trainer, fit start and end, the fit.done record. Also the
+example config, and a whole `snakemake --cores 1 -f <run>/fit.done` of zero epochs
+(Snakemake's start, DAG, and the job's own process).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,28 +70,29 @@ def registry(n: int, jobs: str = "", epochs: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_done(root: Path, n: int) -> None:
-    """Record every job's metadata, then write each output after its inputs (older mtimes
-    first), as a finished workflow leaves them."""
-    check(timed([SNAKEMAKE, "--touch", "--cores", "2", "--quiet", "all"], cwd=root), "--touch")
-    exp = root / "results" / "bench" / "sweep"
+def outputs(dry_run: str) -> list[str]:
+    """Every output file of the jobs that a dry run lists."""
+    lines = re.findall(r"^\s+output: (.+)$", dry_run, re.MULTILINE)
+    return [path for line in lines for path in line.split(", ")]
+
+
+def jobs(dry_run: str) -> int:
+    return int(re.findall(r"^total\s+(\d+)", dry_run, re.MULTILINE)[-1])
+
+
+def make_done(root: Path, files: list[str]) -> None:
+    """Record every job's metadata (as finished jobs do), then write every output with one
+    mtime (an input as new as its output is up to date), without running any job."""
+    check(timed([SNAKEMAKE, "--touch", "--cores", "2", "--quiet"], cwd=root), "--touch")
     now = time.time()  # after the workflow's files: a script newer than an output reruns it
-    for i in range(n):
-        run = exp / f"r{i:05d}"
-        run.mkdir(parents=True, exist_ok=True)
-        for name, age in (
-            ("fit.done", 3),
-            ("test.done", 2),
-            ("predict.done", 2),
-            ("predictions.csv", 2),
-        ):
-            (run / name).write_text("{}\n")
-            os.utime(run / name, (now - age, now - age))
-    (exp / "summary.csv").write_text("run\n")
-    os.utime(exp / "summary.csv", (now - 1, now - 1))
+    for name in files:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}\n")
+        os.utime(path, (now, now))
     dry = check(timed([SNAKEMAKE, "-n", "--cores", "2"], cwd=root), "dry run after --touch")
     if "Nothing to be done" not in dry.output:
-        raise RuntimeError(f"the no-op state of {n} runs is not up to date:\n{dry.output[-2000:]}")
+        raise RuntimeError(f"the no-op state in {root} is not up to date:\n{dry.output[-2000:]}")
 
 
 def workflow_sizes(result: Result, sizes: Sequence[int], reps: int) -> dict:
@@ -100,31 +103,35 @@ def workflow_sizes(result: Result, sizes: Sequence[int], reps: int) -> dict:
         dry, noop = [], []
         for _ in range(reps):
             dry.append(check(timed([SNAKEMAKE, "-n", "--cores", "2"], cwd=root), f"dry run {n}"))
-        make_done(root, n)
+        make_done(root, outputs(dry[0].output))
         for _ in range(reps):
             noop.append(check(timed([SNAKEMAKE, "--cores", "2"], cwd=root), f"no-op {n}"))
         if "Nothing to be done" not in noop[-1].output:
             raise RuntimeError(f"the no-op rerun of {n} runs did work:\n{noop[-1].output[-2000:]}")
         d, o = stats([t.seconds for t in dry]), stats([t.seconds for t in noop])
         dm, om = stats([t.max_rss_mb for t in dry]), stats([t.max_rss_mb for t in noop])
-        rows.append([f"{n:,}", f"{3 * n + 2:,}", fmt(d), fmt(dm, "MB"), fmt(o), fmt(om, "MB")])
+        count = jobs(dry[0].output)
+        rows.append([f"{n:,}", f"{count:,}", fmt(d), fmt(dm, "MB"), fmt(o), fmt(om, "MB")])
         raw[str(n)] = {"dry": [t.seconds for t in dry], "noop": [t.seconds for t in noop]}
         print(f"{n} runs: dry {d['median']:.2f} s, no-op {o['median']:.2f} s", flush=True)
         if n == 1000:
             result.goal("dry run of 1,000 runs < 10 s", d["median"] < 10, f"{d['median']:.2f} s")
             result.goal("no-op rerun of 1,000 runs < 5 s", o["median"] < 5, f"{o['median']:.2f} s")
     result.table(
-        f"Workflow of N runs (fit, test, predict each); median (min-max) over {reps} repetitions",
+        f"Workflow of N runs (fit, test, predict and the run record each, and the experiment's "
+        f"summary and project record); median (min-max) over {reps} repetitions",
         ["runs", "jobs", "dry run", "dry run peak memory", "no-op rerun", "no-op peak memory"],
         rows,
     )
     return raw
 
 
+# What scripts/fit.py does, with the run's parameters written in.
 FIT_CODE = """\
-from dltemplate.jobs.fit import fit_run
 from dltemplate.jobs.logs import job_log
-with job_log("{run}/logs/fit.log"):
+from dltemplate.run_records import job_record
+with job_log("{run}/logs/fit.log"), job_record("{run}", "fit"):
+    from dltemplate.jobs.fit import fit_run
     fit_run(run_dir="{run}", config_file="{config}", overrides={{"trainer.max_epochs": 0}},
             seed=0, threads=1, done_file="{run}/fit.done", source="bench")
 """

@@ -83,7 +83,7 @@ def test_gpu_step_overhead_quick(tmp_path: Path) -> None:
 def test_orchestration_quick(tmp_path: Path) -> None:
     data = read(orchestration.main(["--quick", "--out", str(tmp_path)]))
     sizes, per_job = data["tables"]
-    assert sizes["rows"][0][:2] == ["10", "32"]
+    assert sizes["rows"][0][0] == "10" and int(sizes["rows"][0][1]) > 3 * 10
     assert [row[0].split(" (")[0] for row in per_job["rows"]] == [
         'python -c "import lightning"',
         "fit job function, 0 epochs, bench/configs/cnn28.py",
