@@ -12,7 +12,6 @@ from typing import Any
 
 import yaml
 
-
 # libyaml's parser when PyYAML has it (the same documents, errors at the same line and column
 # in libyaml's words): ~6x faster, and Snakemake reads the registry at every start.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
