@@ -3,7 +3,7 @@
 The same three variants, interleaved, with `precision="bf16-mixed"` for (b) and (c) and
 `torch.autocast(dtype=torch.bfloat16)` for (a), and `deterministic=False` for all three;
 batches live on the CPU and are moved per step in all three (as Lightning does). Two sizes:
-the CPU benchmark's (SmallCNN channels=8, batch 64), where a step is a few kernel launches and
+a small one (SmallCNN channels=8, batch 64), where a step is a few kernel launches and
 the loop's Python cost shows, and a wider one (channels=64, batch 256), each with 100
 training and 20 validation steps per epoch. Without a CUDA device it prints one line and
 leaves the last GPU result in place.
@@ -25,6 +25,7 @@ SIZES = ((8, 64), (64, 256))  # (channels, batch size)
 def main(argv: Sequence[str] | None = None) -> Path | None:
     p = parser(__doc__.splitlines()[0])
     add_options(p)
+    p.set_defaults(threads=2)  # CPU threads beside the GPU: data indexing, Python
     p.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # cpu: a local dry check
     opts = p.parse_args(argv)
     import torch

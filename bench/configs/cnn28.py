@@ -16,7 +16,7 @@ from models import SmallCNN
 from wrappers import BasicDataWrapper, BasicTaskWrapper
 
 
-def get_model(*, channels: int = 8, dropout: float = 0.1) -> SmallCNN:
+def get_model(*, channels: int = 4, dropout: float = 0.1) -> SmallCNN:
     return SmallCNN(in_channels=1, num_classes=10, channels=channels, dropout=dropout)
 
 
