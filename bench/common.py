@@ -204,9 +204,11 @@ def synthetic_images(n: int, seed: int = 0, size: int = 28, num_classes: int = 1
 
 @dataclass
 class Timed:
-    """One command's wall time, peak memory (its largest process) and output."""
+    """One command's wall time, CPU time (user + system, its processes together), peak memory
+    (its largest process) and output."""
 
     seconds: float
+    cpu_seconds: float
     max_rss_mb: float
     returncode: int
     output: str
@@ -233,7 +235,8 @@ def timed(cmd: Sequence[str], cwd: Path = REPO, env: dict[str, str] | None = Non
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         output = out.read()
-    return Timed(seconds, usage.ru_maxrss / 1024, proc.returncode, output)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Timed(seconds, cpu, usage.ru_maxrss / 1024, proc.returncode, output)
 
 
 def check(result: Timed, what: str) -> Timed:
