@@ -54,6 +54,14 @@ def section(r: dict[str, Any]) -> list[str]:
         f"{r['load']['after']} after",
         "",
     ]
+    load, cores = max(r["load"].values()), r["machine"]["cores"]
+    if load > 0.25 * cores and not r.get("quick"):
+        lines += [
+            f"**Busy machine** (load average up to {load} on {cores} cores): wall times include "
+            "waiting for a core, and parallel speed-ups had no free core to use. CPU times hold "
+            "better. Rerun `make bench` on an idle machine for wall times.",
+            "",
+        ]
     for t in r["tables"]:
         lines += table(t)
     for note in r.get("notes", []):
