@@ -9,7 +9,14 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, random_split
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    Subset,
+    TensorDataset,
+    random_split,
+)
 
 from dltemplate.errors import UserError
 
@@ -136,6 +143,53 @@ def _next_epoch(trainer: Any) -> int:
     return int(getattr(trainer, "current_epoch", 0) or 0)
 
 
+class TensorBatches(Dataset):
+    """A TensorDataset, or a Subset of one (as `random_split` makes), fetched a batch at a time.
+
+    The DataLoader hands `__getitems__` a batch's indices from whatever sampler it has, and one
+    indexing op per tensor replaces a `__getitem__` per sample plus the collate's `torch.stack`
+    (2 to 5 times the batches per second, see BENCHMARKS.md). It returns the batch itself, the
+    list of tensors that `default_collate` would have made, so its loader's collate passes it
+    through (`pass_batch`). Indexing one sample still works.
+    """
+
+    def __init__(self, tensors: Sequence[torch.Tensor], indices: torch.Tensor | None) -> None:
+        self.tensors = tuple(tensors)
+        self.indices = indices  # positions in the tensors, or None for all of them
+
+    def __len__(self) -> int:
+        return len(self.indices) if self.indices is not None else len(self.tensors[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        if self.indices is not None:
+            index = int(self.indices[index])
+        return tuple(t[index] for t in self.tensors)
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        if self.indices is not None:
+            index = self.indices.index_select(0, index)
+        return [t.index_select(0, index) for t in self.tensors]  # = t[index], twice as fast
+
+    @staticmethod
+    def of(dataset: Dataset) -> TensorBatches | None:
+        """The batched view of a plain TensorDataset or nested Subsets of one, else None (a
+        TensorDataset subclass may change `__getitem__`, so it keeps the per-sample path)."""
+        indices = None
+        while isinstance(dataset, Subset):
+            outer = torch.as_tensor(dataset.indices, dtype=torch.long)
+            indices = outer if indices is None else outer[indices]
+            dataset = dataset.dataset
+        if type(dataset) is not TensorDataset:
+            return None
+        return TensorBatches(dataset.tensors, indices)
+
+
+def pass_batch(batch: Any) -> Any:
+    """The collate of a TensorBatches loader: the batch came out of `__getitems__` whole."""
+    return batch
+
+
 class BasicDataWrapper(L.LightningDataModule):
     """Serves train/val/test/predict loaders from any torch Datasets.
 
@@ -146,6 +200,8 @@ class BasicDataWrapper(L.LightningDataModule):
     (`shuffle_seed`, epoch) alone (default: the run's seed), and it keeps its place in the
     epoch in checkpoints, so an interrupted fit resumes with the same data order.
     `num_workers="auto"` uses the job's threads minus one (the main process takes the other).
+    A TensorDataset (or a split of one) without a `collate_fn` is served a batch per
+    indexing op (see TensorBatches).
     """
 
     def __init__(
@@ -233,11 +289,16 @@ class BasicDataWrapper(L.LightningDataModule):
                 f"{split} dataset"
             )
         workers = self._workers()
+        collate_fn = self.collate_fn
+        if collate_fn is None:  # in-memory tensors: whole batches, same order and values
+            batches = TensorBatches.of(dataset)
+            if batches is not None:
+                dataset, collate_fn = batches, pass_batch
         settings = {
             "batch_size": self.batch_sizes[split],
             "num_workers": workers,
             "pin_memory": self.pin_memory,
-            "collate_fn": self.collate_fn,
+            "collate_fn": collate_fn,
             "persistent_workers": workers > 0 and split in ("train", "val"),
             # Its own generator, so that creating a loader never draws from torch's global one
             # (which would shift the random numbers of training steps).

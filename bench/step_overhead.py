@@ -1,0 +1,357 @@
+"""Training-step overhead: the template against plain PyTorch and plain Lightning.
+
+The same SmallCNN on synthetic 28x28 images in memory, the same batch size, optimizer (AdamW),
+loss, torch threads (1 by default: on a shared machine two OpenMP threads make step times swing
+tenfold) and `torch.use_deterministic_algorithms(True)` (the example trainer's
+`deterministic=True`), trained three ways in one process, interleaved (the order flips every
+repetition, so drift cancels):
+
+  (a) a hand-written loop: slice a shuffled index, forward, backward, step; validation by hand
+  (b) a minimal LightningModule and a plain `lightning.Trainer` (no logger, checkpoints, progress)
+  (c) the template as a fit job builds it: `build_run` on bench/configs/cnn28.py (the example's
+      classifier getter: metrics, LR schedule; BasicDataWrapper), `make_trainer(..., "fit")`
+      (CSV logger, best/last checkpoints, plain progress lines), inside `job_log`
+
+Epoch time is the steady state: from the start of the 2nd epoch to the end of the last,
+divided by the epochs, each with its validation, logging and checkpoint writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, Result, command_line, fmt, parser, scratch_dir, stats
+
+CONFIG = REPO / "bench" / "configs" / "cnn28.py"
+VARIANTS = ("a", "b", "c")
+LABELS = {
+    "a": "(a) hand-written PyTorch loop",
+    "b": "(b) minimal LightningModule + plain Trainer",
+    "c": "(c) template: BasicTaskWrapper, BasicDataWrapper, make_trainer",
+}
+
+
+def _sync(device: str) -> Callable[[], None]:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def run_plain(opts: Any) -> dict[str, float]:
+    """(a): the loop a person writes without any framework."""
+    import torch
+    from torch import nn
+
+    from bench.common import synthetic_images
+    from models import SmallCNN
+
+    sync = _sync(opts.device)
+    started = time.perf_counter()
+    torch.manual_seed(opts.seed)
+    x, y = synthetic_images(opts.n_train, seed=0).tensors
+    xv, yv = synthetic_images(opts.n_val, seed=1).tensors
+    model = SmallCNN(in_channels=1, num_classes=10, channels=opts.channels).to(opts.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    autocast = _autocast(opts)
+    bs = opts.batch_size
+    starts = []
+    for _epoch in range(opts.epochs):
+        sync()
+        starts.append((time.perf_counter(), time.process_time()))
+        model.train()
+        order = torch.randperm(len(x))
+        for i in range(0, len(x), bs):
+            index = order[i : i + bs]
+            xb, yb = x[index].to(opts.device), y[index].to(opts.device)
+            optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                loss = loss_fn(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        total, correct = torch.zeros((), device=opts.device), torch.zeros((), device=opts.device)
+        with torch.no_grad():
+            for i in range(0, len(xv), bs):
+                xb, yb = xv[i : i + bs].to(opts.device), yv[i : i + bs].to(opts.device)
+                with autocast():
+                    out = model(xb)
+                total += loss_fn(out, yb) * len(yb)
+                correct += (out.argmax(1) == yb).sum()
+        float(total), float(correct)  # the epoch's val loss and accuracy, as a person prints them
+    sync()
+    end = (time.perf_counter(), time.process_time())
+    return _times(starts, end, started)
+
+
+def _autocast(opts: Any):
+    import contextlib
+
+    import torch
+
+    if opts.precision == "bf16-mixed":
+        return lambda: torch.autocast(opts.device, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+Stamp = tuple[float, float]  # (wall, this process's CPU time)
+
+
+def _times(starts: Sequence[Stamp], end: Stamp, started: float) -> dict[str, float]:
+    """Steady epoch time (wall and CPU) from the 2nd epoch's start to the end of training."""
+    epochs = len(starts) - 1
+    return {
+        "epoch": (end[0] - starts[1][0]) / epochs,
+        "epoch_cpu": (end[1] - starts[1][1]) / epochs,
+        "first_epoch": starts[1][0] - starts[0][0],
+        "fit": end[0] - started,
+    }
+
+
+def _clock(device: str):
+    import lightning as L
+
+    sync = _sync(device)
+
+    class EpochClock(L.Callback):
+        """Epoch start times and the end of training, nothing else."""
+
+        def __init__(self) -> None:
+            self.starts: list[tuple[float, float]] = []
+            self.end = (0.0, 0.0)
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            sync()
+            self.starts.append((time.perf_counter(), time.process_time()))
+
+        def on_train_end(self, trainer, pl_module) -> None:
+            sync()
+            self.end = (time.perf_counter(), time.process_time())
+
+    return EpochClock()
+
+
+def run_minimal_lightning(opts: Any) -> dict[str, float]:
+    """(b): what a Lightning user writes by hand, with everything optional turned off."""
+    import lightning as L
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from bench.common import synthetic_images
+    from models import SmallCNN
+
+    class Minimal(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = SmallCNN(in_channels=1, num_classes=10, channels=opts.channels)
+            self.loss_fn = nn.CrossEntropyLoss()
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return self.loss_fn(self.model(x), y)
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            out = self.model(x)
+            return self.loss_fn(out, y), (out.argmax(1) == y).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.AdamW(self.parameters(), lr=1e-3, weight_decay=1e-4)
+
+    started = time.perf_counter()
+    torch.manual_seed(opts.seed)
+    train = DataLoader(
+        synthetic_images(opts.n_train, seed=0), batch_size=opts.batch_size, shuffle=True
+    )
+    val = DataLoader(synthetic_images(opts.n_val, seed=1), batch_size=opts.batch_size)
+    clock = _clock(opts.device)
+    trainer = L.Trainer(
+        max_epochs=opts.epochs,
+        accelerator=opts.device,
+        devices=1,
+        precision=opts.precision,
+        deterministic=opts.deterministic,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[clock],
+    )
+    trainer.fit(Minimal(), train, val)
+    return _times(clock.starts, clock.end, started)
+
+
+def run_template(opts: Any, run_dir: Path) -> dict[str, float]:
+    """(c): what `dltemplate.jobs.fit.fit_run` builds, minus its one-off record writing."""
+    from dltemplate.config.build import build_run
+    from dltemplate.jobs.common import set_threads
+    from dltemplate.jobs.logs import job_log
+    from dltemplate.jobs.trainer import make_trainer
+
+    started = time.perf_counter()
+    with job_log(run_dir / "logs" / "fit.log"):
+        set_threads(opts.threads)
+        built = build_run(
+            CONFIG,
+            job="fit",
+            overrides={
+                "task_wrapper.model.channels": opts.channels,
+                "data_wrapper.n_train": opts.n_train,
+                "data_wrapper.n_val": opts.n_val,
+                "data_wrapper.batch_size": opts.batch_size,
+                "trainer.max_epochs": opts.epochs,
+                "trainer.accelerator": opts.device,
+                "trainer.precision": opts.precision,
+                "trainer.deterministic": opts.deterministic,
+            },
+            seed=opts.seed,
+            source="bench",
+        )
+        built.data_wrapper.set_threads(opts.threads)
+        built.task_wrapper.save_hyperparameters(built.hparams)
+        clock = _clock(opts.device)
+        settings = dict(built.trainer_kwargs)
+        settings["callbacks"] = [*settings.get("callbacks", []), clock]
+        trainer = make_trainer(settings, run_dir, "fit")
+        trainer.fit(built.task_wrapper, datamodule=built.data_wrapper)
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        raise RuntimeError(f"(c) wrote no last.ckpt in {run_dir}; see {run_dir}/logs/fit.log")
+    return _times(clock.starts, clock.end, started)
+
+
+def measure(opts: Any) -> dict[str, list[dict[str, float]]]:
+    """All variants, `opts.reps` times, interleaved with the order flipped every repetition."""
+    import torch
+
+    torch.set_num_threads(opts.threads)
+    # What Trainer(deterministic=...) sets, process-wide: the same for all three variants.
+    torch.use_deterministic_algorithms(opts.deterministic)
+    runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    scratch = scratch_dir(f"step_overhead_{opts.device}")
+    warm = 1 if opts.reps > 1 else 0  # a first repetition warms caches and allocators, unrecorded
+    for rep in range(opts.reps + warm):
+        order = VARIANTS if rep % 2 == 0 else VARIANTS[::-1]
+        for variant in order:
+            if variant == "a":
+                t = run_plain(opts)
+            elif variant == "b":
+                t = run_minimal_lightning(opts)
+            else:
+                t = run_template(opts, scratch / f"c{rep}")
+            print(
+                f"rep {rep} {variant}: epoch {t['epoch']:.3f} s, fit {t['fit']:.2f} s", flush=True
+            )
+            if rep >= warm:
+                runs[variant].append(t)
+    return runs
+
+
+def add_options(p) -> None:
+    p.add_argument("--channels", type=int, default=4, help="SmallCNN width (default 4)")
+    p.add_argument("--batch-size", type=int, default=64, help="the example's (default 64)")
+    p.add_argument("--n-train", type=int, default=6400, help="training samples (100 steps)")
+    p.add_argument("--n-val", type=int, default=1280, help="validation samples (20 steps)")
+    p.add_argument("--epochs", type=int, default=4, help="epochs per fit (>= 2)")
+    # One thread: on a shared 2-core machine two OpenMP threads wait on each other at every
+    # barrier and step times swing tenfold; pass --threads 2 on an idle machine.
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def quick(opts: Any) -> None:
+    opts.reps, opts.n_train, opts.n_val, opts.epochs, opts.channels = 1, 256, 128, 2, 4
+
+
+def report(result: Result, opts: Any, runs: dict[str, list[dict[str, float]]]) -> None:
+    """Tables and goals. On the CPU the goals use CPU time (this process's, one thread): it
+    does not count the time other programs take the cores, so it holds on a busy machine; on
+    an idle one it is the wall time. On a GPU, wall time (the CPU waits for the GPU)."""
+    steps = -(-opts.n_train // opts.batch_size)
+    val_steps = -(-opts.n_val // opts.batch_size)
+
+    def of(v: str, key: str, scale: float = 1.0) -> dict[str, float]:
+        return stats([r[key] * scale for r in runs[v]])
+
+    result.table(
+        f"Epoch time ({steps} training steps of {opts.batch_size} + {val_steps} validation "
+        f"steps, SmallCNN channels={opts.channels}, {opts.threads} torch thread(s), "
+        f"{opts.device}, {opts.precision}); median (min-max) over {opts.reps} repetitions",
+        [
+            "variant",
+            "epoch, wall",
+            "epoch, CPU",
+            "epoch wall / training steps",
+            f"whole fit of {opts.epochs} epochs, wall",
+        ],
+        [
+            [
+                LABELS[v],
+                fmt(of(v, "epoch")),
+                fmt(of(v, "epoch_cpu")),
+                fmt(of(v, "epoch", 1000 / steps), "ms"),
+                fmt(of(v, "fit")),
+            ]
+            for v in VARIANTS
+        ],
+    )
+
+    def ratio(pair: str, key: str) -> dict[str, float]:
+        num, den = runs[pair[0]], runs[pair[2]]
+        return stats([n[key] / d[key] for n, d in zip(num, den, strict=True)])
+
+    basis = "epoch_cpu" if opts.device == "cpu" else "epoch"
+    pairs = {
+        "c/b": ("template over plain Lightning", "<= 1.02"),
+        "c/a": ("template over plain PyTorch", "<= 1.10"),
+        "b/a": ("plain Lightning over plain PyTorch", "-"),
+    }
+    result.table(
+        "Ratios of epoch times, paired per repetition; goals on "
+        + ("CPU time" if basis == "epoch_cpu" else "wall time"),
+        ["ratio", "wall", "CPU", "goal"],
+        [
+            [
+                f"{pair} ({what})",
+                fmt(ratio(pair, "epoch"), "", 4),
+                fmt(ratio(pair, "epoch_cpu"), "", 4),
+                goal,
+            ]
+            for pair, (what, goal) in pairs.items()
+        ],
+    )
+    where = f"{opts.device}, channels={opts.channels}, batch {opts.batch_size}"
+    for pair, limit in (("c/b", 1.02), ("c/a", 1.10)):
+        value = ratio(pair, basis)["median"]
+        wall = ratio(pair, "epoch")["median"]
+        text = f"{value:.3f}" if basis == "epoch" else f"{value:.3f} CPU ({wall:.3f} wall)"
+        result.goal(f"{pair} <= {limit:.2f} ({where})", value <= limit, text)
+    result.raw = {"options": {k: v for k, v in vars(opts).items() if k != "out"}, "runs": runs}
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    p = parser(__doc__.splitlines()[0])
+    add_options(p)
+    opts = p.parse_args(argv)
+    opts.device, opts.precision, opts.deterministic = "cpu", "32-true", True
+    if opts.quick:
+        quick(opts)
+    result = Result(
+        name="step_overhead",
+        title="Training-step overhead on CPU",
+        command=command_line("bench.step_overhead", argv),
+        about=__doc__.split("\n\n", 1)[1].strip(),
+        quick=opts.quick,
+    )
+    runs = measure(opts)
+    report(result, opts, runs)
+    return result.write(opts.out)
+
+
+if __name__ == "__main__":
+    main()

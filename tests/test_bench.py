@@ -1,0 +1,104 @@
+"""The benchmark scripts run at a tiny size (`--quick`) and write results the report renders.
+
+No timings are asserted: the figures belong in BENCHMARKS.md, made by `make bench`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import (
+    data_path,
+    gpu_step_overhead,
+    orchestration,
+    report,
+    step_overhead,
+    sweep_throughput,
+)
+
+
+@pytest.fixture(autouse=True)
+def scratch(tmp_path: Path, monkeypatch) -> Path:
+    """The scripts' scratch runs and workflow copies go to tmp_path, not bench/.scratch/."""
+    monkeypatch.setenv("DLT_BENCH_SCRATCH", str(tmp_path / "scratch"))
+    return tmp_path / "scratch"
+
+
+def read(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    assert data["quick"] is True
+    assert data["machine"]["cores"] >= 1
+    assert data["tables"] and all(t["rows"] for t in data["tables"])
+    return data
+
+
+def test_data_path_quick_and_the_report(tmp_path: Path) -> None:
+    data = read(data_path.main(["--quick", "--out", str(tmp_path)]))
+    rows = {row[0]: row for row in data["tables"][0]["rows"]}
+    assert "data wrapper, train_dataset=TensorDataset" in rows
+    assert [g["goal"] for g in data["goals"]] == ["data wrapper >= 0.8 of by hand"]
+    text = report.render(tmp_path)
+    assert "## Data path: batches per second" in text
+    assert "| data wrapper >= 0.8 of by hand |" in text
+    assert "Not measured yet: step_overhead" in text
+
+
+@pytest.mark.slow
+def test_step_overhead_quick(tmp_path: Path, scratch: Path) -> None:
+    data = read(step_overhead.main(["--quick", "--out", str(tmp_path)]))
+    epochs, ratios = data["tables"]
+    assert [row[0][:3] for row in epochs["rows"]] == ["(a)", "(b)", "(c)"]
+    assert [row[0][:3] for row in ratios["rows"]] == ["c/b", "c/a", "b/a"]
+    # (c) ran as the fit job does: its checkpoints, CSV metrics and progress lines exist.
+    run = scratch / "step_overhead_cpu" / "c0"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert "train/loss" in (run / "metrics" / "fit" / "metrics.csv").read_text()
+    assert (run / "logs" / "fit.log").is_file()  # (pytest captures what job_log would redirect)
+
+
+def test_gpu_step_overhead_skips_without_a_gpu(tmp_path: Path, capsys) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here; test_gpu_step_overhead_quick runs it")
+    assert gpu_step_overhead.main(["--quick", "--out", str(tmp_path)]) is None
+    assert "skipped, no CUDA device" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.gpu
+def test_gpu_step_overhead_quick(tmp_path: Path) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    data = read(gpu_step_overhead.main(["--quick", "--out", str(tmp_path)]))
+    assert data["machine"]["gpu"]
+
+
+@pytest.mark.slow
+def test_orchestration_quick(tmp_path: Path) -> None:
+    data = read(orchestration.main(["--quick", "--out", str(tmp_path)]))
+    sizes, per_job = data["tables"]
+    assert sizes["rows"][0][0] == "10" and int(sizes["rows"][0][1]) > 3 * 10
+    assert [row[0].split(" (")[0] for row in per_job["rows"]] == [
+        'python -c "import lightning"',
+        "fit job function, 0 epochs, bench/configs/cnn28.py",
+        "snakemake --cores 1 -f results/bench/sweep/r00000/fit.done",
+    ]
+    goals = [g["goal"] for g in data["goals"]]
+    assert goals == ["zero-epoch fit < 1 s beyond `import lightning`"]  # 1,000 runs: not quick
+
+
+@pytest.mark.slow
+def test_sweep_throughput_quick(tmp_path: Path, scratch: Path) -> None:
+    data = read(sweep_throughput.main(["--quick", "--out", str(tmp_path)]))
+    assert [row[0] for row in data["tables"][0]["rows"]] == [
+        "snakemake --cores 1 (-j1)",
+        "snakemake --cores 2 (-j2)",
+    ]
+    summary = scratch / "sweep_throughput" / sweep_throughput.TARGET
+    assert summary.read_text().count("\n") == 2  # header and 1 run
