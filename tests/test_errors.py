@@ -353,3 +353,46 @@ def test_checkpoints_load_weights_only(tmp_path: Path) -> None:
         check_checkpoint(path, built.task_wrapper, "way out")
     finally:
         del os.environ["DLT_TRUST_CHECKPOINTS"]
+
+
+def test_batch_size_larger_than_the_split_works() -> None:
+    from torch.utils.data import TensorDataset
+
+    from wrappers import BasicDataWrapper
+
+    data = BasicDataWrapper(
+        train_dataset=TensorDataset(torch.zeros(5, 2), torch.zeros(5)),
+        test_dataset=TensorDataset(torch.zeros(3, 2), torch.zeros(3)),
+        batch_size=64,
+    )
+    data.setup()
+    assert [len(b[0]) for b in data.test_dataloader()] == [3]
+
+
+@pytest.mark.slow
+def test_test_of_a_run_whose_fit_fails_writes_nothing(project: Project) -> None:
+    project.write(
+        REGISTRY,
+        registry_with_runs(
+            "bad: {description: R, config: configs/digits_mlp.py, overrides: {trainer.max_epochs: -5x}}\n"
+        ),
+    )
+    result = project.snakemake("--cores", "1", "results/tiny/exp/bad/test.done", check=False)
+    assert result.returncode != 0
+    assert "Override trainer.max_epochs='-5x'" in one_error_line(result.stderr)
+    assert not any(project.path("results/tiny/exp/bad").glob("*.done"))
+
+
+def test_results_that_cannot_be_written_stop_with_the_path(project: Project) -> None:
+    results = project.path("results")
+    results.mkdir()
+    if subprocess.run(["chattr", "+i", str(results)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        result = project.snakemake("--cores", "1", "results/tiny/exp/mlp/fit.done", check=False)
+    finally:
+        subprocess.run(["chattr", "-i", str(results)], check=True)
+    assert result.returncode != 0
+    assert "Failed to create output directory results/tiny/exp/mlp" in result.stderr
+    assert "Operation not permitted: 'results/tiny'" in result.stderr
+    assert list(results.iterdir()) == []
