@@ -190,6 +190,7 @@ def run_minimal_lightning(opts: Any) -> dict[str, float]:
 def run_template(opts: Any, run_dir: Path) -> dict[str, float]:
     """(c): what `dltemplate.jobs.fit.fit_run` builds, minus its one-off record writing."""
     from dltemplate.config.build import build_run
+    from dltemplate.jobs.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, place_last
     from dltemplate.jobs.common import set_threads
     from dltemplate.jobs.logs import job_log
     from dltemplate.jobs.trainer import make_trainer
@@ -216,9 +217,17 @@ def run_template(opts: Any, run_dir: Path) -> dict[str, float]:
         built.data_wrapper.set_threads(opts.threads)
         built.task_wrapper.save_hyperparameters(built.hparams)
         clock = _clock(opts.device)
+        # As dltemplate.jobs.fit does: last.ckpt every epoch, written atomically.
+        keeper = ResumeCheckpoint(
+            run_dir / "checkpoints" / "last.ckpt",
+            seed=opts.seed,
+            state_file=run_dir / "checkpoints" / "last.json",
+        )
         settings = dict(built.trainer_kwargs)
-        settings["callbacks"] = [*settings.get("callbacks", []), clock]
+        settings["callbacks"] = [*settings.get("callbacks", []), clock, keeper]
+        settings["plugins"] = [*settings.get("plugins", []), AtomicCheckpointIO()]
         trainer = make_trainer(settings, run_dir, "fit")
+        place_last(trainer, keeper)
         trainer.fit(built.task_wrapper, datamodule=built.data_wrapper)
     if not (run_dir / "checkpoints" / "last.ckpt").is_file():
         raise RuntimeError(f"(c) wrote no last.ckpt in {run_dir}; see {run_dir}/logs/fit.log")
