@@ -11,7 +11,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset, random_split
+from torch.utils.data import DataLoader, TensorDataset, default_collate, random_split
 from torchmetrics.classification import MulticlassAccuracy
 
 from wrappers import BasicDataWrapper, BasicTaskWrapper
@@ -45,7 +45,13 @@ def test_tensor_dataset_batches_match_per_sample_loading(split: str) -> None:
     wrapper.setup("fit")
     loader = getattr(wrapper, f"{split}_dataloader")()
     assert isinstance(loader.dataset, TensorBatches)
-    plain = DataLoader(dataset, batch_size=8, shuffle=split == "train")
+    # The per-sample path: a collate_fn of the user's keeps it, with the same seeded sampler.
+    reference = BasicDataWrapper(
+        train_dataset=dataset, val_dataset=dataset, batch_size=8, collate_fn=default_collate
+    )
+    reference.setup("fit")
+    plain = getattr(reference, f"{split}_dataloader")()
+    assert not isinstance(plain.dataset, TensorBatches)
     assert_same(batches(loader), batches(plain))  # 6 batches of 8, then one of 2
 
 
@@ -57,7 +63,17 @@ def test_a_split_of_a_tensor_dataset_matches_too() -> None:
     for split, part in zip(("train", "val", "test"), parts, strict=True):
         loader = getattr(wrapper, f"{split}_dataloader")()
         assert isinstance(loader.dataset, TensorBatches)
-        plain = DataLoader(part, batch_size=32, shuffle=split == "train")
+        if split == "train":  # the seeded epoch sampler: compare with the per-sample path
+            reference = BasicDataWrapper(
+                dataset=dataset,
+                split_fractions=(0.5, 0.3, 0.2),
+                split_seed=3,
+                collate_fn=default_collate,
+            )
+            reference.setup("fit")
+            plain = reference.train_dataloader()
+        else:
+            plain = DataLoader(part, batch_size=32)
         assert_same(batches(loader), batches(plain))
         assert loader.dataset[1][2] == part[1][2]  # one sample still indexes
 
