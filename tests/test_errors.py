@@ -295,7 +295,7 @@ def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(projec
             long:
               description: long enough to be interrupted
               config: configs/digits_mlp.py
-              overrides: {trainer.max_epochs: 40, task_wrapper.model.hidden_dim: 16}
+              overrides: {trainer.max_epochs: 200, task_wrapper.model.hidden_dim: 16, data_wrapper.batch_size: 256}
             """
         ),
     )
@@ -310,7 +310,7 @@ def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(projec
     )
     log = project.path("results/tiny/exp/long/logs/fit.log")
     deadline = time.time() + 120
-    while not (log.is_file() and "epoch 2/40" in log.read_text()):
+    while not (log.is_file() and "epoch 2/200" in log.read_text()):
         assert time.time() < deadline and first.poll() is None, "the fit did not start"
         time.sleep(0.2)
 
