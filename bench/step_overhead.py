@@ -18,6 +18,7 @@ divided by the epochs, each with its validation, logging and checkpoint writes.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -102,12 +103,15 @@ def _autocast(opts: Any):
 Stamp = tuple[float, float]  # (wall, this process's CPU time)
 
 
-def _times(starts: Sequence[Stamp], end: Stamp, started: float) -> dict[str, float]:
-    """Steady epoch time (wall and CPU) from the 2nd epoch's start to the end of training."""
+def _times(starts: Sequence[Stamp], end: Stamp, started: float) -> dict[str, Any]:
+    """Steady epoch time (wall and CPU) from the 2nd epoch's start to the end of training, and
+    each steady epoch's CPU time."""
     epochs = len(starts) - 1
+    bounds = [*starts[1:], end]
     return {
         "epoch": (end[0] - starts[1][0]) / epochs,
         "epoch_cpu": (end[1] - starts[1][1]) / epochs,
+        "epochs_cpu": [b[1] - a[1] for a, b in itertools.pairwise(bounds)],
         "first_epoch": starts[1][0] - starts[0][0],
         "fit": end[0] - started,
     }
@@ -334,6 +338,17 @@ def report(result: Result, opts: Any, runs: dict[str, list[dict[str, float]]]) -
             for pair, (what, goal) in pairs.items()
         ],
     )
+    if all("epochs_cpu" in r for v in VARIANTS for r in runs[v]):
+        # Other programs only ever slow an epoch down: the fastest epochs are the least
+        # disturbed, a cross-check of the medians on a busy machine.
+        best = {v: min(t for r in runs[v] for t in r["epochs_cpu"]) for v in VARIANTS}
+        result.notes.append(
+            "Fastest single epoch (CPU) of all repetitions, the least disturbed by other "
+            "programs: "
+            + ", ".join(f"({v}) {best[v]:.3f} s" for v in VARIANTS)
+            + f"; c/b {best['c'] / best['b']:.3f}, c/a {best['c'] / best['a']:.3f}, "
+            f"b/a {best['b'] / best['a']:.3f}."
+        )
     where = f"{opts.device}, channels={opts.channels}, batch {opts.batch_size}"
     for pair, limit in (("c/b", 1.02), ("c/a", 1.10)):
         value = ratio(pair, basis)["median"]
