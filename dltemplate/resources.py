@@ -19,8 +19,10 @@ Imported while Snakemake parses the workflow: no torch here.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dltemplate.config.root import JOB_TYPES
@@ -91,9 +93,17 @@ def job_layers(
 
 def workflow_defaults(config: Mapping[str, Any], job: str) -> dict[str, Any]:
     """The defaults of job type `job` in the workflow config: `threads:` and `resources:`."""
+    # Asked once per job while Snakemake builds a DAG: validate each distinct setting once.
+    settings = json.dumps([config.get("resources"), config.get("threads")], sort_keys=True)
+    return dict(_workflow_defaults(settings, job))
+
+
+@functools.lru_cache(maxsize=64)
+def _workflow_defaults(settings: str, job: str) -> dict[str, Any]:
     import jsonschema
 
-    defaults = dict((config.get("resources") or {}).get(job) or {})
+    resources, threads = json.loads(settings)
+    defaults = dict((resources or {}).get(job) or {})
     errors = list(jsonschema.Draft202012Validator(VALUES_SCHEMA).iter_errors(defaults))
     if errors:
         raise UserError(
@@ -102,7 +112,7 @@ def workflow_defaults(config: Mapping[str, Any], job: str) -> dict[str, Any]:
         )
     if "runtime" in defaults:
         defaults["runtime"] = runtime_minutes(defaults["runtime"])
-    threads = (config.get("threads") or {}).get(job)
+    threads = (threads or {}).get(job)
     if threads is not None and "cpus" not in defaults:
         defaults["cpus"] = threads
     return defaults
@@ -132,3 +142,20 @@ def job_resource(
     Snakemake then leaves the resource out (no `--gpus`, no `--mem`, ...)."""
     registry_key = next(k for k, v in SNAKEMAKE_NAMES.items() if v == name)
     return job_resources(run_resources, job, config).get(registry_key)
+
+
+def shared_by_all(
+    runs_resources: Iterable[Mapping[str, Mapping[str, Any]]], job: str, config: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """What job type `job` asks for when every run asks the same, as the rule's constants:
+    `threads` and the Snakemake resources that anyone asks for (no per-job evaluation while
+    Snakemake builds the DAG). None when runs differ: the rule then looks up each run."""
+    shared = None
+    for run_resources in runs_resources:
+        values = job_resources(run_resources, job, config)
+        if shared is not None and values != shared:
+            return None
+        shared = values
+    shared = shared if shared is not None else workflow_defaults(config, job)
+    found = {SNAKEMAKE_NAMES[k]: v for k, v in shared.items() if k in SNAKEMAKE_NAMES}
+    return {"threads": int(shared.get("cpus", 1)), "resources": found}

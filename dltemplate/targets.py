@@ -103,15 +103,10 @@ def all_targets(registry: Registry) -> list[str]:
     return targets
 
 
-def run_plot_targets(run: Run) -> list[str]:
-    """A run's plots: learning curves once it is fitted, a confusion matrix once it is tested."""
-    plots = {"fit": "learning_curves.png", "test": "confusion_matrix.png"}
-    return [f"{run.folder}/plots/{plots[job]}" for job in run.jobs if job in plots]
-
-
 def plot_targets(registry: Registry) -> list[str]:
-    """Every run's plots, and every experiment's comparison chart (the report shows them)."""
-    targets = [t for run in registry.runs() for t in run_plot_targets(run)]
+    """Every experiment's comparison chart (the report shows them). A run's own plots are
+    outputs of its fit (learning curves) and test (confusion matrix) jobs."""
+    targets = []
     for project in registry.projects.values():
         for exp in project.experiments.values():
             if exp.runs:

@@ -18,13 +18,18 @@ wildcard_constraints:
     **targets.WILDCARD_CONSTRAINTS,
 
 
+# A DAG asks for each run once per input function of each of its jobs: look it up once.
+CHECKED_RUNS = {}
+
+
 def get_run(wildcards):
-    try:
-        return check_run_paths(
-            REGISTRY.run(wildcards.proj, wildcards.exp, wildcards.run)
-        )
-    except UserError as error:
-        sys.exit(f"Error: {error}")
+    key = (wildcards.proj, wildcards.exp, wildcards.run)
+    if key not in CHECKED_RUNS:
+        try:
+            CHECKED_RUNS[key] = check_run_paths(REGISTRY.run(*key))
+        except UserError as error:
+            sys.exit(f"Error: {error}")
+    return CHECKED_RUNS[key]
 
 
 def get_all_targets():
@@ -32,15 +37,17 @@ def get_all_targets():
 
 
 def get_job_params(wildcards):
-    return targets.job_params(get_run(wildcards), config["seed"])
+    """What shapes the run's job, and the digests of its config's files: a change in either
+    reruns the job (one params function: Snakemake evaluates each one per job)."""
+    run = get_run(wildcards)
+    return {
+        **targets.job_params(run, config["seed"]),
+        "sources": targets.source_digests(run),
+    }
 
 
 def get_fit_done(wildcards):
     return targets.fitted_input(get_run(wildcards))
-
-
-def get_source_digests(wildcards):
-    return targets.source_digests(get_run(wildcards))
 
 
 def get_retries(job):
@@ -50,10 +57,6 @@ def get_retries(job):
 def get_fit_inputs(wildcards):
     run = get_run(wildcards)
     return targets.fit_inputs(REGISTRY, run) + targets.init_from_done(run)
-
-
-def get_test_done(wildcards):
-    return targets.job_done(get_run(wildcards), "test")
 
 
 def get_plot_targets():
@@ -84,11 +87,32 @@ def get_project_spec(wildcards):
     return exit_on_user_error(project_spec, wildcards.proj)
 
 
+# What each job type asks for when all runs ask the same: constants, not evaluated per job.
+SHARED_RESOURCES = {
+    job: exit_on_user_error(
+        lambda registry: resources.shared_by_all(
+            [run.resources for run in registry.runs()], job, config
+        )
+    )
+    for job in ("fit", "test", "predict")
+}
+
+
 def get_threads(job):
+    if SHARED_RESOURCES[job] is not None:
+        return SHARED_RESOURCES[job]["threads"]
+
     def threads(wildcards):
         return resources.job_threads(get_run(wildcards).resources, job, config)
 
     return threads
+
+
+def get_resources(job):
+    """The rule's resources (gpu, mem_mb, runtime), constants where every run agrees."""
+    if SHARED_RESOURCES[job] is not None:
+        return SHARED_RESOURCES[job]["resources"]
+    return {name: get_resource(job, name) for name in ("gpu", "mem_mb", "runtime")}
 
 
 def get_resource(job, name):

@@ -11,11 +11,8 @@ rule predict:
         "../envs/dltemplate.yaml"
     threads: get_threads("predict")
     resources:
-        gpu=get_resource("predict", "gpu"),
-        mem_mb=get_resource("predict", "mem_mb"),
-        runtime=get_resource("predict", "runtime"),
+        **get_resources("predict"),
     params:
-        job=get_job_params,
-        sources=get_source_digests,  # the config's files: an edit reruns the job
+        job=get_job_params,  # an edit of the config, its imports or overrides reruns it
     script:
         "../scripts/predict.py"

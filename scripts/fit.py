@@ -1,7 +1,8 @@
-"""Snakemake step: fit one run (see dltemplate.jobs.fit)."""
+"""Snakemake step: fit one run (see dltemplate.jobs.fit), then draw its learning curves."""
 
 from dltemplate.gpu_slots import claim_gpus
 from dltemplate.jobs.logs import job_log
+from dltemplate.plots import write_run_curves
 from dltemplate.run_records import job_record
 
 job = snakemake.params.job
@@ -19,8 +20,13 @@ with job_log(snakemake.log[0]), job_record(job["run_dir"], "fit"):
         done_file=snakemake.output.done,
         source=job["source"],
         archive_format=snakemake.config.get("archive_format", "py"),
-        sources=snakemake.params.sources,
+        sources=job["sources"],
         checkpoint=snakemake.config.get("checkpoint"),
         log_file=snakemake.log[0],
         init_from=job.get("init_from"),
+    )
+    write_run_curves(
+        run_dir=job["run_dir"],
+        curves_png=snakemake.output.curves,
+        epochs_html=snakemake.output.epochs,
     )
