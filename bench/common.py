@@ -243,3 +243,24 @@ def check(result: Timed, what: str) -> Timed:
     if result.returncode != 0:
         raise RuntimeError(f"{what} failed ({result.returncode}):\n{result.output[-3000:]}")
     return result
+
+
+def slurm_wait_note() -> str | None:
+    """Why every Snakemake start may wait here, or None. The SLURM executor plugin, installed
+    for the cluster profile, runs `scontrol show config` when Snakemake imports it (timeout
+    10 s): instant where a controller answers or where SLURM is absent, a wait where SLURM's
+    client is installed and its controller is down. Such figures measure that wait."""
+    import shutil
+    import subprocess
+
+    if shutil.which("scontrol") is None:
+        return None
+    try:
+        subprocess.run(["scontrol", "ping"], capture_output=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return (
+            "SLURM's client is installed but no controller answered `scontrol ping`: each "
+            "Snakemake start waited up to 10 s for the SLURM plugin's `scontrol show config`. "
+            "Start the controller (`.ci/slurm_up.sh`) or measure where SLURM is absent."
+        )
+    return None

@@ -4,8 +4,9 @@ A scratch copy of the workflow holds one experiment of 4 runs of configs/digits_
 epochs, 32 hidden units, each its own seed), each with fit, test and predict, and the target is
 the experiment's summary.csv (13 jobs). Each repetition deletes results/ and runs
 `snakemake --cores 1` and `snakemake --cores 2` (what `-j1` and `-j2` mean for local runs), in
-alternating order. The workflow gives fit jobs 2 threads (configs/workflow.yaml), so at
-`--cores 2` two fits cannot overlap; the third row shows `--set-threads fit=1`, which lets them.
+alternating order. The workflow gives each fit one thread (configs/workflow.yaml), so at
+`--cores 2` two fits run side by side; the third row gives every fit 2 threads
+(`--set-threads fit=2`, what a few big runs would ask), so that they run one at a time.
 """
 
 from __future__ import annotations
@@ -62,10 +63,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     variants = {
         "snakemake --cores 1 (-j1)": ["--cores", "1"],
         "snakemake --cores 2 (-j2)": ["--cores", "2"],
-        "snakemake --cores 2 --set-threads fit=1": ["--cores", "2", "--set-threads", "fit=1"],
+        "snakemake --cores 2 --set-threads fit=2": ["--cores", "2", "--set-threads", "fit=2"],
     }
     if opts.quick:
-        del variants["snakemake --cores 2 --set-threads fit=1"]
+        del variants["snakemake --cores 2 --set-threads fit=2"]
     times: dict[str, list[float]] = {name: [] for name in variants}
     for rep in range(opts.reps):
         names = list(variants) if rep % 2 == 0 else list(variants)[::-1]
@@ -86,9 +87,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
         ["command", "wall time", "relative to --cores 1"],
         rows,
     )
-    for name in list(variants)[1:]:
-        value = stats([t / o for t, o in zip(times[name], one, strict=True)])["median"]
-        result.goal(f"{name.split(' (')[0]} <= 0.6 of --cores 1", value <= 0.6, f"{value:.2f}")
+    name = "snakemake --cores 2 (-j2)"  # the goal: the workflow as it comes
+    value = stats([t / o for t, o in zip(times[name], one, strict=True)])["median"]
+    result.goal("snakemake --cores 2 <= 0.6 of --cores 1", value <= 0.6, f"{value:.2f}")
     result.raw = {"options": {k: v for k, v in vars(opts).items() if k != "out"}, "times": times}
     return result.write(opts.out)
 

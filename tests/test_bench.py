@@ -83,7 +83,11 @@ def test_gpu_step_overhead_quick(tmp_path: Path) -> None:
 def test_orchestration_quick(tmp_path: Path) -> None:
     data = read(orchestration.main(["--quick", "--out", str(tmp_path)]))
     sizes, per_job = data["tables"]
-    assert sizes["rows"][0][0] == "10" and int(sizes["rows"][0][1]) > 3 * 10
+    # The sweep's target: 10 x (fit, test, predict) and the summary; `all` adds the records.
+    assert [row[:3] for row in sizes["rows"]] == [
+        ["10", "the sweep's summary.csv", "31"],
+        ["10", "all (the default target)", "45"],
+    ]
     assert [row[0].split(" (")[0] for row in per_job["rows"]] == [
         'python -c "import lightning"',
         "fit job function, 0 epochs, bench/configs/cnn28.py",

@@ -173,8 +173,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, str]:
     result = project.snakemake(
         "--cores",
         "2",
-        "--set-threads",
-        "fit=1",
         "--keep-going",
         "results/tiny/exp/broken/fit.done",
         "results/tiny/exp/a/test.done",

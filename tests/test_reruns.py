@@ -59,7 +59,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     for name in ("a_mlp", "b_mlp"):
         shutil.copy(project.path("configs/digits_mlp.py"), project.path(f"configs/{name}.py"))
     targets = (f"{A}/test.done", f"{A}/predict.done", f"{B}/fit.done")
-    project.snakemake("--cores", "2", *targets, "--set-threads", "fit=1")
+    project.snakemake("--cores", "2", *targets)
     return project
 
 

@@ -61,7 +61,7 @@ def reference(project: Project) -> None:
 
 def start(project: Project, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [str(BIN / "snakemake"), "--cores", "2", *args, "--set-threads", "fit=1"],
+        [str(BIN / "snakemake"), "--cores", "2", *args],
         cwd=project.root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

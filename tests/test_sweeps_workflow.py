@@ -71,7 +71,7 @@ def test_init_from_makes_the_parents_fit_a_dependency(project: Project) -> None:
 def test_sweep_of_four_runs_in_parallel_summarises_their_records(project: Project) -> None:
     project.write("configs/projects/tiny.yaml", SWEEP)
     target = "results/tiny/summary.csv"  # the project's summary needs the experiment's
-    result = project.snakemake("-j2", target, "--set-threads", "fit=1")
+    result = project.snakemake("-j2", target)
     counts = job_counts(result.stdout + result.stderr)
     assert counts == {"fit": 4, "test": 4, "summary": 1, "project_summary": 1}
     exp = project.path("results/tiny/exp")
