@@ -80,6 +80,8 @@ def test_full_run_fit_test_predict(project: Project) -> None:
     assert len(rows) == json.loads(project.path(f"{run}/predict.done").read_text())["rows"] > 0
     assert rows[0]["index"] == "0" and 0 <= int(rows[0]["predicted_class"]) < 10
     assert abs(sum(float(rows[0][f"prob_{i}"]) for i in range(10)) - 1) < 1e-4
+    with project.path(f"{run}/metrics/predict/metrics.csv").open() as f:  # the default logger
+        assert next(csv.DictReader(f))["predict/samples"] == str(len(rows))
 
     again = project.snakemake("--cores", "2", f"{run}/predict.done", f"{run}/test.done")
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -46,6 +46,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
         what, folder = f"run {args.proj}/{args.exp}/{args.name}", f"{folder}/{args.name}"
         if not runs:
             raise UserError(f"No run {args.proj}/{args.exp}/{args.name} in {project.source}")
+    # Whatever the removal would refuse (a run of a sweep, say), refuse before asking.
+    registry_edit.remove(args.registry, args.proj, args.exp, args.name, write=False)
     has_results = Path(folder).exists()
     if args.purge and has_results:
         states, _ = run_statuses(runs, check_stale=False, registry=args.registry)

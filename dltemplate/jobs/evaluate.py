@@ -32,6 +32,7 @@ def test_run(
     checkpoint = fitted_checkpoint(fit_done)
     built = build_for_job("test", config_file, overrides, seed, threads, source)
     check_checkpoint(checkpoint, built.task_wrapper, checkpoint_hint(fit_done, source))
+    built.task_wrapper.save_hyperparameters(built.hparams)  # Lightning gives them to the loggers
     counter = ConfusionCounter()
     settings = dict(built.trainer_kwargs)
     settings["callbacks"] = [*settings.get("callbacks", []), counter]

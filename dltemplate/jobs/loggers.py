@@ -10,8 +10,10 @@
 The names come from the run folder, `results/<proj>/<exp>/<run>`. Each job records the tracker
 runs it logged to in `<run>/trackers/<job>.json` (a job writes only its own file, so test and
 predict may run at the same time). A fit that resumes from `checkpoints/last.ckpt` appends to
-the MLflow and W&B runs its earlier attempt started; the test job appends to the fit's MLflow run.
-Predict logs no metrics, so it gets no tracker.
+the MLflow and W&B runs its earlier attempt started; the test and predict jobs append to the
+fit's MLflow run (a run declared with `ckpt:` has no fit: each starts its own) and get W&B runs of
+their own in the run's group. Predict logs what it wrote (`predict/samples`, `predict/batches`,
+the predictions file), as Lightning's predict loop has no `self.log` (dltemplate.jobs.predict).
 """
 
 from __future__ import annotations
@@ -90,8 +92,6 @@ def make_loggers(
     `metrics/<csv_version or job>/`.
     """
     names = check_logger_names(names)
-    if job == "predict":
-        return []
     run_dir = Path(run_dir)
     previous = tracker_record(run_dir, "fit") if (job != "fit" or resuming) else {}
     record: dict[str, Any] = {}
@@ -201,6 +201,8 @@ def wandb_logger(run_dir: Path, job: str, stored: dict[str, Any]) -> tuple[Logge
     proj, exp, run = run_names(run_dir)
     run_id = stored.get("id") or secrets.token_hex(4)  # W&B ids: lowercase letters and digits
     mode = os.environ.get("WANDB_MODE", "offline")  # offline unless the user says otherwise
+    if mode == "dryrun":  # W&B's old name for offline, which wandb itself puts in the environment
+        mode = "offline"
     logger = WandbLogger(
         project=proj,
         group=exp,
@@ -211,4 +213,11 @@ def wandb_logger(run_dir: Path, job: str, stored: dict[str, Any]) -> tuple[Logge
         save_dir=str(run_dir),
         offline=mode == "offline",
     )
-    return logger, {"project": proj, "group": exp, "name": run, "id": run_id, "mode": mode}
+    return logger, {
+        "project": proj,
+        "group": exp,
+        "name": run,
+        "job_type": job,
+        "id": run_id,
+        "mode": mode,
+    }

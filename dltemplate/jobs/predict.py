@@ -21,7 +21,9 @@ class PredictionCsvWriter(BasePredictionWriter):
     """Streams predictions to CSV, one row per sample, in the predict split's order.
 
     2-D float outputs with several columns are class scores: the row holds the predicted class
-    and the softmax probabilities. Other outputs are written as their flattened values.
+    and the softmax probabilities. Other outputs are written as their flattened values. At the
+    end of the loop it logs the counts of samples and batches to the trainer's loggers
+    (`predict/samples`, `predict/batches`): Lightning's predict loop allows no `self.log`.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -29,6 +31,7 @@ class PredictionCsvWriter(BasePredictionWriter):
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp")
         self.rows = 0
+        self.batches = 0
         self._file = None
         self._writer = None
 
@@ -63,6 +66,12 @@ class PredictionCsvWriter(BasePredictionWriter):
             for row, values in enumerate(flat):
                 self._writer.writerow([self.rows + row, *(f"{v:.6g}" for v in values)])
         self.rows += len(outputs)
+        self.batches += 1
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        metrics = {"predict/samples": self.rows, "predict/batches": self.batches}
+        for logger in trainer.loggers:  # each logs on rank 0 only
+            logger.log_metrics(metrics, step=0)
 
     def finish(self) -> None:
         """Move the finished CSV into place (a failed predict leaves no CSV behind)."""
@@ -87,10 +96,19 @@ def predict_run(
     done_file: str | Path,
     source: str = "the registry",
 ) -> dict[str, Any]:
-    """Predict the predict split with the run's best checkpoint into `predictions_file`."""
+    """Predict the predict split with the run's best checkpoint into `predictions_file`.
+
+    The trackers get the run's hparams plus `predict.checkpoint` and `predict.predictions`, and
+    the counts of predicted samples and batches.
+    """
     checkpoint = fitted_checkpoint(fit_done)
     built = build_for_job("predict", config_file, overrides, seed, threads, source)
     check_checkpoint(checkpoint, built.task_wrapper, checkpoint_hint(fit_done, source))
+    files = {
+        "checkpoint": portable_path(checkpoint),
+        "predictions": portable_path(predictions_file),
+    }
+    built.task_wrapper.save_hyperparameters({**built.hparams, "predict": files})  # to the loggers
     writer = PredictionCsvWriter(predictions_file)
     settings = dict(built.trainer_kwargs)
     settings["callbacks"] = [*settings.get("callbacks", []), writer]
