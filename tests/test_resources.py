@@ -77,6 +77,18 @@ def test_workflow_defaults_fill_what_the_registry_leaves_out(tmp_path: Path) -> 
     assert resources.job_resource(bare, "predict", "mem_mb", {}) is None
 
 
+def test_rules_get_constants_when_every_run_asks_the_same(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    others = [run.resources for run in reg.runs() if run.exp == "other"]
+    assert resources.shared_by_all(others, "fit", CONFIG) == {
+        "threads": 2,
+        "resources": {"mem_mb": 4000, "runtime": 120},  # no gpu: nobody asked for one
+    }
+    assert resources.shared_by_all([], "test", CONFIG)["resources"]["runtime"] == 20
+    everyone = [run.resources for run in reg.runs()]  # `big` asks for more than `plain`
+    assert resources.shared_by_all(everyone, "fit", CONFIG) is None
+
+
 @pytest.mark.parametrize(
     ("value", "minutes"), [(45, 45), ("45", None), ("45m", 45), ("3h", 180), ("1d", 1440)]
 )
@@ -155,7 +167,7 @@ def test_dry_run_shows_each_runs_resources(project: Project) -> None:
     jobs = _dry_run_jobs(out)
     assert jobs[("fit", "small")]["mem_mb"] == "1500"
     assert jobs[("fit", "small")]["runtime"] == "30"
-    assert jobs[("fit", "small")]["threads"] == "2"  # configs/workflow.yaml
+    assert jobs[("fit", "small")]["threads"] == "1"  # configs/workflow.yaml
     assert "gpu" not in jobs[("fit", "small")]
     large = jobs[("fit", "large")]
     assert (large["gpu"], large["mem_mb"], large["runtime"], large["threads"]) == (
