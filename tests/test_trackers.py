@@ -6,6 +6,7 @@ import csv
 import importlib.util
 import json
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,6 +163,20 @@ def wandb_records(path: Path) -> Iterator:
             parts = b""
 
 
+def finished_wandb_records(path: Path, timeout: float = 60) -> list:
+    """The records of a finished offline W&B run. W&B's service process writes the file on its
+    own after `wandb.finish()` returns: wait until it holds the run's `exit` record."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = list(wandb_records(path))
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            return records
+        if time.monotonic() > deadline:
+            kinds = [r.WhichOneof("record_type") for r in records]
+            raise AssertionError(f"{path} has no exit record after {timeout} s: {kinds}")
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="wandb is not installed")
 def test_wandb_logs_offline_into_the_run_folder(
@@ -183,7 +198,7 @@ def test_wandb_logs_offline_into_the_run_folder(
     predict = json.loads(Path(RUN, "trackers/predict.json").read_text())["wandb"]
     assert predict["id"] != record["id"] and predict["mode"] == "offline"
     (run_file,) = Path(RUN, "wandb").glob(f"offline-run-*-{predict['id']}/run-*.wandb")
-    records = list(wandb_records(run_file))
+    records = finished_wandb_records(run_file)
     (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert (run.project, run.run_group, run.display_name, run.job_type) == (
         "tiny",
