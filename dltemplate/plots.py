@@ -141,13 +141,15 @@ def _save(fig, out: str | Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _message_figure(title: str, message: str):
+def _message_png(out: str | Path, title: str, message: str) -> Path:
+    """A PNG that says, in place of a plot, why there is nothing to draw."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 2.2))
     ax.axis("off")
     ax.set_title(title)
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=11, color="0.3")
-    return fig
+    _save(fig, out)
+    return Path(out)
 
 
 def curve_panels(columns: Iterable[str]) -> list[tuple[str, list[str]]]:
@@ -196,9 +198,7 @@ def plot_learning_curves(
     columns = sorted({k for r in rows for k in r})
     panels = curve_panels(columns)
     if not rows or not panels:
-        fig = _message_figure(title, "No per-epoch train/val metrics were logged for this run.")
-        _save(fig, out)
-        return Path(out)
+        return _message_png(out, title, "No per-epoch train/val metrics were logged for this run.")
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -237,9 +237,9 @@ def plot_confusion_matrix(
     """Draw a confusion matrix (rows: true class, columns: predicted) with counts in the cells;
     colours are row-normalised so each true class reads as its recall."""
     if not counts:
-        fig = _message_figure(title, "No confusion matrix: the test outputs were not class scores.")
-        _save(fig, out)
-        return Path(out)
+        return _message_png(
+            out, title, "No confusion matrix: the test outputs were not class scores."
+        )
     plt = _pyplot()
     n = len(labels)
     size = min(3 + 0.45 * n, 14)
@@ -275,9 +275,9 @@ def plot_comparison(
     metrics = test_metric_columns(columns)
     runs = [r.get("run", "?") for r in rows]
     if not rows or not metrics:
-        fig = _message_figure(title, "No test metrics yet: no run of this experiment was tested.")
-        _save(fig, out)
-        return Path(out)
+        return _message_png(
+            out, title, "No test metrics yet: no run of this experiment was tested."
+        )
     plt = _pyplot()
     n = len(metrics)
     height = max(2.4, 0.35 * len(runs) + 1.2)

@@ -19,7 +19,7 @@ from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
 from dltemplate.names import name_problem
 from dltemplate.resources import RESOURCES_SCHEMA, job_layers
-from dltemplate.sweeps import SWEEP_SCHEMA, expand_sweep
+from dltemplate.sweeps import JOBS_SCHEMA, SWEEP_SCHEMA, expand_sweep
 from dltemplate.yaml12 import safe_load
 
 RUN_SCHEMA = {
@@ -29,12 +29,7 @@ RUN_SCHEMA = {
     "properties": {
         "description": {"type": "string", "minLength": 1},
         "config": {"type": "string", "minLength": 1},
-        "jobs": {
-            "type": "array",
-            "items": {"enum": list(JOB_TYPES)},
-            "minItems": 1,
-            "uniqueItems": True,
-        },
+        "jobs": JOBS_SCHEMA,
         "overrides": {"type": "object"},
         "created": {"type": "string"},
         # A checkpoint to test/predict with instead of fitting (jobs default to test, predict).

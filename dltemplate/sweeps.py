@@ -25,6 +25,13 @@ from dltemplate.errors import RegistryError
 from dltemplate.names import name_problem
 from dltemplate.resources import RESOURCES_SCHEMA
 
+# A run's `jobs:` (a sweep's too): job types, each once.
+JOBS_SCHEMA = {
+    "type": "array",
+    "items": {"enum": list(JOB_TYPES)},
+    "minItems": 1,
+    "uniqueItems": True,
+}
 SWEEP_SCHEMA = {
     "type": "object",
     "required": ["config"],
@@ -33,12 +40,7 @@ SWEEP_SCHEMA = {
         "config": {"type": "string", "minLength": 1},
         "description": {"type": "string", "minLength": 1},  # a template, like `name`
         "name": {"type": "string", "minLength": 1},  # e.g. "lr{task_wrapper.lr}-s{seed}"
-        "jobs": {
-            "type": "array",
-            "items": {"enum": list(JOB_TYPES)},
-            "minItems": 1,
-            "uniqueItems": True,
-        },
+        "jobs": JOBS_SCHEMA,
         "overrides": {"type": "object"},
         "init_from": {"type": "string", "minLength": 1},
         "resources": RESOURCES_SCHEMA,  # every run's, as a run's `resources:`
