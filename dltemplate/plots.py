@@ -421,6 +421,31 @@ def write_run_confusion(*, test_done: str | Path, out_png: str | Path) -> Path:
     return plot_confusion_matrix(labels, counts, out_png, title=title)
 
 
+def write_run_plots(
+    *,
+    run_dir: str | Path,
+    jobs: Iterable[str],
+    curves_png: str | Path,
+    epochs_html: str | Path,
+    confusion_png: str | Path,
+) -> None:
+    """A run's plots, drawn once its jobs are done: the learning curves and per-epoch table of
+    its fit, the confusion matrix of its test. Where the run declares no such job, the image
+    (and page) says so."""
+    run_dir, jobs = Path(run_dir), set(jobs)
+    title = _run_title(run_dir)
+    if "fit" in jobs:
+        write_run_curves(run_dir=run_dir, curves_png=curves_png, epochs_html=epochs_html)
+    else:
+        message = "No fit job: this run tests or predicts with a checkpoint it was given."
+        _message_png(curves_png, title, message)
+        write_text_atomic(epochs_html, html_table([], [], title=f"{title}: {message}"))
+    if "test" in jobs:
+        write_run_confusion(test_done=run_dir / "test.done", out_png=confusion_png)
+    else:
+        _message_png(confusion_png, title, "No test job: this run declares none.")
+
+
 def write_experiment_comparison(
     *, summary_csv: str | Path, comparison_png: str | Path, summary_html: str | Path
 ) -> None:

@@ -1,9 +1,11 @@
-# Registry loading, wildcard constraints and input functions. The logic lives in the
-# dltemplate package (dltemplate.targets), where pytest reaches it; nothing here imports torch.
+# Registry loading, wildcard constraints and input functions (@per_job: called for every job).
+# The logic lives in the dltemplate package (dltemplate.targets), where pytest reaches it;
+# nothing here imports torch.
 import sys
 
 from dltemplate import resources, run_records, targets
 from dltemplate.errors import UserError
+from dltemplate.per_job import per_job
 from dltemplate.registry import load_registry
 from dltemplate.run_paths import check_run_paths
 from dltemplate.summary import experiment_spec, project_spec
@@ -36,6 +38,7 @@ def get_all_targets():
     return targets.all_targets(REGISTRY)
 
 
+@per_job
 def get_job_params(wildcards):
     """What shapes the run's job, and the digests of its config's files: a change in either
     reruns the job (one params function: Snakemake evaluates each one per job)."""
@@ -46,6 +49,7 @@ def get_job_params(wildcards):
     }
 
 
+@per_job
 def get_fit_done(wildcards):
     return targets.fitted_input(get_run(wildcards))
 
@@ -54,6 +58,7 @@ def get_retries(job):
     return config.get("retries", {}).get(job)  # None: the profile's or --retries' value
 
 
+@per_job
 def get_fit_inputs(wildcards):
     run = get_run(wildcards)
     return targets.fit_inputs(REGISTRY, run) + targets.init_from_done(run)
@@ -102,6 +107,7 @@ def get_threads(job):
     if SHARED_RESOURCES[job] is not None:
         return SHARED_RESOURCES[job]["threads"]
 
+    @per_job
     def threads(wildcards):
         return resources.job_threads(get_run(wildcards).resources, job, config)
 
@@ -116,6 +122,7 @@ def get_resources(job):
 
 
 def get_resource(job, name):
+    @per_job
     def resource(wildcards):
         return resources.job_resource(get_run(wildcards).resources, job, name, config)
 
@@ -126,10 +133,12 @@ def get_record_targets():
     return run_records.record_targets(REGISTRY)
 
 
+@per_job
 def get_run_done_files(wildcards):
     return targets.run_targets(get_run(wildcards))
 
 
+@per_job
 def get_run_info(wildcards):
     return run_records.run_info(get_run(wildcards))
 

@@ -1,26 +1,11 @@
 # Train a run. Checkpoints go to the run's checkpoints/ folder, which is deliberately NOT an
 # output: Snakemake deletes the outputs of failed jobs, and days of training would go with them.
-# Run again after an interruption, the job resumes from checkpoints/last.ckpt. Its last act
-# draws the learning curves of all attempts, for people and for snakemake --report.
+# Run again after an interruption, the job resumes from checkpoints/last.ckpt.
 rule fit:
     input:
         get_fit_inputs,  # the fit of the run whose archived config or weights (init_from) it uses
     output:
         done="results/{proj}/{exp}/{run}/fit.done",
-        curves=report(
-            "results/{proj}/{exp}/{run}/plots/learning_curves.png",
-            caption="../report/learning_curves.rst",
-            category="{proj}/{exp}",
-            subcategory="learning curves",
-            labels={"run": "{run}"},
-        ),
-        epochs=report(
-            "results/{proj}/{exp}/{run}/plots/epochs.html",
-            caption="../report/epochs.rst",
-            category="{proj}/{exp}",
-            subcategory="metrics per epoch",
-            labels={"run": "{run}"},
-        ),
     log:
         "results/{proj}/{exp}/{run}/logs/fit.log",
     retries: get_retries("fit")  # each retry resumes from the last checkpoint

@@ -1,5 +1,6 @@
 # An experiment's plots and tables for people and for the report (snakemake --report
-# report.html); a run's own plots come from its fit and test jobs. Matplotlib only, no torch.
+# report.html); a run's own plots come with its record (rules/records.smk). Matplotlib only,
+# no torch.
 rule plot_comparison:
     input:
         summary="results/{proj}/{exp}/summary.csv",

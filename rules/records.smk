@@ -1,11 +1,35 @@
 # Run and project records, assembled from the jobs' own records/<job>.json after they finished:
 # each job writes only its own files, and these rules are the only writers of the aggregates.
 # Params hold the registry's facts, so editing a description rewrites the records (cheaply).
+# A run's record job also draws its plots, for people and for snakemake --report: the learning
+# curves of all fit attempts and their per-epoch table, and the test's confusion matrix. They
+# are not outputs of fit and test, so a sweep's own target (its summary.csv) does not carry them.
 rule run_record:
     input:
         get_run_done_files,
     output:
         json="results/{proj}/{exp}/{run}/run.json",
+        curves=report(
+            "results/{proj}/{exp}/{run}/plots/learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="{proj}/{exp}",
+            subcategory="learning curves",
+            labels={"run": "{run}"},
+        ),
+        epochs=report(
+            "results/{proj}/{exp}/{run}/plots/epochs.html",
+            caption="../report/epochs.rst",
+            category="{proj}/{exp}",
+            subcategory="metrics per epoch",
+            labels={"run": "{run}"},
+        ),
+        confusion=report(
+            "results/{proj}/{exp}/{run}/plots/confusion_matrix.png",
+            caption="../report/confusion_matrix.rst",
+            category="{proj}/{exp}",
+            subcategory="confusion matrices",
+            labels={"run": "{run}"},
+        ),
     log:
         "results/{proj}/{exp}/{run}/logs/run_record.log",
     localrule: True

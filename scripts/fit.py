@@ -1,8 +1,7 @@
-"""Snakemake step: fit one run (see dltemplate.jobs.fit), then draw its learning curves."""
+"""Snakemake step: fit one run (see dltemplate.jobs.fit)."""
 
 from dltemplate.gpu_slots import claim_gpus
 from dltemplate.jobs.logs import job_log
-from dltemplate.plots import write_run_curves
 from dltemplate.run_records import job_record
 
 job = snakemake.params.job
@@ -24,9 +23,4 @@ with job_log(snakemake.log[0]), job_record(job["run_dir"], "fit"):
         checkpoint=snakemake.config.get("checkpoint"),
         log_file=snakemake.log[0],
         init_from=job.get("init_from"),
-    )
-    write_run_curves(
-        run_dir=job["run_dir"],
-        curves_png=snakemake.output.curves,
-        epochs_html=snakemake.output.epochs,
     )

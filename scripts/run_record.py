@@ -1,12 +1,18 @@
-"""Snakemake step: assemble a run's run.json from its jobs' records (see dltemplate.run_records)."""
+"""Snakemake step: assemble a run's run.json from its jobs' records (see dltemplate.run_records)
+and draw its plots (see dltemplate.plots.write_run_plots)."""
 
 from dltemplate.jobs.logs import job_log
+from dltemplate.plots import write_run_plots
 from dltemplate.run_records import write_run_record
 
+info = snakemake.params.info
+run_dir = f"results/{info['project']}/{info['experiment']}/{info['name']}"
 with job_log(snakemake.log[0]):
-    write_run_record(
-        info=snakemake.params.info,
-        run_dir=f"results/{snakemake.wildcards.proj}/{snakemake.wildcards.exp}/"
-        f"{snakemake.wildcards.run}",
-        out=snakemake.output.json,
+    write_run_record(info=info, run_dir=run_dir, out=snakemake.output.json)
+    write_run_plots(
+        run_dir=run_dir,
+        jobs=info["jobs"],
+        curves_png=snakemake.output.curves,
+        epochs_html=snakemake.output.epochs,
+        confusion_png=snakemake.output.confusion,
     )

@@ -1,9 +1,7 @@
-"""Snakemake step: test one run's best checkpoint (see dltemplate.jobs.evaluate), then draw
-its confusion matrix."""
+"""Snakemake step: test one run's best checkpoint (see dltemplate.jobs.evaluate)."""
 
 from dltemplate.gpu_slots import claim_gpus
 from dltemplate.jobs.logs import job_log
-from dltemplate.plots import write_run_confusion
 from dltemplate.run_records import job_record
 
 job = snakemake.params.job
@@ -22,4 +20,3 @@ with job_log(snakemake.log[0]), job_record(job["run_dir"], "test"):
         done_file=snakemake.output.done,
         source=job["source"],
     )
-    write_run_confusion(test_done=snakemake.output.done, out_png=snakemake.output.confusion)

@@ -123,6 +123,37 @@ def test_confusion_matrix_from_the_test_record(
         plots.write_run_confusion(test_done=run / "test.done", out_png=run / "plots/cm.png")
 
 
+def test_run_plots_say_which_job_the_run_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that tests a given checkpoint has no fit; one that only fits has no test."""
+    monkeypatch.chdir(tmp_path)
+    run = Path("results/p/e/r")
+    outs = {
+        "curves_png": run / "plots/learning_curves.png",
+        "epochs_html": run / "plots/epochs.html",
+        "confusion_png": run / "plots/confusion_matrix.png",
+    }
+    run.mkdir(parents=True)
+    (run / "test.done").write_text('{"metrics": {"test/mse": 0.5}}')  # no class scores
+    plots.write_run_plots(run_dir=run, jobs=["test"], **outs)
+    assert "No fit job" in outs["epochs_html"].read_text()
+    assert all(
+        outs[name].read_bytes().startswith(PNG_MAGIC) for name in ("curves_png", "confusion_png")
+    )
+    (run / "test.done").unlink()
+    with pytest.raises(UserError, match=r"test\.done does not exist"):  # a declared job ran first
+        plots.write_run_plots(run_dir=run, jobs=["test"], **outs)
+
+    write_attempts(run, ATTEMPT_1)
+    for path in outs.values():
+        path.unlink()
+    plots.write_run_plots(run_dir=run, jobs=["fit"], **outs)
+    assert outs["epochs_html"].read_text().count("<tr>") == 3  # header + 2 epochs
+    width, height = png_size(outs["confusion_png"])
+    assert width > 2 * height  # the wide "no test job" notice, not a square matrix
+
+
 def test_comparison_reads_any_summary_columns(tmp_path: Path) -> None:
     summary = tmp_path / "results" / "p" / "e" / "summary.csv"
     summary.parent.mkdir(parents=True)

@@ -38,17 +38,22 @@ def report_data(page: str, script_id: str, name: str) -> dict:
     return data
 
 
-def test_plots_are_in_the_default_target(project: Project) -> None:
+def test_a_runs_plots_come_with_its_record(project: Project) -> None:
     project.write("configs/projects/tiny.yaml", TWO_RUNS)
     result = project.snakemake("-n", "--cores", "1")
     assert "rule plot_comparison:" in result.stdout
-    # A run's own plots are outputs of the jobs that make their numbers: no job of their own.
+    # A run's plots are outputs of its record job, in `all`: not of fit and test, so that the
+    # sweep's own target (the experiment's summary.csv) carries three outputs fewer per run.
     exp = "results/tiny/exp"
-    for job, plots in (("fit", "learning_curves.png, .*epochs.html"), ("test", "confusion")):
-        for run in ("small", "wide"):
-            assert re.search(
-                rf"output: {exp}/{run}/{job}.done, {exp}/{run}/plots/{plots}", result.stdout
-            )
+    for run in ("small", "wide"):
+        plots = ", ".join(
+            f"{exp}/{run}/plots/{name}"
+            for name in ("learning_curves.png", "epochs.html", "confusion_matrix.png")
+        )
+        assert f"output: {exp}/{run}/run.json, {plots}" in result.stdout
+    sweep = project.snakemake("-n", "--cores", "1", f"{exp}/summary.csv").stdout
+    assert "rule summary:" in sweep and "rule fit:" in sweep
+    assert "plots/" not in sweep and "rule run_record:" not in sweep
 
 
 @pytest.mark.slow
