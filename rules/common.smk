@@ -5,6 +5,7 @@ import sys
 
 from dltemplate import resources, run_records, targets
 from dltemplate.errors import UserError
+from dltemplate.gc_passes import collect_garbage_less_often
 from dltemplate.per_job import per_job
 from dltemplate.registry import load_registry
 from dltemplate.run_paths import check_run_paths
@@ -14,6 +15,7 @@ try:
     REGISTRY = load_registry(config["registry"])
 except UserError as error:
     sys.exit(f"Error: {error}")
+collect_garbage_less_often()  # a large sweep's DAG builds faster (see dltemplate.gc_passes)
 
 
 wildcard_constraints:
