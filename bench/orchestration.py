@@ -4,8 +4,8 @@ Registries of N runs (one experiment of N runs of configs/digits_mlp.py, each wi
 `seed` override, every run declaring fit, test and predict) go into a scratch copy of the
 workflow under bench/.scratch/. Two targets: the sweep's own, the experiment's summary.csv
 (N x fit, test, predict, and the summary: the goals), and the default target `all`, which
-adds each run's record (run.json), the project's record and summary, and the comparison
-chart. The job count is what the dry run reports. For each N and target:
+adds each run's record job (run.json and the run's plots), the project's record and summary,
+and the comparison chart. The job count is what the dry run reports. For each N and target:
 
   - dry run: `snakemake -n --cores 2 [target]` with nothing built yet (parse, load and
     validate the registry, build the DAG, print every job)
