@@ -21,8 +21,10 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed  ## create .venv and install the project with its dependencies
 
-demo: setup  ## run the example project (digits/baseline: mlp and cnn, fit -> test -> predict)
-	$(BIN)/snakemake --cores $(CORES) results/digits/baseline/summary.csv
+DEMO := results/digits/baseline
+demo: setup  ## run the example project (digits/baseline: mlp and cnn, fit -> test -> predict, plots)
+	$(BIN)/snakemake --cores $(CORES) $(DEMO)/summary.csv $(DEMO)/plots/comparison.png \
+		$(DEMO)/mlp/run.json $(DEMO)/cnn/run.json
 	$(BIN)/python main.py ls -p digits -e baseline
 
 report: setup  ## build every run and its plots, then report.html (open it in a browser)
