@@ -104,8 +104,8 @@ def all_targets(registry: Registry) -> list[str]:
 
 
 def plot_targets(registry: Registry) -> list[str]:
-    """Every experiment's comparison chart (the report shows them). A run's own plots are
-    outputs of its fit (learning curves) and test (confusion matrix) jobs."""
+    """Every experiment's comparison chart (the report shows them). A run's own plots come
+    with its record job (`run_record`, target `<run>/run.json`)."""
     targets = []
     for project in registry.projects.values():
         for exp in project.experiments.values():

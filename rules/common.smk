@@ -131,6 +131,18 @@ def get_resource(job, name):
     return resource
 
 
+def run_plot(name, subcategory):
+    """A run's plot `plots/<name>`, shown in snakemake --report under its experiment with the
+    caption report/<name's stem>.rst."""
+    return report(
+        f"results/{{proj}}/{{exp}}/{{run}}/plots/{name}",
+        caption=f"../report/{name.rsplit('.', 1)[0]}.rst",
+        category="{proj}/{exp}",
+        subcategory=subcategory,
+        labels={"run": "{run}"},
+    )
+
+
 def get_record_targets():
     return run_records.record_targets(REGISTRY)
 

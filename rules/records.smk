@@ -9,27 +9,9 @@ rule run_record:
         get_run_done_files,
     output:
         json="results/{proj}/{exp}/{run}/run.json",
-        curves=report(
-            "results/{proj}/{exp}/{run}/plots/learning_curves.png",
-            caption="../report/learning_curves.rst",
-            category="{proj}/{exp}",
-            subcategory="learning curves",
-            labels={"run": "{run}"},
-        ),
-        epochs=report(
-            "results/{proj}/{exp}/{run}/plots/epochs.html",
-            caption="../report/epochs.rst",
-            category="{proj}/{exp}",
-            subcategory="metrics per epoch",
-            labels={"run": "{run}"},
-        ),
-        confusion=report(
-            "results/{proj}/{exp}/{run}/plots/confusion_matrix.png",
-            caption="../report/confusion_matrix.rst",
-            category="{proj}/{exp}",
-            subcategory="confusion matrices",
-            labels={"run": "{run}"},
-        ),
+        curves=run_plot("learning_curves.png", "learning curves"),
+        epochs=run_plot("epochs.html", "metrics per epoch"),
+        confusion=run_plot("confusion_matrix.png", "confusion matrices"),
     log:
         "results/{proj}/{exp}/{run}/logs/run_record.log",
     localrule: True
