@@ -30,6 +30,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
 
 from dltemplate.errors import UserError
+from dltemplate.jobs import plateau
 from dltemplate.records import write_json_atomic
 from wrappers.data_wrappers import epoch_seed
 
@@ -122,6 +123,9 @@ class ResumeCheckpoint(Checkpoint):
     Random numbers: every epoch starts from a seed made of (seed, epoch), so a fit resumed at
     an epoch boundary draws the same numbers as one that never stopped; a checkpoint taken
     part way through an epoch also stores the random states, restored before the next batch.
+
+    Plateau schedulers: see dltemplate.jobs.plateau for the epoch-end steps that Lightning
+    skips on a resume, and how this callback takes them.
     """
 
     def __init__(
@@ -145,6 +149,11 @@ class ResumeCheckpoint(Checkpoint):
         self.state_file = Path(state_file) if state_file else None
         self.saved_step = -1  # global step of the latest save
         self._pending_rng: Mapping[str, Any] | None = None
+        # Plateau steps that Lightning takes right after the epoch-end save: stored in that
+        # checkpoint, taken on resume ({scheduler index: monitor value}).
+        self._plateau_after_save: dict[int, float] = {}
+        self._saved_metrics: dict[str, torch.Tensor] = {}  # a resumed fit's metrics so far
+        self._trainer: L.Trainer | None = None
 
     @property
     def state_key(self) -> str:
@@ -168,6 +177,16 @@ class ResumeCheckpoint(Checkpoint):
                 },
             )
 
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._trainer = trainer  # state_dict() is called without it
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        plateau.restore_callback_metrics(trainer, self._saved_metrics)
+        self._saved_metrics = {}
+        if self._plateau_after_save:  # resumed from an epoch-end save that preceded them
+            plateau.step(trainer, self._plateau_after_save)
+            self._plateau_after_save = {}
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self._pending_rng is not None:  # resumed part way through an epoch
             _set_rng_states(self._pending_rng)
@@ -183,9 +202,17 @@ class ResumeCheckpoint(Checkpoint):
         self._pending_rng = None  # a fresh epoch: its seed decides, not a stored state
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        values = plateau.epoch_end_values(trainer)
+        if plateau.lightning_skips_this_epoch_end(trainer):
+            plateau.step(trainer, values)
+        else:
+            self._plateau_after_save = values
         n = self.every_n_epochs
-        if n and (trainer.current_epoch + 1) % n == 0:
-            self.save(trainer, f"every {n} epochs" if n > 1 else "every epoch")
+        try:
+            if n and (trainer.current_epoch + 1) % n == 0:
+                self.save(trainer, f"every {n} epochs" if n > 1 else "every epoch")
+        finally:
+            self._plateau_after_save = {}  # Lightning takes them now
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if not _between_batches(trainer):
@@ -206,11 +233,18 @@ class ResumeCheckpoint(Checkpoint):
 
     # -- the callback's own state, stored in every checkpoint ----------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"saved_step": self.saved_step, "rng": _rng_states()}
+        return {
+            "saved_step": self.saved_step,
+            "rng": _rng_states(),
+            "plateau_after_save": dict(self._plateau_after_save),
+            "callback_metrics": plateau.callback_metrics(self._trainer) if self._trainer else {},
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.saved_step = state_dict.get("saved_step", -1)
         self._pending_rng = state_dict.get("rng")
+        self._plateau_after_save = dict(state_dict.get("plateau_after_save") or {})
+        self._saved_metrics = dict(state_dict.get("callback_metrics") or {})
 
 
 def _between_batches(trainer: L.Trainer) -> bool:
