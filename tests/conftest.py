@@ -63,6 +63,33 @@ class Project:
     def path(self, relative: str) -> Path:
         return self.root / relative
 
+    def add_fit_hooks(self) -> str:
+        """Copy tests/fit_hooks.py into configs/ and write configs/hooked_mlp.py, the digits
+        MLP with those hooks in its trainer. Returns that config's path."""
+        shutil.copy2(REPO / "tests" / "fit_hooks.py", self.root / "configs" / "fit_hooks.py")
+        self.write("configs/hooked_mlp.py", HOOKED_MLP)
+        return "configs/hooked_mlp.py"
+
+
+HOOKED_MLP = '''\
+"""The digits MLP with the test hooks of tests/fit_hooks.py in its trainer."""
+from dltemplate import RootConfig
+
+from .components.data_wrappers.digits import get_data_wrapper
+from .components.trainers.default import get_trainer as default_trainer
+from .digits_mlp import get_task_wrapper
+from .fit_hooks import fit_hooks
+
+
+def get_trainer(*, max_epochs: int = 20) -> dict:
+    return {**default_trainer(max_epochs=max_epochs), "callbacks": fit_hooks()}
+
+
+def get_root_config_instance() -> RootConfig:
+    return RootConfig(
+        task_wrapper=get_task_wrapper, data_wrapper=get_data_wrapper, trainer=get_trainer
+    )
+'''
 
 TINY_REGISTRY = """\
 description: A tiny project for tests

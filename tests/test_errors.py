@@ -288,18 +288,22 @@ def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(project: Proj
 
 @pytest.mark.slow
 def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(project: Project) -> None:
+    """The first fit is held open in epoch 2 by a test hook (tests/fit_hooks.py) until the
+    second Snakemake has been turned away and the Ctrl-C has arrived: no race with a clock."""
+    config = project.add_fit_hooks()
     project.write(
         REGISTRY,
         registry_with_runs(
-            """\
+            f"""\
             long:
-              description: long enough to be interrupted
-              config: configs/digits_mlp.py
-              overrides: {trainer.max_epochs: 200, task_wrapper.model.hidden_dim: 16, data_wrapper.batch_size: 256}
+              description: held open in epoch 2 until Ctrl-C
+              config: {config}
+              overrides: {{trainer.max_epochs: 3, task_wrapper.model.hidden_dim: 16, data_wrapper.batch_size: 256}}
             """
         ),
     )
     target = "results/tiny/exp/long/fit.done"
+    hold = project.path("release")
     first = subprocess.Popen(
         [str(BIN / "snakemake"), "--cores", "1", target],
         cwd=project.root,
@@ -307,23 +311,23 @@ def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(projec
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        env={**os.environ, "DLT_TEST_HOLD": f"1,2,{hold}"},
     )
-    log = project.path("results/tiny/exp/long/logs/fit.log")
-    deadline = time.time() + 120
-    while not (log.is_file() and "epoch 2/200" in log.read_text()):
-        assert time.time() < deadline and first.poll() is None, "the fit did not start"
-        time.sleep(0.2)
+    deadline = time.monotonic() + 300
+    while not Path(f"{hold}.held").exists():
+        assert time.monotonic() < deadline and first.poll() is None, "the fit was not held"
+        time.sleep(0.1)
 
     second = project.snakemake("--cores", "1", target, check=False)
     assert second.returncode != 0
     assert "cannot be locked" in second.stderr and "--unlock" in second.stderr
 
     os.killpg(first.pid, signal.SIGINT)  # Ctrl-C in the terminal
-    first.communicate(timeout=60)
+    first.communicate(timeout=120)
     assert first.returncode != 0
     assert not project.path(target).exists()
     saved = json.loads(project.path("results/tiny/exp/long/checkpoints/last.json").read_text())
-    assert saved["global_step"] > 0
+    assert saved["global_step"] == 5 + 3  # 5 steps an epoch; held after epoch 2's third batch
 
     project.snakemake("--cores", "1", target)
     assert json.loads(project.path(target).read_text())["resumed_from_step"] == saved["global_step"]

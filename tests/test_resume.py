@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
-import time
 
 import pytest
 import torch
@@ -17,8 +15,8 @@ from dltemplate.jobs.evaluate import test_run
 from dltemplate.jobs.fit import fit_run
 from tests.conftest import BIN, Project
 
-# Two runs of one config: the same seed, so the same fit. 79 batches an epoch, so that a signal
-# sent when epoch 2's checkpoint appears lands inside epoch 3.
+# Two runs of one config: the same seed, so the same fit. 79 batches an epoch; a test hook
+# (tests/fit_hooks.py) signals the fit after batch AT_BATCH of epoch 3, whatever the load.
 OVERRIDES = {
     "trainer.max_epochs": 4,
     "task_wrapper.model.hidden_dim": 16,
@@ -32,23 +30,25 @@ experiments:
     runs:
       killed:
         description: SIGKILL in epoch 3, as by the OOM killer
-        config: configs/digits_mlp.py
+        config: configs/hooked_mlp.py
         jobs: [fit, test]
         overrides: &same {json.dumps(OVERRIDES)}
       stopped:
         description: SIGTERM in epoch 3, as by SLURM at a time limit
-        config: configs/digits_mlp.py
-        jobs: [fit]
+        config: configs/hooked_mlp.py
+        jobs: [fit, test]
         overrides: *same
 """
 STEPS_PER_EPOCH = 79  # ceil(1257 training samples / 16)
+AT_BATCH = 30
+SIGNAL = {"DLT_TEST_SIGNAL": f"2,{AT_BATCH},{{}}", "DLT_TEST_TRACE": "trace.json"}
 
 
 def reference(project: Project) -> None:
     """The same fit, never interrupted, by the functions the jobs call (in this process, to
     save a job's start-up): results/tiny/exp/ref/{fit,test}.done."""
     seed = yaml.safe_load(project.path("configs/workflow.yaml").read_text())["seed"]
-    run = dict(run_dir="results/tiny/exp/ref", config_file="configs/digits_mlp.py", seed=seed)
+    run = dict(run_dir="results/tiny/exp/ref", config_file="configs/hooked_mlp.py", seed=seed)
     fit_run(**run, overrides=OVERRIDES, threads=1, done_file=f"{run['run_dir']}/fit.done")
     test_run(
         **run,
@@ -59,33 +59,17 @@ def reference(project: Project) -> None:
     )
 
 
-def start(project: Project, *args: str) -> subprocess.Popen:
+def start(project: Project, signal_name: str, *args: str) -> subprocess.Popen:
+    """Snakemake with the test hook that sends `signal_name` after batch AT_BATCH of epoch 3."""
+    hooks = {k: v.format(signal_name) for k, v in SIGNAL.items()}
     return subprocess.Popen(
         [str(BIN / "snakemake"), "--cores", "2", *args],
         cwd=project.root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **hooks},
     )
-
-
-def signal_fit_in_epoch_3(project: Project, run: str, signum: int) -> dict:
-    """Wait until the run's fit has saved epoch 2's checkpoint, then signal the fit job (its pid
-    is in the run's lock file). Returns what the checkpoint's record said at that moment."""
-    folder = project.path(f"results/tiny/exp/{run}")
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            saved = json.loads((folder / "checkpoints/last.json").read_text())
-        except (OSError, ValueError):
-            saved = {}
-        if saved.get("epoch", -1) >= 1:
-            pid = int((folder / "fit.lock").read_text().split()[1])
-            os.kill(pid, signum)
-            return saved
-        time.sleep(0.005)
-    raise AssertionError(f"{run}: no checkpoint of epoch 2 within 300 s")
 
 
 def finish(process: subprocess.Popen) -> tuple[int, str]:
@@ -106,6 +90,7 @@ def metrics_of(project: Project, run: str) -> dict[str, float]:
 def test_killed_and_stopped_fits_resume_exactly(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    project.add_fit_hooks()
     project.write("configs/projects/tiny.yaml", REGISTRY)
     monkeypatch.chdir(project.root)
     reference(project)
@@ -113,39 +98,44 @@ def test_killed_and_stopped_fits_resume_exactly(
 
     # 1. SIGTERM (SLURM's time limit): the fit stops after its batch with a checkpoint, the job
     #    fails, and nothing else is lost.
-    first = start(project, f"{run}/stopped/fit.done")
-    signal_fit_in_epoch_3(project, "stopped", signal.SIGTERM)
+    first = start(project, "SIGTERM", f"{run}/stopped/fit.done")
     code, output = finish(first)
     assert code != 0, output
     assert "Fit stopped by a signal at epoch 2" in output  # the job's one line, on screen
     assert not project.path(f"{run}/stopped/fit.done").exists()
     saved = json.loads(project.path(f"{run}/stopped/checkpoints/last.json").read_text())
     assert saved["why"] == "interrupted (SIGTERMException)", saved
-    assert saved["global_step"] >= 2 * STEPS_PER_EPOCH  # in epoch 3 (or at its very start)
+    assert saved["global_step"] == 2 * STEPS_PER_EPOCH + AT_BATCH + 1  # after the batch
     log = project.path(f"{run}/stopped/logs/fit.attempt-1.log").read_text()
     assert "rerun the same target to resume" in log
 
     # 2. SIGKILL (the OOM killer) with --retries 1: Snakemake restarts the fit by itself and it
     #    resumes; the stopped run's target, run again, resumes too.
-    second = start(project, "--retries", "1", f"{run}/killed/test.done", f"{run}/stopped/fit.done")
-    at_kill = signal_fit_in_epoch_3(project, "killed", signal.SIGKILL)
+    second = start(
+        project, "SIGKILL", "--retries", "1", f"{run}/killed/test.done", f"{run}/stopped/test.done"
+    )
     code, output = finish(second)
     assert code == 0, output
     assert "Trying to restart job" in output
 
-    # the test metrics of the killed run and the weights of both equal the reference's
-    assert metrics_of(project, "killed") == pytest.approx(metrics_of(project, "ref"), abs=1e-6)
+    # the test metrics and the weights of both equal the reference's
     expected = weights(project, "ref")
-    for name, resumed_from in (("killed", at_kill["global_step"]), ("stopped", None)):
+    resumed = {
+        "killed": 2 * STEPS_PER_EPOCH,  # from the checkpoint at the end of epoch 2
+        "stopped": 2 * STEPS_PER_EPOCH + AT_BATCH + 1,  # from the one saved at the SIGTERM
+    }
+    for name, resumed_from in resumed.items():
+        assert metrics_of(project, name) == pytest.approx(metrics_of(project, "ref"), abs=1e-6)
         got = weights(project, name)
         assert got.keys() == expected.keys()
         for key, tensor in expected.items():
             assert torch.allclose(got[key], tensor, atol=1e-6), (name, key)
         fit = json.loads(project.path(f"{run}/{name}/fit.done").read_text())
         assert fit["attempts"] == 2 and fit["global_step"] == 4 * STEPS_PER_EPOCH
-        assert 0 < fit["resumed_from_step"] < 4 * STEPS_PER_EPOCH
-        if resumed_from is not None:
-            assert fit["resumed_from_step"] == resumed_from
+        assert fit["resumed_from_step"] == resumed_from
+        # a resume, not a restart: the second attempt started training at that step
+        trace = json.loads(project.path(f"{run}/{name}/trace.json").read_text())
+        assert trace["starts"] == [0, resumed_from], name
         folder = project.path(f"{run}/{name}")
         assert (folder / "checkpoints/best.ckpt").is_file()
         assert not list(folder.glob("checkpoints.old-*"))  # resumed, never started over

@@ -1,8 +1,8 @@
 """Layer 3: exact resume for every kind of LR scheduler Lightning steps, after SIGTERM and SIGKILL.
 
 Each fit runs the fit job's own function (`fit_run`) in a fresh process, as a job would. A test
-callback in the config signals its own process at a chosen batch, so the interruption lands at
-the same place under any load. Each case interrupts an epoch at whose end the scheduler changes
+callback in the config (tests/fit_hooks.py) signals its own process at a chosen batch, so the
+interruption lands at the same place under any load. Each case interrupts an epoch at whose end the scheduler changes
 the lr in the uninterrupted reference:
 
 - SIGTERM in epoch e: the fit saves a checkpoint after the batch and resumes inside epoch e,
@@ -27,72 +27,32 @@ import torch
 from tests.conftest import Project
 
 CONFIG = '''\
-"""Digits MLP with a chosen LR scheduler; a callback that traces the lr and can interrupt."""
-import json, os, signal
+"""Digits MLP with a chosen LR scheduler and the test hooks (tests/fit_hooks.py)."""
 from functools import partial
 
-import lightning as L
 import torch
 
 from dltemplate import RootConfig
-from configs.components.data_wrappers.digits import get_data_wrapper
-from configs.components.models.mlp import get_model
-from configs.components.task_wrappers.classifier import get_classifier
-from configs.components.trainers.default import get_trainer as default_trainer
+from .components.data_wrappers.digits import get_data_wrapper
+from .components.models.mlp import get_model
+from .components.task_wrappers.classifier import get_classifier
+from .components.trainers.default import get_trainer as default_trainer
+from .fit_hooks import fit_hooks
 
+PLATEAU = partial(torch.optim.lr_scheduler.ReduceLROnPlateau, factor=0.5, patience=0)
 SCHEDULES = {
-    "plateau": {"scheduler": partial(torch.optim.lr_scheduler.ReduceLROnPlateau, factor=0.5,
-                patience=0), "monitor": "val/loss", "interval": "epoch"},
-    "plateau_every_2": {"scheduler": partial(torch.optim.lr_scheduler.ReduceLROnPlateau,
-                        factor=0.5, patience=0), "monitor": "val/loss", "interval": "epoch",
+    "plateau": {"scheduler": PLATEAU, "monitor": "val/loss", "interval": "epoch"},
+    "plateau_every_2": {"scheduler": PLATEAU, "monitor": "val/loss", "interval": "epoch",
                         "frequency": 2},
-    "plateau_train_loss": {"scheduler": partial(torch.optim.lr_scheduler.ReduceLROnPlateau,
-                           factor=0.5, patience=0), "monitor": "train/loss",
-                           "interval": "epoch"},
+    "plateau_train_loss": {"scheduler": PLATEAU, "monitor": "train/loss", "interval": "epoch"},
     "plateau_steps": {"scheduler": partial(torch.optim.lr_scheduler.ReduceLROnPlateau,
-                      factor=0.9, patience=0), "monitor": "val/loss", "interval": "step", "strict": False,
-                      "frequency": 3},
+                      factor=0.9, patience=0), "monitor": "val/loss", "interval": "step",
+                      "frequency": 3, "strict": False},
     "step_lr_every_2": {"scheduler": partial(torch.optim.lr_scheduler.StepLR, step_size=1,
                         gamma=0.5), "interval": "epoch", "frequency": 2},
     "exponential_steps": {"scheduler": partial(torch.optim.lr_scheduler.ExponentialLR,
                           gamma=0.98), "interval": "step"},
 }
-
-
-class TraceAndInterrupt(L.Callback):
-    """Writes trace.json (each epoch's starting lr, where each attempt started); sends itself
-    the signal in $INTERRUPT ("epoch,batch,SIGNAL") after that training batch."""
-
-    def __init__(self, folder):
-        self.path = os.path.join(folder, "trace.json")
-
-    def _update(self, **entries):
-        trace = {"lr": {}, "starts": []}
-        if os.path.exists(self.path):
-            with open(self.path) as f:
-                trace = json.load(f)
-        for key, value in entries.items():
-            if key == "lr":
-                trace["lr"].update(value)
-            else:
-                trace[key].append(value)
-        with open(self.path, "w") as f:
-            json.dump(trace, f)
-
-    def on_train_start(self, trainer, pl_module):
-        self._update(starts=trainer.global_step)
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        lr = trainer.optimizers[0].param_groups[0]["lr"]
-        self._update(lr={str(trainer.current_epoch): lr})
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        spec = os.environ.get("INTERRUPT")
-        if spec:
-            epoch, at, name = spec.split(",")
-            if trainer.current_epoch == int(epoch) and batch_idx == int(at):
-                os.environ.pop("INTERRUPT")
-                os.kill(os.getpid(), getattr(signal, name))
 
 
 def get_task_wrapper(*, schedule: str = "plateau", lr: float = 0.3):
@@ -101,10 +61,8 @@ def get_task_wrapper(*, schedule: str = "plateau", lr: float = 0.3):
     return wrapper
 
 
-def get_trainer(*, max_epochs: int = 8, folder: str = "."):
-    settings = default_trainer(max_epochs=max_epochs)
-    settings["callbacks"] = [TraceAndInterrupt(folder)]
-    return settings
+def get_trainer(*, max_epochs: int = 8):
+    return {**default_trainer(max_epochs=max_epochs), "callbacks": fit_hooks()}
 
 
 def get_root_config_instance():
@@ -117,7 +75,7 @@ import sys
 from dltemplate.jobs.fit import fit_run
 folder, schedule = sys.argv[1:]
 fit_run(run_dir=folder, config_file="configs/schedules.py", seed=42, threads=1,
-        overrides={"task_wrapper.schedule": schedule, "trainer.folder": folder},
+        overrides={"task_wrapper.schedule": schedule},
         done_file=folder + "/fit.done")
 """
 STEPS_PER_EPOCH = 20  # ceil(1257 training samples / 64)
@@ -125,7 +83,7 @@ AT_BATCH = 5
 
 
 def fit(project: Project, folder: str, schedule: str, interrupt: str = "") -> int:
-    env = {**os.environ, "INTERRUPT": interrupt}
+    env = {**os.environ, "DLT_TEST_SIGNAL": interrupt, "DLT_TEST_TRACE": "trace.json"}
     return subprocess.run(
         [sys.executable, "-c", FIT, folder, schedule],
         cwd=project.root,
@@ -152,6 +110,7 @@ def changes_after(lrs: dict[str, float]) -> list[int]:
 
 @pytest.fixture
 def schedules(project: Project) -> Project:
+    project.add_fit_hooks()
     project.write("configs/schedules.py", CONFIG)
     return project
 
