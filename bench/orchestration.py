@@ -162,7 +162,7 @@ def workflow_sizes(result: Result, sizes: Sequence[int], reps: int) -> dict:
 # What scripts/fit.py does, with the run's parameters written in.
 FIT_CODE = """\
 from dltemplate.jobs.logs import job_log
-from dltemplate.run_records import job_record
+from dltemplate.results.run_records import job_record
 with job_log("{run}/logs/fit.log"), job_record("{run}", "fit"):
     from dltemplate.jobs.fit import fit_run
     fit_run(run_dir="{run}", config_file="{config}", overrides={{"trainer.max_epochs": 0}},

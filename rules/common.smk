@@ -1,21 +1,23 @@
 # Registry loading, wildcard constraints and input functions (@per_job: called for every job).
-# The logic lives in the dltemplate package (dltemplate.targets), where pytest reaches it;
+# The logic lives in the dltemplate package (dltemplate.workflow.targets), where pytest reaches it;
 # nothing here imports torch.
 import sys
 
-from dltemplate import resources, run_records, targets
+from dltemplate.registry import resources
+from dltemplate.results import run_records
+from dltemplate.workflow import targets
 from dltemplate.errors import UserError
-from dltemplate.gc_passes import collect_garbage_less_often
-from dltemplate.per_job import per_job
-from dltemplate.registry import load_registry
-from dltemplate.run_paths import check_run_paths
-from dltemplate.summary import experiment_spec, project_spec
+from dltemplate.workflow.gc_passes import collect_garbage_less_often
+from dltemplate.workflow.per_job import per_job
+from dltemplate.registry.model import load_registry
+from dltemplate.registry.run_paths import check_run_paths
+from dltemplate.results.summary import experiment_spec, project_spec
 
 try:
     REGISTRY = load_registry(config["registry"])
 except UserError as error:
     sys.exit(f"Error: {error}")
-collect_garbage_less_often()  # a large sweep's DAG builds faster (see dltemplate.gc_passes)
+collect_garbage_less_often()  # a large sweep's DAG builds faster (see dltemplate.workflow.gc_passes)
 
 
 wildcard_constraints:

@@ -1,8 +1,8 @@
 """Snakemake step: fit one run (see dltemplate.jobs.fit)."""
 
-from dltemplate.gpu_slots import claim_gpus
+from dltemplate.jobs.gpu_slots import claim_gpus
 from dltemplate.jobs.logs import job_log
-from dltemplate.run_records import job_record
+from dltemplate.results.run_records import job_record
 
 job = snakemake.params.job
 with job_log(snakemake.log[0]), job_record(job["run_dir"], "fit"):

@@ -1,7 +1,7 @@
-"""Snakemake step: an experiment's comparison chart and summary table (see dltemplate.plots)."""
+"""Snakemake step: an experiment's comparison chart and summary table (results.plots)."""
 
 from dltemplate.jobs.logs import job_log
-from dltemplate.plots import write_experiment_comparison
+from dltemplate.results.plots import write_experiment_comparison
 
 with job_log(snakemake.log[0]):
     write_experiment_comparison(

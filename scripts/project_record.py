@@ -1,7 +1,7 @@
-"""Snakemake step: assemble project.json from its runs' run.json (see dltemplate.run_records)."""
+"""Snakemake step: assemble project.json from its runs' run.json (results.run_records)."""
 
 from dltemplate.jobs.logs import job_log
-from dltemplate.run_records import write_project_record
+from dltemplate.results.run_records import write_project_record
 
 with job_log(snakemake.log[0]):
     write_project_record(

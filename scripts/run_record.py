@@ -1,9 +1,9 @@
-"""Snakemake step: assemble a run's run.json from its jobs' records (see dltemplate.run_records)
-and draw its plots (see dltemplate.plots.write_run_plots)."""
+"""Snakemake step: assemble a run's run.json from its jobs' records (results.run_records)
+and draw its plots (see dltemplate.results.plots.write_run_plots)."""
 
 from dltemplate.jobs.logs import job_log
-from dltemplate.plots import write_run_plots
-from dltemplate.run_records import write_run_record
+from dltemplate.results.plots import write_run_plots
+from dltemplate.results.run_records import write_run_record
 
 info = snakemake.params.info
 run_dir = f"results/{info['project']}/{info['experiment']}/{info['name']}"

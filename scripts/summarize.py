@@ -1,7 +1,7 @@
-"""Snakemake step: an experiment's summary tables and plot (see dltemplate.summary)."""
+"""Snakemake step: an experiment's summary tables and plot (see dltemplate.results.summary)."""
 
 from dltemplate.jobs.logs import job_log
-from dltemplate.summary import write_experiment_summary
+from dltemplate.results.summary import write_experiment_summary
 
 with job_log(snakemake.log[0]):
     write_experiment_summary(

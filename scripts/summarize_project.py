@@ -1,7 +1,7 @@
-"""Snakemake step: a project's summary, one row per experiment (see dltemplate.summary)."""
+"""Snakemake step: a project's summary, one row per experiment (see dltemplate.results.summary)."""
 
 from dltemplate.jobs.logs import job_log
-from dltemplate.summary import write_project_summary
+from dltemplate.results.summary import write_project_summary
 
 with job_log(snakemake.log[0]):
     write_project_summary(

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from dltemplate.archive import ARCHIVE_NAMES, archive_config, collect, read_archive
+from dltemplate.config.archive import ARCHIVE_NAMES, archive_config, collect, read_archive
 from dltemplate.config.build import build_run
 from dltemplate.config.loader import load_config_module
 from dltemplate.errors import ConfigError, UserError
@@ -214,8 +214,8 @@ def test_archived_single_file_is_readable(toy: Path, tmp_path: Path) -> None:
 
 
 def test_fit_waits_for_the_declared_run_whose_archive_is_its_config(tmp_path: Path) -> None:
-    from dltemplate.registry import load_registry
-    from dltemplate.targets import fit_inputs
+    from dltemplate.registry.model import load_registry
+    from dltemplate.workflow.targets import fit_inputs
 
     (tmp_path / "p.yaml").write_text(
         textwrap.dedent("""\

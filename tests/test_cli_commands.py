@@ -12,7 +12,7 @@ import pytest
 
 from dltemplate.cli import main
 from dltemplate.cli.execute import snakemake_command
-from dltemplate.registry import load_registry
+from dltemplate.registry.model import load_registry
 from tests.conftest import BIN, Project, make_project
 
 REGISTRY = "configs/projects"

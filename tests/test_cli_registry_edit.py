@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dltemplate import registry_edit
 from dltemplate.errors import RegistryError, UserError
-from dltemplate.registry import load_registry
+from dltemplate.registry import edit as registry_edit
+from dltemplate.registry.model import load_registry
 
 COMMENTED = """\
 # Keep this header comment.

@@ -70,7 +70,7 @@ def test_json_lists_every_path_and_the_hparams(capsys, workflow: Path) -> None:
 
 
 def test_origins_of_an_archived_config(capsys, workflow: Path, tmp_path: Path) -> None:
-    from dltemplate.archive import archive_config
+    from dltemplate.config.archive import archive_config
 
     config = REPO / "configs/digits_mlp.py"
     path = archive_config(config, tmp_path, "py", {"trainer.max_epochs": 3, "seed": 5})

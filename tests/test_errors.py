@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from dltemplate.errors import RegistryError
-from dltemplate.registry import load_registry
-from dltemplate.run_paths import check_run_paths
+from dltemplate.registry.model import load_registry
+from dltemplate.registry.run_paths import check_run_paths
 from tests.conftest import BIN, Project
 
 REGISTRY = "configs/projects/tiny.yaml"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dltemplate.config.values import check_value, parse_assignment
 from dltemplate.errors import OverrideError, RegistryError
-from dltemplate.registry import load_registry
+from dltemplate.registry.model import load_registry
 
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20)

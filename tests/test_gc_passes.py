@@ -9,7 +9,7 @@ import sys
 def test_collect_garbage_less_often_freezes_and_raises_the_threshold() -> None:
     code = (
         "import gc\n"
-        "from dltemplate.gc_passes import (\n"
+        "from dltemplate.workflow.gc_passes import (\n"
         "    YOUNG_OBJECTS_PER_PASS, YOUNGER_PASSES_PER_OLDER_PASS, collect_garbage_less_often)\n"
         "collect_garbage_less_often()\n"
         "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()\n"

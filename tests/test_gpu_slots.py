@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from dltemplate import gpu_slots
 from dltemplate.errors import UserError
+from dltemplate.jobs import gpu_slots
 from tests.conftest import Project
 
 HOLDER = textwrap.dedent(
     """\
     import sys
     from pathlib import Path
-    from dltemplate.gpu_slots import acquire
+    from dltemplate.jobs.gpu_slots import acquire
     got = acquire(int(sys.argv[1]), sys.argv[2].split(","), Path(sys.argv[3]), timeout=30)
     print(",".join(got), flush=True)
     sys.stdin.read()  # hold the locks until the test closes stdin (or kills us)
@@ -92,7 +92,7 @@ def test_slots_are_exclusive_between_processes(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "from pathlib import Path; from dltemplate.gpu_slots import acquire; "
+            "from pathlib import Path; from dltemplate.jobs.gpu_slots import acquire; "
             f"acquire(1, ['0', '1', '2'], Path({str(folder)!r}), timeout=1)",
         ],
         capture_output=True,

@@ -6,7 +6,7 @@ import inspect
 
 from snakemake.common import get_function_params
 
-from dltemplate.per_job import per_job
+from dltemplate.workflow.per_job import per_job
 
 
 def test_per_job_function_shows_snakemake_the_same_parameters() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dltemplate import plots
 from dltemplate.errors import UserError
+from dltemplate.results import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

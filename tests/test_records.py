@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from dltemplate.errors import UserError
-from dltemplate.registry import Run
-from dltemplate.run_records import (
+from dltemplate.registry.model import Run
+from dltemplate.results.run_records import (
     assemble_run_record,
     job_record,
     job_record_path,
@@ -22,7 +22,7 @@ from dltemplate.run_records import (
     run_info,
     write_project_record,
 )
-from dltemplate.run_status import job_status, locked_outputs, main_metric, run_statuses
+from dltemplate.results.run_status import job_status, locked_outputs, main_metric, run_statuses
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_run_and_project_records(run: Run) -> None:
 
 
 def test_record_targets_cover_runs_and_projects(tmp_path: Path) -> None:
-    from dltemplate.registry import load_registry
+    from dltemplate.registry.model import load_registry
 
     folder = tmp_path / "projects"
     folder.mkdir()

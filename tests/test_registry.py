@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from dltemplate.errors import RegistryError
-from dltemplate.registry import load_registry
-from dltemplate.targets import all_targets
+from dltemplate.registry.model import load_registry
+from dltemplate.workflow.targets import all_targets
 from tests.conftest import REPO
 
 GOOD = """\

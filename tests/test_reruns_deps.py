@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dltemplate import config_deps
-from dltemplate.registry import load_registry
-from dltemplate.targets import source_digests
+from dltemplate.registry.model import load_registry
+from dltemplate.workflow import sources as config_deps
+from dltemplate.workflow.targets import source_digests
 from tests.conftest import REPO
 
 
@@ -144,7 +144,7 @@ def test_repository_configs_track_their_models_and_wrappers() -> None:
 def test_the_scan_imports_no_torch() -> None:
     code = (
         "import sys\n"
-        "from dltemplate.config_deps import source_digests\n"
+        "from dltemplate.workflow.sources import source_digests\n"
         "assert 'configs/digits_mlp.py' in source_digests('configs/digits_mlp.py')\n"
         "assert 'torch' not in sys.modules and 'lightning' not in sys.modules\n"
     )
@@ -153,7 +153,7 @@ def test_the_scan_imports_no_torch() -> None:
 
 def test_a_run_with_ckpt_tests_it_and_has_no_fit(tmp_path: Path) -> None:
     from dltemplate.errors import RegistryError
-    from dltemplate.targets import fitted_input, run_targets
+    from dltemplate.workflow.targets import fitted_input, run_targets
 
     folder = tmp_path / "projects"
     write(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dltemplate import resources
 from dltemplate.errors import RegistryError, UserError
-from dltemplate.registry import load_registry
+from dltemplate.registry import resources
+from dltemplate.registry.model import load_registry
 from tests.conftest import Project
 
 CONFIG = {

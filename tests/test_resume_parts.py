@@ -22,8 +22,8 @@ from dltemplate.jobs.checkpointing import (
     ResumeCheckpoint,
     check_checkpoint,
 )
+from dltemplate.jobs.sampling import EpochShuffleSampler, ResumableDataLoader
 from tests.conftest import REPO
-from wrappers.data_wrappers import EpochShuffleSampler, ResumableDataLoader
 
 PRINT = {"config": "configs/a.py", "sources": {"configs/a.py": "1"}, "overrides": {}, "seed": 1}
 
@@ -257,7 +257,7 @@ def test_exec_restart_asks_for_a_fresh_fit(tmp_path: Path, monkeypatch, capfd) -
     assert not project.path("results/tiny/exp/mlp/RESTART").exists()  # not for a dry run
 
     from dltemplate.cli.execute import restart_fit
-    from dltemplate.registry import load_registry
+    from dltemplate.registry.model import load_registry
 
     run = load_registry("configs/projects").run("tiny", "exp", "mlp")
     assert restart_fit(run) == ["--forcerun=fit"]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from dltemplate.errors import UserError
-from dltemplate.registry import load_registry
-from dltemplate.summary import (
+from dltemplate.registry.model import load_registry
+from dltemplate.results.summary import (
     experiment_spec,
     experiment_table,
     metric_mode,
@@ -153,7 +153,7 @@ def test_a_metric_no_run_has_is_an_error_naming_the_known_ones(registry, tmp_pat
 
 
 def test_project_summary_has_each_experiments_best(registry, tmp_path: Path) -> None:
-    from dltemplate.summary import project_spec
+    from dltemplate.results.summary import project_spec
 
     rows = write_project_summary(
         project=project_spec(registry, "p"), out_csv=tmp_path / "p.csv", out_md=tmp_path / "p.md"
@@ -176,7 +176,7 @@ def test_the_workflow_side_of_sweeps_and_summaries_imports_no_torch_nor_matplotl
 
     code = (
         "import sys\n"
-        "import dltemplate.summary, dltemplate.sweeps, dltemplate.targets\n"
+        "import dltemplate.results.summary, dltemplate.registry.sweeps, dltemplate.workflow.targets\n"
         "heavy = {'torch', 'lightning', 'matplotlib'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dltemplate.errors import RegistryError
-from dltemplate.registry import load_registry
-from dltemplate.sweeps import expand_sweep, format_value, sample_value
-from dltemplate.targets import all_targets, init_from_done, job_params
+from dltemplate.registry.model import load_registry
+from dltemplate.registry.sweeps import expand_sweep, format_value, sample_value
+from dltemplate.workflow.targets import all_targets, init_from_done, job_params
 
 WHERE = "Registry p.yaml: at experiments.e.sweep"
 
@@ -342,8 +342,8 @@ def test_reordering_grid_keys_keeps_each_runs_job_params(tmp_path: Path) -> None
 def test_config_digests_are_reused_for_seconds_while_a_dag_is_built(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dltemplate import targets
-    from dltemplate.registry import Run
+    from dltemplate.registry.model import Run
+    from dltemplate.workflow import targets
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "configs").mkdir()

@@ -17,7 +17,7 @@ def test_parsing_the_workflow_never_imports_torch() -> None:
     code = (
         "import sys, runpy\n"
         "from snakemake.api import SnakemakeApi\n"
-        "from dltemplate import targets, registry\n"
+        "from dltemplate.workflow import targets\nfrom dltemplate.registry import model as registry\n"
         "registry.load_registry('configs/projects')\n"
         "assert 'torch' not in sys.modules and 'lightning' not in sys.modules, 'heavy import'\n"
     )

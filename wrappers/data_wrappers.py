@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import lightning as L
@@ -12,13 +10,13 @@ import torch
 from torch.utils.data import (
     DataLoader,
     Dataset,
-    DistributedSampler,
     Subset,
     TensorDataset,
     random_split,
 )
 
 from dltemplate.errors import UserError
+from dltemplate.jobs.sampling import EpochShuffleSampler, ResumableDataLoader, next_epoch
 
 SPLITS = ("train", "val", "test", "predict")
 DatasetArg = Dataset | Callable[[], Dataset] | None
@@ -29,118 +27,6 @@ def _materialize(dataset: DatasetArg) -> Dataset | None:
     if dataset is None or isinstance(dataset, Dataset):
         return dataset
     return dataset()
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A 63-bit seed for one epoch of a run: unrelated streams for different (seed, epoch)."""
-    digest = hashlib.sha256(f"{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-class EpochShuffleSampler(DistributedSampler):
-    """A random order of `length` indices that depends only on (seed, epoch).
-
-    Lightning calls `set_epoch` before every epoch, so a fit resumed from a checkpoint draws the
-    same order as one that never stopped; `resume_at` skips the samples of an epoch that a
-    checkpoint taken part way through it had already seen.
-
-    With DDP (`replicas` > 1), rank `rank` takes every `replicas`-th index of the order, padded
-    like torch's DistributedSampler so that all ranks run the same number of batches; skips
-    then count this rank's samples. It is a DistributedSampler only so that Lightning uses it
-    as it is instead of wrapping it in one (which would hide `set_epoch` and `resume_at`).
-    """
-
-    def __init__(self, length: int, seed: int, rank: int = 0, replicas: int = 1) -> None:
-        # No DistributedSampler.__init__: it would ask torch.distributed for the ranks.
-        self.length = length
-        self.seed = seed
-        self.rank = rank
-        self.replicas = replicas
-        self.epoch = 0
-        self._skip: tuple[int, int] | None = None  # (epoch, samples to skip)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def resume_at(self, epoch: int, samples: int) -> None:
-        self._skip = (epoch, samples)
-
-    def __len__(self) -> int:
-        # The whole epoch (of this rank), also when resumed: Lightning counts the rest.
-        return math.ceil(self.length / self.replicas)
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        order = torch.randperm(self.length, generator=generator).tolist()
-        if self.replicas > 1:
-            order += order[: len(self) * self.replicas - self.length]
-            order = order[self.rank :: self.replicas]
-        skip = self._skip[1] if self._skip and self._skip[0] == self.epoch else 0
-        self._skip = None
-        return iter(order[skip:])
-
-
-class _CountingIterator:
-    """Counts the batches a DataLoader iterator hands out (workers fetch ahead of that)."""
-
-    def __init__(self, iterator: Iterator, loader: ResumableDataLoader) -> None:
-        self._iterator = iterator
-        self._loader = loader
-
-    def __iter__(self) -> _CountingIterator:
-        return self
-
-    def __next__(self) -> Any:
-        batch = next(self._iterator)
-        self._loader._batches += 1
-        return batch
-
-    def __len__(self) -> int:
-        return len(self._iterator)
-
-
-class ResumableDataLoader(DataLoader):
-    """A DataLoader over an EpochShuffleSampler whose position is saved in checkpoints.
-
-    Lightning stores `state_dict()` (epoch, batches handed out) in every checkpoint and calls
-    `load_state_dict` when a fit resumes part way through an epoch, so the resumed epoch goes
-    on with the batches the interrupted one had not reached. Worker processes are seeded per
-    epoch from the loader's generator, so their random numbers do not depend on when the fit
-    started either.
-    """
-
-    sampler: EpochShuffleSampler
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._batches = 0  # batches of the current epoch handed out, skipped ones included
-
-    def __iter__(self) -> Iterator:
-        sampler = self.sampler
-        skip = sampler._skip
-        self._batches = (
-            skip[1] // (self.batch_size or 1) if skip and skip[0] == sampler.epoch else 0
-        )
-        if self.generator is not None:
-            self.generator.manual_seed(epoch_seed(sampler.seed, sampler.epoch))
-        return _CountingIterator(super().__iter__(), self)
-
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.sampler.epoch, "batches": self._batches}
-
-    def load_state_dict(self, state: Mapping[str, int]) -> None:
-        self.sampler.set_epoch(state["epoch"])
-        self.sampler.resume_at(state["epoch"], state["batches"] * (self.batch_size or 1))
-
-
-def _next_epoch(trainer: Any) -> int:
-    """The epoch the trainer is about to run: Lightning's own count, which a resumed fit
-    restores (`current_epoch` lags by one when a checkpoint was taken at an epoch's end)."""
-    loop = getattr(trainer, "fit_loop", None)
-    progress = getattr(loop, "epoch_progress", None)
-    if progress is not None:
-        return int(progress.current.processed)
-    return int(getattr(trainer, "current_epoch", 0) or 0)
 
 
 class TensorBatches(Dataset):
@@ -311,7 +197,7 @@ class BasicDataWrapper(L.LightningDataModule):
             ranks = {"rank": self.trainer.global_rank, "replicas": self.trainer.world_size}
         sampler = EpochShuffleSampler(len(dataset), self.shuffle_seed, **ranks)
         if self.trainer is not None:
-            sampler.set_epoch(_next_epoch(self.trainer))
+            sampler.set_epoch(next_epoch(self.trainer))
         return ResumableDataLoader(dataset, sampler=sampler, **settings)
 
     def train_dataloader(self) -> DataLoader:

@@ -16,7 +16,7 @@ def declare_run(args: argparse.Namespace, jobs: Sequence[str]) -> None:
     The cheap checks (name, project, experiment, clash) run before the config is built, and
     again under the registry lock when the entry is written.
     """
-    from dltemplate import registry_edit
+    from dltemplate.registry import edit as registry_edit
 
     overrides = set_overrides(args)
     config = config_path(args.config)

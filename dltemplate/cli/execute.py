@@ -15,7 +15,7 @@ from dltemplate.cli.common import set_overrides
 from dltemplate.cli.options import REGISTRY_DIR, add_run_options, config_path
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
-from dltemplate.registry import Run
+from dltemplate.registry.model import Run
 
 # Options after `--` that choose how many jobs or cores Snakemake uses.
 _PARALLEL_FLAGS = ("-j", "--jobs", "-c", "--cores")
@@ -87,9 +87,9 @@ def restart_fit(run: Run, passthrough: Sequence[str] = ()) -> list[str]:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from dltemplate.registry import load_registry
-    from dltemplate.run_records import run_record_file
-    from dltemplate.targets import job_done
+    from dltemplate.registry.model import load_registry
+    from dltemplate.results.run_records import run_record_file
+    from dltemplate.workflow.targets import job_done
 
     if not Path("Snakefile").is_file():
         raise UserError(

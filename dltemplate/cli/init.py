@@ -8,7 +8,7 @@ from dltemplate.cli.options import add_registry_option
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from dltemplate import registry_edit
+    from dltemplate.registry import edit as registry_edit
 
     path = registry_edit.create_project(
         args.registry, args.proj_name, args.proj_desc, args.exp_name, args.exp_desc

@@ -1,6 +1,6 @@
 """`main.py ls`: projects, experiments and runs as rich tables (`--json` for scripts).
 
-Job states come from the run folders and Snakemake's own metadata (dltemplate.run_status),
+Job states come from the run folders and Snakemake's own metadata (dltemplate.results.run_status),
 never from a state file of ours.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from dltemplate.cli.options import add_registry_option
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
-from dltemplate.summary import print_summary, summary_data
+from dltemplate.results.summary import print_summary, summary_data
 
 STYLES = {"done": "green", "stale": "yellow", "failed": "bold red", "running": "cyan"}
 
@@ -64,7 +64,7 @@ def experiments_data(project) -> dict[str, Any]:
 
 
 def runs_data(experiment, *, check_stale: bool, registry: str) -> dict[str, Any]:
-    from dltemplate.run_status import main_metric, run_statuses, run_test_metrics
+    from dltemplate.results.run_status import main_metric, run_statuses, run_test_metrics
 
     states, note = run_statuses(
         experiment.runs.values(), check_stale=check_stale, registry=registry
@@ -166,7 +166,7 @@ def print_runs(console, data: dict[str, Any]) -> None:
 def cmd_ls(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from dltemplate.registry import load_registry
+    from dltemplate.registry.model import load_registry
 
     if args.exp and not args.proj:
         raise UserError("ls -e EXP needs its project: ls -p PROJ -e EXP")

@@ -21,9 +21,9 @@ def confirm(question: str) -> bool:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from dltemplate import registry_edit
-    from dltemplate.registry import load_registry
-    from dltemplate.run_status import run_statuses
+    from dltemplate.registry import edit as registry_edit
+    from dltemplate.registry.model import load_registry
+    from dltemplate.results.run_status import run_statuses
 
     if args.name is not None and args.exp is None:
         raise UserError("Removing a run needs its experiment: rm -p PROJ -e EXP -n RUN")

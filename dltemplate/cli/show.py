@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import UserError
-from dltemplate.names import check_name
+from dltemplate.registry.names import check_name
 
 REGISTRY_DIR = "configs/projects"
 JOBS = ("fit", "test", "predict")
@@ -85,9 +85,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.tree import Tree
 
-    from dltemplate.registry import load_registry
-    from dltemplate.run_records import job_record_path
-    from dltemplate.run_status import run_statuses
+    from dltemplate.registry.model import load_registry
+    from dltemplate.results.run_records import job_record_path
+    from dltemplate.results.run_status import run_statuses
 
     proj, exp, name = parse_run_key(args.run)
     folder = Path("results", proj, exp, name)

@@ -1,6 +1,6 @@
 """Import the modules of an archived config under their original names.
 
-An archive (see `dltemplate.archive`) holds a root config and every local module it used --
+An archive (see `dltemplate.config.archive`) holds a root config and every local module it used --
 `configs.components...`, `models...`, `wrappers...` -- as source text. `install` puts a finder
 first on `sys.meta_path` that serves exactly those modules, under the names they had, so that
 relative imports (`from .components.models.small_cnn import get_model`) and absolute ones

@@ -3,7 +3,7 @@
 A config is a package module under `configs/` (relative imports work), a standalone file, or
 an archived config of an earlier run: an `archived_config.py` (an ordinary file that installs
 its embedded modules), an `archived_config.zip` or an `archived_config/` folder (see
-`dltemplate.archive` and `dltemplate.config.embedded`). Every module-level function named
+`dltemplate.config.archive` and `dltemplate.config.embedded`). Every module-level function named
 `get_*` in a module loaded from the config's package is wrapped so that, while a run is being
 built, calls to it apply overrides and record their arguments (see `dltemplate.config.build`).
 Outside a build the wrapper calls straight through.
@@ -142,7 +142,7 @@ def _import_file(path: Path) -> ModuleType:
 def _import_archive(path: Path) -> ModuleType:
     """An archived config as a zip file or a folder: its modules from there, by name, and a
     module like an archived_config.py's, whose root getter carries the run's overrides."""
-    from dltemplate.archive import read_archive
+    from dltemplate.config.archive import read_archive
 
     archive = read_archive(path)
     _forget_package(archive.root.split(".")[0])

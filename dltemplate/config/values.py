@@ -14,7 +14,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from dltemplate.errors import OverrideError
-from dltemplate.yaml12 import safe_load
+from dltemplate.registry.yaml12 import safe_load
 
 
 def parse_assignment(text: str, source: str = "the command line") -> tuple[str, Any]:

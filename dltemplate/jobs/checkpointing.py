@@ -31,8 +31,8 @@ from lightning.pytorch.callbacks import Checkpoint
 
 from dltemplate.errors import UserError
 from dltemplate.jobs import plateau
+from dltemplate.jobs.sampling import epoch_seed
 from dltemplate.records import write_json_atomic
-from wrappers.data_wrappers import epoch_seed
 
 
 class CheckpointError(UserError):

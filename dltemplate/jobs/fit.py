@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dltemplate.config_deps import source_digests
 from dltemplate.jobs import resume
 from dltemplate.records import portable_path, write_json_atomic, write_yaml_atomic
+from dltemplate.workflow.sources import source_digests
 
 # How often last.ckpt is written, unless the workflow config says otherwise (`checkpoint:` in
 # configs/workflow.yaml). A runtime setting: changing it never reruns or restarts a fit.
@@ -60,8 +60,8 @@ def fit_run(
     write `done_file` (JSON) as the last act.
 
     Before training it writes `hparams.yaml` (also given to the loggers) and the archived
-    config in `archive_format` (py, zip or folder; see dltemplate.archive). `sources`: the
-    digests of the config's files (dltemplate.config_deps.source_digests), as Snakemake saw
+    config in `archive_format` (py, zip or folder; see dltemplate.config.archive). `sources`: the
+    digests of the config's files (dltemplate.workflow.sources.source_digests), as Snakemake saw
     them; computed here when not given. `checkpoint`: how often to write last.ckpt
     (`every_n_epochs`, `every_n_train_steps`). `log_file`: the job's log, which is kept per
     attempt as `logs/fit.attempt-<n>.log`. `init_from`: another run's fit.done, whose best
@@ -115,7 +115,7 @@ def _fit(
     # after torch and Lightning have loaded.
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from dltemplate.archive import archive_config
+    from dltemplate.config.archive import archive_config
     from dltemplate.jobs.checkpointing import (
         AtomicCheckpointIO,
         ResumeCheckpoint,

@@ -30,15 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dltemplate.config_deps import changed_sources
 from dltemplate.errors import UserError
 from dltemplate.records import write_json_atomic, write_text_atomic
+from dltemplate.workflow.sources import changed_sources
 
 LOCK_FILE = "fit.lock"
 RESTART_FLAG = "RESTART"
 STATE_FILE = "fit_state.json"  # inside checkpoints/
 LAST = "last.ckpt"
-# The archived config in its three formats (dltemplate.archive), moved aside with an old fit.
+# The archived config in its three formats (dltemplate.config.archive), moved aside with an old fit.
 ARCHIVES = ("archived_config.py", "archived_config.zip", "archived_config")
 _ATTEMPT = re.compile(r"attempt-(\d+)")
 

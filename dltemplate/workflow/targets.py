@@ -12,8 +12,8 @@ import re
 import time
 from typing import Any
 
-from dltemplate.names import NAME_PATTERN
-from dltemplate.registry import Registry, Run
+from dltemplate.registry.model import Registry, Run
+from dltemplate.registry.names import NAME_PATTERN
 
 WILDCARD_CONSTRAINTS = {"proj": NAME_PATTERN, "exp": NAME_PATTERN, "run": NAME_PATTERN}
 
@@ -61,7 +61,7 @@ DIGESTS_FRESH_SECONDS = 2.0
 def source_digests(run: Run) -> dict[str, str]:
     """Digests of the run's config file and the local modules it imports (no torch): a rule
     `params:` value, so that editing any of them reruns the run's jobs and nothing else."""
-    from dltemplate.config_deps import source_digests as digests
+    from dltemplate.workflow.sources import source_digests as digests
 
     key, now = (os.getcwd(), run.config), time.monotonic()
     cached = _DIGESTS.get(key)

@@ -11,7 +11,7 @@ import os
 import posixpath
 
 from dltemplate.errors import RegistryError
-from dltemplate.registry import Run
+from dltemplate.registry.model import Run
 
 CONFIG_FOLDERS = ("configs", "results")  # a config, or the archived config of an earlier run
 CKPT_FOLDERS = ("results", "data")

@@ -26,7 +26,7 @@ from typing import Any
 
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError, UserError
-from dltemplate.names import check_name
+from dltemplate.registry.names import check_name
 
 LOCK_NAME = ".registry.lock"
 
@@ -133,7 +133,7 @@ def _mapping_child(parent, key: str, kind: str, where: str):
 
 def _write_project(path: Path, text: str) -> None:
     """Check `text` as project `path` would load, then rename it over `path` atomically."""
-    from dltemplate.registry import load_project
+    from dltemplate.registry.model import load_project
 
     scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=".edit-"))
     try:
@@ -302,7 +302,7 @@ def remove(
 
 def _refuse_sweep_run(path: Path, proj: str, exp: str, run: str) -> None:
     """A run that experiment `exp`'s `sweep:` generates has no entry of its own to remove."""
-    from dltemplate.registry import load_project
+    from dltemplate.registry.model import load_project
 
     if run in load_project(path).experiments[exp].runs:
         raise UserError(

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.records import write_json_atomic
-from dltemplate.registry import Project, Registry, Run
-from dltemplate.registry_edit import now
+from dltemplate.registry.model import Project, Registry, Run
+from dltemplate.registry.edit import now
 
 RECORDS_DIR = "records"
 PACKAGES = ("torch", "lightning", "snakemake")

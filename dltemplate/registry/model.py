@@ -17,10 +17,10 @@ import yaml
 
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
-from dltemplate.names import name_problem
-from dltemplate.resources import RESOURCES_SCHEMA, job_layers
-from dltemplate.sweeps import JOBS_SCHEMA, SWEEP_SCHEMA, expand_sweep
-from dltemplate.yaml12 import safe_load
+from dltemplate.registry.names import name_problem
+from dltemplate.registry.resources import RESOURCES_SCHEMA, job_layers
+from dltemplate.registry.sweeps import JOBS_SCHEMA, SWEEP_SCHEMA, expand_sweep
+from dltemplate.registry.yaml12 import safe_load
 
 RUN_SCHEMA = {
     "type": "object",
@@ -34,7 +34,7 @@ RUN_SCHEMA = {
         "created": {"type": "string"},
         # A checkpoint to test/predict with instead of fitting (jobs default to test, predict).
         "ckpt": {"type": "string", "minLength": 1},
-        "resources": RESOURCES_SCHEMA,  # gpus, cpus, mem_mb, runtime (dltemplate.resources)
+        "resources": RESOURCES_SCHEMA,  # gpus, cpus, mem_mb, runtime (registry.resources)
         "init_from": {"type": "string", "minLength": 1},  # <proj>/<exp>/<run> to fine-tune
     },
 }
@@ -56,7 +56,7 @@ PROJECT_SCHEMA = {
                     "created": {"type": "string"},
                     "resources": RESOURCES_SCHEMA,  # for every run; a run's own win
                     "runs": {"type": "object", "additionalProperties": RUN_SCHEMA},
-                    "sweep": SWEEP_SCHEMA,  # expanded into runs by dltemplate.sweeps
+                    "sweep": SWEEP_SCHEMA,  # expanded into runs by dltemplate.registry.sweeps
                     "metric": {"type": "string", "minLength": 1},  # the summaries' best point
                     "metric_mode": {"enum": ["min", "max"]},
                 },
@@ -80,7 +80,7 @@ class Run:
     source: str = ""  # the registry file that declares it, for messages
     created: str = ""  # when `main.py add-run` declared it (ISO 8601), if it did
     ckpt: str | None = None  # a checkpoint that test and predict use; the run has no fit then
-    # Per job type, what the registry asks (experiment's, then run's): dltemplate.resources
+    # Per job type, what the registry asks (experiment's, then run's): dltemplate.registry.resources
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     init_from: str | None = None  # "<proj>/<exp>/<run>" whose best weights start the fit
 

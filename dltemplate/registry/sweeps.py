@@ -22,8 +22,8 @@ from typing import Any
 
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
-from dltemplate.names import name_problem
-from dltemplate.resources import RESOURCES_SCHEMA
+from dltemplate.registry.names import name_problem
+from dltemplate.registry.resources import RESOURCES_SCHEMA
 
 # A run's `jobs:` (a sweep's too): job types, each once.
 JOBS_SCHEMA = {

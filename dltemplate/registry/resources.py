@@ -2,7 +2,7 @@
 
 A run's `resources:` in the registry (or its experiment's) sets them, and Snakemake passes them
 on: `gpus` becomes the `gpu` resource (locally, `--resources gpu=N` caps the GPUs in use and
-dltemplate.gpu_slots gives each job its own; SLURM gets `--gpus`), `cpus` the rule's threads
+dltemplate.jobs.gpu_slots gives each job its own; SLURM gets `--gpus`), `cpus` the rule's threads
 (SLURM's `--cpus-per-task`), `mem_mb` the memory in MB (`--mem`), `runtime` the time limit in
 minutes (`--time`).
 

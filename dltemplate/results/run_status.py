@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.config.root import JOB_TYPES
-from dltemplate.registry import Run
-from dltemplate.run_records import job_record_path, read_json_or_none
-from dltemplate.targets import job_done
+from dltemplate.registry.model import Run
+from dltemplate.results.run_records import job_record_path, read_json_or_none
+from dltemplate.workflow.targets import job_done
 
 STATES = ("done", "stale", "failed", "running", "not run")
 DEFAULT_REGISTRY = "configs/projects"
