@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from dltemplate.errors import UserError
+
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write `text` to a temp file beside `path`, flush it to disk, then rename it over `path`."""
@@ -45,5 +47,18 @@ def portable_path(path: str | Path) -> str:
         return str(path)
 
 
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+_REQUIRED = object()
+
+
+def read_json(path: str | Path, default: Any = _REQUIRED) -> Any:
+    """The JSON record at `path`, the one reader of every record. When it is missing or not
+    valid JSON: `default` if one is given, else a UserError that says what to do."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        if default is not _REQUIRED:
+            return default
+        if isinstance(exc, FileNotFoundError):
+            raise UserError(f"{path} does not exist; run the job that writes it first") from None
+        reason = f"{path} cannot be read as JSON ({exc})"
+        raise UserError(f"{reason}; rerun the job that wrote it") from None

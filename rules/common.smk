@@ -7,17 +7,24 @@ from dltemplate.registry import resources
 from dltemplate.results import run_records
 from dltemplate.workflow import targets
 from dltemplate.errors import UserError
+from dltemplate.layout import ExperimentLayout, ProjectLayout, RunLayout
 from dltemplate.workflow.gc_passes import collect_garbage_less_often
 from dltemplate.workflow.per_job import per_job
 from dltemplate.registry.model import load_registry
 from dltemplate.registry.run_paths import check_run_paths
-from dltemplate.results.summary import experiment_spec, project_spec
+from dltemplate.results.summary import declared_modes, experiment_spec, project_spec
 
 try:
     REGISTRY = load_registry(config["registry"])
 except UserError as error:
     sys.exit(f"Error: {error}")
 collect_garbage_less_often()  # a large sweep's DAG builds faster (see dltemplate.workflow.gc_passes)
+
+
+# Every path a rule declares comes from the one layout (dltemplate.layout), in wildcards.
+RUN = RunLayout.pattern()
+EXPERIMENT = ExperimentLayout.pattern()
+PROJECT = ProjectLayout.pattern()
 
 
 wildcard_constraints:
@@ -88,6 +95,10 @@ def get_summary_spec(wildcards):
     return exit_on_user_error(experiment_spec, wildcards.proj, wildcards.exp)
 
 
+def get_declared_modes(wildcards):
+    return exit_on_user_error(declared_modes, wildcards.proj, wildcards.exp)
+
+
 def get_project_summary_inputs(wildcards):
     return exit_on_user_error(targets.project_summary_inputs, wildcards.proj)
 
@@ -137,7 +148,7 @@ def run_plot(name, subcategory):
     """A run's plot `plots/<name>`, shown in snakemake --report under its experiment with the
     caption report/<name's stem>.rst."""
     return report(
-        f"results/{{proj}}/{{exp}}/{{run}}/plots/{name}",
+        RUN.plot(name),
         caption=f"../report/{name.rsplit('.', 1)[0]}.rst",
         category="{proj}/{exp}",
         subcategory=subcategory,

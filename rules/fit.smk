@@ -5,9 +5,9 @@ rule fit:
     input:
         get_fit_inputs,  # the fit of the run whose archived config or weights (init_from) it uses
     output:
-        done="results/{proj}/{exp}/{run}/fit.done",
+        done=RUN.done("fit"),
     log:
-        "results/{proj}/{exp}/{run}/logs/fit.log",
+        RUN.log("fit"),
     retries: get_retries("fit")  # each retry resumes from the last checkpoint
     conda:
         "../envs/dltemplate.yaml"

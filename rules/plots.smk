@@ -3,26 +3,28 @@
 # no torch.
 rule plot_comparison:
     input:
-        summary="results/{proj}/{exp}/summary.csv",
+        summary=EXPERIMENT.file("summary.csv"),
     output:
         chart=report(
-            "results/{proj}/{exp}/plots/comparison.png",
+            EXPERIMENT.file("plots/comparison.png"),
             caption="../report/comparison.rst",
             category="{proj}/{exp}",
             subcategory="all runs",
             labels={"result": "test metrics per run"},
         ),
         table=report(
-            "results/{proj}/{exp}/plots/summary.html",
+            EXPERIMENT.file("plots/summary.html"),
             caption="../report/summary.rst",
             category="{proj}/{exp}",
             subcategory="all runs",
             labels={"result": "summary table"},
         ),
     log:
-        "results/{proj}/{exp}/logs/plot_comparison.log",
+        EXPERIMENT.file("logs/plot_comparison.log"),
     localrule: True  # on a cluster, plots are made on the submit host
     conda:
         "../envs/dltemplate.yaml"
+    params:
+        modes=get_declared_modes,  # the registry's metric_mode, which the metric policy honours
     script:
         "../scripts/plot_comparison.py"

@@ -3,10 +3,10 @@ rule predict:
     input:
         fit_done=get_fit_done,  # or the run's `ckpt:` file, for runs without a fit
     output:
-        predictions="results/{proj}/{exp}/{run}/predictions.csv",
-        done="results/{proj}/{exp}/{run}/predict.done",
+        predictions=RUN.predictions,
+        done=RUN.done("predict"),
     log:
-        "results/{proj}/{exp}/{run}/logs/predict.log",
+        RUN.log("predict"),
     conda:
         "../envs/dltemplate.yaml"
     threads: get_threads("predict")

@@ -8,12 +8,12 @@ rule run_record:
     input:
         get_run_done_files,
     output:
-        json="results/{proj}/{exp}/{run}/run.json",
+        json=RUN.run_json,
         curves=run_plot("learning_curves.png", "learning curves"),
         epochs=run_plot("epochs.html", "metrics per epoch"),
         confusion=run_plot("confusion_matrix.png", "confusion matrices"),
     log:
-        "results/{proj}/{exp}/{run}/logs/run_record.log",
+        RUN.log("run_record"),
     localrule: True
     conda:
         "../envs/dltemplate.yaml"
@@ -27,9 +27,9 @@ rule project_record:
     input:
         get_project_run_records,
     output:
-        json="results/{proj}/project.json",
+        json=PROJECT.file("project.json"),
     log:
-        "results/{proj}/logs/project_record.log",
+        PROJECT.file("logs/project_record.log"),
     localrule: True
     conda:
         "../envs/dltemplate.yaml"

@@ -6,12 +6,12 @@ rule summary:
     input:
         get_experiment_targets,
     output:
-        csv="results/{proj}/{exp}/summary.csv",
-        points="results/{proj}/{exp}/summary_points.csv",
-        md="results/{proj}/{exp}/summary.md",
-        png="results/{proj}/{exp}/summary.png",
+        csv=EXPERIMENT.file("summary.csv"),
+        points=EXPERIMENT.file("summary_points.csv"),
+        md=EXPERIMENT.file("summary.md"),
+        png=EXPERIMENT.file("summary.png"),
     log:
-        "results/{proj}/{exp}/logs/summary.log",
+        EXPERIMENT.file("logs/summary.log"),
     localrule: True  # on a cluster, aggregation runs on the submit host
     conda:
         "../envs/dltemplate.yaml"
@@ -26,10 +26,10 @@ rule project_summary:
     input:
         get_project_summary_inputs,
     output:
-        csv="results/{proj}/summary.csv",
-        md="results/{proj}/summary.md",
+        csv=PROJECT.file("summary.csv"),
+        md=PROJECT.file("summary.md"),
     log:
-        "results/{proj}/logs/summary.log",
+        PROJECT.file("logs/summary.log"),
     localrule: True  # on a cluster, aggregation runs on the submit host
     conda:
         "../envs/dltemplate.yaml"

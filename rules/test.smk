@@ -3,9 +3,9 @@ rule test:
     input:
         fit_done=get_fit_done,  # or the run's `ckpt:` file, for runs without a fit
     output:
-        done="results/{proj}/{exp}/{run}/test.done",
+        done=RUN.done("test"),
     log:
-        "results/{proj}/{exp}/{run}/logs/test.log",
+        RUN.log("test"),
     conda:
         "../envs/dltemplate.yaml"
     threads: get_threads("test")

@@ -8,4 +8,5 @@ with job_log(snakemake.log[0]):
         summary_csv=snakemake.input.summary,
         comparison_png=snakemake.output.chart,
         summary_html=snakemake.output.table,
+        modes=snakemake.params.modes,
     )

@@ -90,8 +90,20 @@ def test_unknown_run_is_named(tmp_path: Path) -> None:
         registry.run("proj", "e1", "nope")
 
 
-@pytest.mark.parametrize("name", ["plots", "logs", "Plots"])
-def test_names_of_experiment_folders_are_reserved_for_runs(tmp_path: Path, name: str) -> None:
-    text = f"description: P\nexperiments: {{e: {{description: E, runs: {{{name}: {{description: R, config: c}}}}}}}}\n"
-    with pytest.raises(RegistryError, match=f"run name '{name}'.*folders that results/ keeps"):
+@pytest.mark.parametrize(
+    "name", ["plots", "logs", "Plots", "summary.csv", "summary.md", "run.json", "project.json"]
+)
+def test_names_the_layout_uses_are_reserved(tmp_path: Path, name: str) -> None:
+    run = f"description: P\nexperiments: {{e: {{description: E, runs: {{{name}: {{description: R, config: c}}}}}}}}\n"
+    with pytest.raises(RegistryError, match=f"run name '{name}'.*files that results/ keeps"):
+        load_registry(write(tmp_path, run))
+    experiment = f"description: P\nexperiments: {{{name}: {{description: E}}}}\n"
+    with pytest.raises(RegistryError, match=f"experiment name '{name}'.*files that results/"):
+        load_registry(write(tmp_path, experiment))
+
+
+@pytest.mark.parametrize("key", ["123", "true", "null", "1.5"])
+def test_unquoted_names_that_yaml_reads_as_other_types_say_so(tmp_path: Path, key: str) -> None:
+    text = f"description: P\nexperiments: {{e: {{description: E, runs: {{{key}: {{description: R, config: c}}}}}}}}\n"
+    with pytest.raises(RegistryError, match=r"must be a string.*quote the key"):
         load_registry(write(tmp_path, text))

@@ -23,6 +23,7 @@ from dltemplate.jobs.checkpointing import (
     check_checkpoint,
 )
 from dltemplate.jobs.sampling import EpochShuffleSampler, ResumableDataLoader
+from dltemplate.layout import RunLayout
 from tests.conftest import REPO
 
 PRINT = {"config": "configs/a.py", "sources": {"configs/a.py": "1"}, "overrides": {}, "seed": 1}
@@ -61,7 +62,7 @@ def test_lock_stops_a_second_writer_and_dies_with_its_holder(tmp_path: Path) -> 
 # -- resume or start over ------------------------------------------------------------------
 def fake_fit(run_dir: Path, fingerprint: dict, *, finished: bool = False) -> None:
     """A run folder as a fit leaves it (the checkpoint bytes do not matter here)."""
-    folder = resume.checkpoint_dir(run_dir)
+    folder = Path(RunLayout.at(run_dir).checkpoints)
     folder.mkdir(parents=True)
     (folder / "last.ckpt").write_bytes(b"weights")
     (folder / "best.ckpt").write_bytes(b"best")
@@ -78,9 +79,9 @@ def test_fresh_then_resume(tmp_path: Path) -> None:
     plan = resume.plan_fit(tmp_path, PRINT)
     assert plan.resume_from is None and plan.attempt == 1 and plan.moved_to is None
     assert resume.read_state(tmp_path)["fingerprint"] == PRINT
-    (resume.checkpoint_dir(tmp_path) / "last.ckpt").write_bytes(b"weights")
+    (Path(RunLayout.at(tmp_path).last_checkpoint)).write_bytes(b"weights")
     plan = resume.plan_fit(tmp_path, PRINT)
-    assert plan.resume_from == resume.checkpoint_dir(tmp_path) / "last.ckpt"
+    assert plan.resume_from == Path(RunLayout.at(tmp_path).last_checkpoint)
     assert plan.moved_to is None and "Resuming" in plan.message
 
 

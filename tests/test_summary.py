@@ -13,8 +13,6 @@ from dltemplate.errors import UserError
 from dltemplate.registry.model import load_registry
 from dltemplate.results.summary import (
     experiment_spec,
-    experiment_table,
-    metric_mode,
     summarize_experiment,
     write_experiment_summary,
     write_project_summary,
@@ -68,15 +66,6 @@ def write_records(folder: Path, acc: float, loss: float) -> None:
 def read_csv(path: Path) -> list[dict]:
     with path.open() as f:
         return list(csv.DictReader(f))
-
-
-@pytest.mark.parametrize(
-    ("metric", "mode"),
-    [("test/acc", "max"), ("test/loss", "min"), ("val/mae", "min"), ("test/f1", "max")],
-)
-def test_metric_direction_from_the_name(metric: str, mode: str) -> None:
-    assert metric_mode(metric) == mode
-    assert metric_mode(metric, "min") == "min"
 
 
 def test_points_average_over_seeds_and_rank_by_the_first_test_metric(registry) -> None:
@@ -164,8 +153,8 @@ def test_project_summary_has_each_experiments_best(registry, tmp_path: Path) -> 
     assert read_csv(tmp_path / "p.csv")[0]["best_runs"] == "lr0.01-s0 lr0.01-s1"
 
 
-def test_experiment_table_gives_ls_the_summary_rows(registry) -> None:
-    rows = experiment_table(registry, "p", "e")
+def test_summary_rows_follow_the_registry(registry) -> None:
+    rows = summarize_experiment(experiment_spec(registry, "p", "e")).runs
     assert [r["run"] for r in rows] == ["baseline", *RECORDS, "lr0.1-s1"]
     assert rows[1]["test/acc"] == 0.80 and rows[1]["epochs"] == 2
 

@@ -74,12 +74,12 @@ def snakemake_command(
 def restart_fit(run: Run, passthrough: Sequence[str] = ()) -> list[str]:
     """`--restart`: ask the run's next fit to start over (dltemplate.jobs.resume: its old fit is
     moved aside, never deleted) and return the Snakemake flags that make that fit run now."""
-    from dltemplate.jobs.resume import RESTART_FLAG, request_restart
+    from dltemplate.jobs.resume import request_restart
 
     if "fit" not in run.jobs:
         raise UserError(f"Run {run.key} has no fit job, so there is no fit to restart")
     if any(a in ("-n", "--dry-run", "--dryrun") for a in passthrough):
-        print(f"A dry run: {run.folder}/{RESTART_FLAG} not written", file=sys.stderr)
+        print(f"A dry run: {run.layout.restart_flag} not written", file=sys.stderr)
     else:
         flag = request_restart(run.folder)
         print(f"Asked for a fresh fit of {run.key} ({flag})", file=sys.stderr)
@@ -89,7 +89,6 @@ def restart_fit(run: Run, passthrough: Sequence[str] = ()) -> list[str]:
 def cmd_exec(args: argparse.Namespace) -> int:
     from dltemplate.registry.model import load_registry
     from dltemplate.results.run_records import run_record_file
-    from dltemplate.workflow.targets import job_done
 
     if not Path("Snakefile").is_file():
         raise UserError(
@@ -113,7 +112,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         run = load_registry(args.registry).run(args.proj, args.exp, args.name)
         print(f"Declared run {run.key} in {run.source}", file=sys.stderr)
     jobs = args.jobs or run.jobs
-    targets = [job_done(run, job) for job in jobs]
+    targets = [run.layout.done(job) for job in jobs]
     if set(jobs) >= set(run.jobs):
         targets.append(run_record_file(run))
     restart = restart_fit(run, args.passthrough) if args.restart else []

@@ -24,7 +24,7 @@ def _when(created: str) -> str:
 
 
 def _complete(run) -> bool:
-    return all(Path(run.folder, f"{job}.done").is_file() for job in run.jobs)
+    return all(Path(run.layout.done(job)).is_file() for job in run.jobs)
 
 
 def projects_data(registry) -> dict[str, Any]:
@@ -72,7 +72,7 @@ def runs_data(experiment, *, check_stale: bool, registry: str) -> dict[str, Any]
     runs = []
     for run in experiment.runs.values():
         metrics = run_test_metrics(run)
-        metric = experiment.metric if experiment.metric in metrics else main_metric(metrics)
+        metric = main_metric(metrics, experiment.metric)
         runs.append(
             {
                 "name": run.name,

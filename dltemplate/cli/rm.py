@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dltemplate.cli.options import add_registry_option
 from dltemplate.errors import UserError
+from dltemplate.layout import ProjectLayout
 
 
 def confirm(question: str) -> bool:
@@ -35,7 +36,10 @@ def cmd_rm(args: argparse.Namespace) -> int:
             f"known: {', '.join(registry.projects) or 'none'}"
         )
     runs = [run for run in registry.runs() if run.proj == args.proj]
-    what, folder = f"project {args.proj} (its file {project.source})", f"results/{args.proj}"
+    what, folder = (
+        f"project {args.proj} (its file {project.source})",
+        ProjectLayout.of(args.proj).folder,
+    )
     if args.exp is not None:
         runs = [run for run in runs if run.exp == args.exp]
         what, folder = f"experiment {args.proj}/{args.exp}", f"{folder}/{args.exp}"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import UserError
+from dltemplate.layout import RESULTS, RunLayout
+from dltemplate.records import read_json
 from dltemplate.registry.names import check_name
 
 REGISTRY_DIR = "configs/projects"
@@ -19,7 +20,7 @@ STATE_STYLE = {"done": "green", "running": "cyan", "stale": "yellow", "failed": 
 def parse_run_key(text: str) -> tuple[str, str, str]:
     """`proj/exp/run` (or `results/proj/exp/run/`) -> `(proj, exp, run)`."""
     parts = [p for p in text.strip().split("/") if p]
-    if parts and parts[0] == "results":
+    if parts and parts[0] == RESULTS:
         parts = parts[1:]
     if len(parts) != 3:
         raise UserError(
@@ -31,10 +32,7 @@ def parse_run_key(text: str) -> tuple[str, str, str]:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    data = read_json(path, default=None)
     return data if isinstance(data, dict) else None
 
 
@@ -90,7 +88,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from dltemplate.results.run_status import run_statuses
 
     proj, exp, name = parse_run_key(args.run)
-    folder = Path("results", proj, exp, name)
+    layout = RunLayout.of(proj, exp, name)
+    folder = layout.path
     run = None
     try:
         run = load_registry(args.registry).run(proj, exp, name)
@@ -127,7 +126,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         jobs.add_column(column)
     records: dict[str, dict[str, Any]] = {}
     for job in JOBS:
-        record = _read_json(folder / f"{job}.done")
+        record = _read_json(Path(layout.done(job)))
         if record is not None:
             records[job] = record
         log = _read_json(job_record_path(folder, job)) or {}
@@ -181,7 +180,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print(metrics)
 
     # Hyperparameters, as the fit recorded them.
-    hparams_file = folder / "hparams.yaml"
+    hparams_file = Path(layout.hparams)
     if hparams_file.is_file():
         tree = Tree(f"[bold]hparams[/] ({hparams_file})")
         _hparams_tree(tree, yaml.safe_load(hparams_file.read_text()) or {})

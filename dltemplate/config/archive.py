@@ -37,13 +37,10 @@ from typing import Any
 from dltemplate.config.embedded import EmbeddedLoader, ModuleSource
 from dltemplate.config.loader import package_root
 from dltemplate.errors import ConfigError, UserError
+from dltemplate.layout import ARCHIVE_NAMES
 
 ARCHIVE_FORMATS = ("py", "zip", "folder")
-ARCHIVE_NAMES = {
-    "py": "archived_config.py",
-    "zip": "archived_config.zip",
-    "folder": "archived_config",
-}
+ARCHIVE_NAMES = ARCHIVE_NAMES  # dltemplate.layout: py, zip, folder
 MANIFEST = "archive.json"
 TABLE_NAME = "MODULES"  # the module table of an archived_config.py
 ROOT_NAME = "ROOT"

@@ -11,6 +11,7 @@ from dltemplate.jobs.common import build_for_job, checkpoint_hint, fitted_checkp
 from dltemplate.jobs.confusion import ConfusionCounter
 from dltemplate.jobs.fit import scalar_metrics
 from dltemplate.jobs.trainer import make_trainer
+from dltemplate.layout import RunLayout
 from dltemplate.records import portable_path, write_json_atomic
 
 
@@ -48,7 +49,7 @@ def test_run(
         "checkpoint": portable_path(checkpoint),
         "metrics": scalar_metrics(trainer.callback_metrics),
     }
-    confusion = Path(run_dir) / "test_confusion.csv"
+    confusion = Path(RunLayout.at(run_dir).test_confusion)
     if trainer.is_global_zero and counter.write_csv(confusion):
         record["confusion_matrix"] = portable_path(confusion)
     write_json_atomic(done_file, record)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.jobs import resume
+from dltemplate.layout import RunLayout
 from dltemplate.records import portable_path, write_json_atomic, write_yaml_atomic
 from dltemplate.workflow.sources import source_digests
 
@@ -135,7 +136,7 @@ def _fit(
         resumed_step = meta.get("global_step")
         print(f"The checkpoint ends at epoch {meta.get('epoch')}, step {resumed_step}", flush=True)
     resume.start_attempt(run_dir, plan.attempt, resumed_step)
-    write_yaml_atomic(run_dir / "hparams.yaml", built.hparams)
+    write_yaml_atomic(RunLayout.at(run_dir).hparams, built.hparams)
     archive_config(
         config_file,
         run_dir,
@@ -149,13 +150,14 @@ def _fit(
         load_init_weights(built.task_wrapper, init_from)
 
     every = {**CHECKPOINT_DEFAULTS, **(checkpoint or {})}
-    last = resume.checkpoint_dir(run_dir) / resume.LAST
+    layout = RunLayout.at(run_dir)
+    last = Path(layout.last_checkpoint)
     keeper = ResumeCheckpoint(
         last,
         seed=built.hparams["seed"],
         every_n_epochs=int(every["every_n_epochs"]),
         every_n_train_steps=int(every["every_n_train_steps"]),
-        state_file=resume.checkpoint_dir(run_dir) / "last.json",
+        state_file=layout.last_checkpoint_state,
     )
     settings = dict(built.trainer_kwargs)
     settings["callbacks"] = [*settings.get("callbacks", []), keeper]
@@ -180,9 +182,14 @@ def _fit(
         )
         print(message, flush=True)
         raise FitInterrupted(message) from None
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    keeper_of_best = trainer.checkpoint_callback
+    best = keeper_of_best.best_model_path if keeper_of_best else ""
     return {
         "best_checkpoint": portable_path(best) if best else None,
+        # what picked best.ckpt, for the plots (the per-job trainer of fit decides it)
+        "monitor": {"metric": keeper_of_best.monitor, "mode": keeper_of_best.mode}
+        if keeper_of_best
+        else None,
         "last_checkpoint": portable_path(last) if last.is_file() else None,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,

@@ -31,6 +31,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from dltemplate.errors import UserError
+from dltemplate.layout import RunLayout
 from dltemplate.records import write_json_atomic
 
 TRACKERS = ("csv", "tensorboard", "mlflow", "wandb")
@@ -48,7 +49,7 @@ def run_names(run_dir: str | Path) -> tuple[str, str, str]:
 
 def tracker_record(run_dir: str | Path, job: str) -> dict[str, Any]:
     """What `<run>/trackers/<job>.json` says (empty if the job never logged to a tracker)."""
-    path = Path(run_dir) / "trackers" / f"{job}.json"
+    path = Path(RunLayout.at(run_dir).tracker_record(job))
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
@@ -109,11 +110,12 @@ def make_loggers(
             logger, record["wandb"] = wandb_logger(run_dir, job, stored)
             loggers.append(logger)
     if record and rank_zero_only.rank == 0:
-        write_json_atomic(run_dir / "trackers" / f"{job}.json", record)
+        write_json_atomic(RunLayout.at(run_dir).tracker_record(job), record)
     return loggers
 
 
 def csv_logger(run_dir: Path, version: str) -> CSVLogger:
+    # metrics/<version>/metrics.csv, as RunLayout.metrics(job) says
     return CSVLogger(save_dir=str(run_dir), name="metrics", version=version)
 
 

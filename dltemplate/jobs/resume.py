@@ -1,15 +1,12 @@
 """A run folder's fit history: one writer at a time, resume or start fresh, and the attempts.
 
-Imports no torch, so the command line can use it (`request_restart`). The layout it manages:
-
-    results/<proj>/<exp>/<run>/
-      fit.lock                    held (fcntl) by the fit job writing this run; says who
-      RESTART                     ask the next fit to start over (see `request_restart`)
-      checkpoints/                last.ckpt, best.ckpt, fit_state.json (fingerprint, finished)
-      checkpoints.old-<n>/        an earlier fit moved aside: its checkpoints, metrics, logs
-      logs/fit.attempt-<n>.log    every attempt's log (Snakemake deletes logs/fit.log on rerun)
-      metrics/fit/attempt-<n>/    every attempt's CSV log; metrics/fit/metrics.csv merges them,
-                                  metrics/fit/attempts.json says where each one started
+Imports no torch, so the command line can use it (`request_restart`). What it manages, in the
+run's layout (dltemplate.layout.RunLayout): the lock `fit.lock` (fcntl; its text says who holds
+it), the `RESTART` request, `checkpoints/` with `fit_state.json` (the fingerprint of the fit
+that made them, and whether it finished), `checkpoints.old-<n>/` (an earlier fit moved aside),
+every attempt's log `logs/fit.attempt-<n>.log` (Snakemake deletes logs/fit.log on a rerun), and
+every attempt's CSV log `metrics/fit/attempt-<n>/`, merged into `metrics/fit/metrics.csv`, with
+`metrics/fit/attempts.json` saying where each attempt started.
 """
 
 from __future__ import annotations
@@ -31,24 +28,20 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import UserError
+from dltemplate.layout import RunLayout
 from dltemplate.records import write_json_atomic, write_text_atomic
 from dltemplate.workflow.sources import changed_sources
 
-LOCK_FILE = "fit.lock"
-RESTART_FLAG = "RESTART"
-STATE_FILE = "fit_state.json"  # inside checkpoints/
-LAST = "last.ckpt"
-# The archived config in its three formats (dltemplate.config.archive), moved aside with an old fit.
-ARCHIVES = ("archived_config.py", "archived_config.zip", "archived_config")
 _ATTEMPT = re.compile(r"attempt-(\d+)")
+_OLD = re.compile(r".*\.old-(\d+)")
 
 
 class RunLockedError(UserError):
     """Another process is fitting this run."""
 
 
-def checkpoint_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "checkpoints"
+def _layout(run_dir: str | Path) -> RunLayout:
+    return RunLayout.at(run_dir)
 
 
 def _now() -> str:
@@ -71,7 +64,7 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
     kernel releases when the holder dies, even by SIGKILL: no stale lock is ever left behind.
     The file stays (deleting a lock file races with the next taker); its text names the holder.
     """
-    path = Path(run_dir) / LOCK_FILE
+    path = Path(_layout(run_dir).lock)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -126,14 +119,14 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
 
 def read_state(run_dir: str | Path) -> dict[str, Any] | None:
     try:
-        state = json.loads((checkpoint_dir(run_dir) / STATE_FILE).read_text())
+        state = json.loads(Path(_layout(run_dir).fit_state).read_text())
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) else None
 
 
 def write_state(run_dir: str | Path, state: Mapping[str, Any]) -> None:
-    write_json_atomic(checkpoint_dir(run_dir) / STATE_FILE, dict(state))
+    write_json_atomic(_layout(run_dir).fit_state, dict(state))
 
 
 def mark_finished(run_dir: str | Path) -> None:
@@ -145,14 +138,14 @@ def mark_finished(run_dir: str | Path) -> None:
 
 # -- attempts --------------------------------------------------------------------------------
 def attempt_numbers(run_dir: str | Path) -> list[int]:
-    run_dir = Path(run_dir)
-    names = [p.name for p in (run_dir / "metrics" / "fit").glob("attempt-*")]
-    names += [p.name for p in (run_dir / "logs").glob("fit.attempt-*.log")]
+    layout = _layout(run_dir)
+    names = [p.name for p in Path(layout.metrics("fit")).glob("attempt-*")]
+    names += [p.name for p in Path(layout.logs).glob(Path(layout.attempt_log("*")).name)]
     return sorted({int(m.group(1)) for n in names if (m := _ATTEMPT.search(n))})
 
 
 def attempt_dir(run_dir: str | Path, attempt: int) -> Path:
-    return Path(run_dir) / "metrics" / "fit" / f"attempt-{attempt}"
+    return Path(_layout(run_dir).attempt_metrics(attempt))
 
 
 def keep_attempt_log(log_file: str | Path | None, run_dir: str | Path, attempt: int) -> Path | None:
@@ -160,7 +153,7 @@ def keep_attempt_log(log_file: str | Path | None, run_dir: str | Path, attempt: 
     names), so that it survives Snakemake deleting `logs/fit.log` when the job runs again."""
     if not log_file or not Path(log_file).is_file():
         return None
-    target = Path(run_dir) / "logs" / f"fit.attempt-{attempt}.log"
+    target = Path(_layout(run_dir).attempt_log(attempt))
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(log_file, target)
@@ -171,14 +164,14 @@ def keep_attempt_log(log_file: str | Path | None, run_dir: str | Path, attempt: 
 
 def copy_attempt_log(log_file: str | Path | None, run_dir: str | Path, attempt: int) -> None:
     """The fallback of `keep_attempt_log`: copy the log as it stands."""
-    target = Path(run_dir) / "logs" / f"fit.attempt-{attempt}.log"
+    target = Path(_layout(run_dir).attempt_log(attempt))
     if log_file and Path(log_file).is_file() and not target.exists():
         with contextlib.suppress(OSError):
             shutil.copyfile(log_file, target)
 
 
 def _attempts_file(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "metrics" / "fit" / "attempts.json"
+    return Path(_layout(run_dir).attempts)
 
 
 def read_attempts(run_dir: str | Path) -> dict[int, dict[str, Any]]:
@@ -208,7 +201,7 @@ def merge_attempt_metrics(run_dir: str | Path) -> Path | None:
     the step a later attempt resumed at (or all of them, when it started over) are left out:
     that later attempt trained those steps again.
     """
-    root = Path(run_dir) / "metrics" / "fit"
+    root = Path(_layout(run_dir).metrics("fit"))
     rows: list[dict[str, str]] = []
     columns: list[str] = []
     attempts = read_attempts(run_dir)
@@ -238,7 +231,7 @@ def merge_attempt_metrics(run_dir: str | Path) -> Path | None:
     writer = csv.DictWriter(buffer, fieldnames=fields, restval="")
     writer.writeheader()
     writer.writerows(rows)
-    out = root / "metrics.csv"
+    out = Path(_layout(run_dir).fit_metrics_csv)
     write_text_atomic(out, buffer.getvalue())
     return out
 
@@ -265,7 +258,7 @@ def request_restart(run_dir: str | Path) -> Path:
     """Ask the next fit of `run_dir` to start over: it moves the run's checkpoints, metrics and
     attempt logs aside to `checkpoints.old-<n>/` (nothing is deleted). For the command line's
     `--restart`; by hand: `touch results/<proj>/<exp>/<run>/RESTART`."""
-    flag = Path(run_dir) / RESTART_FLAG
+    flag = Path(_layout(run_dir).restart_flag)
     flag.parent.mkdir(parents=True, exist_ok=True)
     flag.write_text(f"restart requested {_now()}\n")
     return flag
@@ -273,35 +266,32 @@ def request_restart(run_dir: str | Path) -> Path:
 
 def restart_hint(run_dir: str | Path) -> str:
     """The way out of a checkpoint that cannot be resumed, for messages."""
-    run_dir = Path(run_dir)
+    layout = _layout(run_dir)
     return (
-        f"To start this run over (its checkpoints are moved to {run_dir}/checkpoints.old-<n>/, "
-        f"not deleted): `touch {run_dir / RESTART_FLAG}` (or `main.py exec --restart`), then rerun"
+        f"To start this run over (its checkpoints are moved to {layout.old_checkpoints('<n>')}/, "
+        f"not deleted): `touch {layout.restart_flag}` (or `main.py exec --restart`), then rerun"
     )
 
 
 def move_aside(run_dir: str | Path, why: str) -> Path:
     """Move the fit's checkpoints, metrics, attempt logs, hparams and archived config into a new
     `checkpoints.old-<n>/` of the run folder. Returns that folder."""
-    run_dir = Path(run_dir)
+    layout = _layout(run_dir)
+    pattern = Path(layout.old_checkpoints("*"))
     taken = [
-        int(m.group(1))
-        for p in run_dir.glob("checkpoints.old-*")
-        if (m := re.fullmatch(r"checkpoints\.old-(\d+)", p.name))
+        int(m.group(1)) for p in pattern.parent.glob(pattern.name) if (m := _OLD.fullmatch(p.name))
     ]
-    dest = run_dir / f"checkpoints.old-{max(taken, default=0) + 1}"
-    source = checkpoint_dir(run_dir)
+    dest = Path(layout.old_checkpoints(max(taken, default=0) + 1))
+    source = Path(layout.checkpoints)
     if source.is_dir():
         source.rename(dest)
     else:
         dest.mkdir(parents=True)
-    moves = [
-        (run_dir / "metrics" / "fit", dest / "metrics"),
-        (run_dir / "hparams.yaml", dest / "hparams.yaml"),
-        *((run_dir / name, dest / name) for name in ARCHIVES),
-        (run_dir / RESTART_FLAG, dest / RESTART_FLAG),
-    ]
-    moves += [(p, dest / "logs" / p.name) for p in (run_dir / "logs").glob("fit.attempt-*.log")]
+    kept = [layout.hparams, *layout.archives, layout.restart_flag]
+    moves = [(Path(layout.metrics("fit")), dest / "metrics")]
+    moves += [(Path(path), dest / Path(path).name) for path in kept]
+    attempt_logs = Path(layout.logs).glob(Path(layout.attempt_log("*")).name)
+    moves += [(p, dest / "logs" / p.name) for p in attempt_logs]
     for old, new in moves:
         if old.exists():
             new.parent.mkdir(parents=True, exist_ok=True)
@@ -315,30 +305,29 @@ def plan_fit(run_dir: str | Path, current: Mapping[str, Any]) -> FitPlan:
     fresh, moving an earlier fit aside when its checkpoints must not be resumed: a restart was
     asked for, the config or overrides changed, or that fit had finished (a forced rerun).
     Records the current fingerprint for the next attempt."""
-    run_dir = Path(run_dir)
-    folder = checkpoint_dir(run_dir)
+    layout = _layout(run_dir)
+    folder, last = Path(layout.checkpoints), Path(layout.last_checkpoint)
+    restart = Path(layout.restart_flag)
     state = read_state(run_dir)
     has_checkpoints = folder.is_dir() and any(folder.glob("*.ckpt"))
     why = None
-    if (run_dir / RESTART_FLAG).exists():
-        why = f"a restart was asked for ({run_dir / RESTART_FLAG})"
+    if restart.exists():
+        why = f"a restart was asked for ({restart})"
     elif has_checkpoints and state is None:
-        why = f"{folder} has no record ({STATE_FILE}) of the config that made them"
+        why = f"{folder} has no record ({Path(layout.fit_state).name}) of the config that made them"
     elif state is not None and state.get("fingerprint") != dict(current):
         changes = _differences(state.get("fingerprint", {}), current)
         why = f"the run changed since they were made ({changes})"
     elif state is not None and state.get("finished"):
         why = "that fit had finished, so this rerun (e.g. -R fit) starts over"
-    elif has_checkpoints and not (folder / LAST).is_file():
-        why = f"there is no {LAST} to resume"
+    elif has_checkpoints and not last.is_file():
+        why = f"there is no {last.name} to resume"
     moved_to = None
-    if why is not None and (
-        has_checkpoints or state is not None or (run_dir / RESTART_FLAG).exists()
-    ):
+    if why is not None and (has_checkpoints or state is not None or restart.exists()):
         moved_to = move_aside(run_dir, why)
     attempt = max(attempt_numbers(run_dir), default=0) + 1
-    if why is None and (folder / LAST).is_file():
-        return FitPlan(folder / LAST, attempt, None, f"Resuming from {folder / LAST}")
+    if why is None and last.is_file():
+        return FitPlan(last, attempt, None, f"Resuming from {last}")
     write_state(run_dir, {"fingerprint": dict(current), "finished": False, "started": _now()})
     if moved_to is not None:
         message = f"Starting fresh: moved the earlier fit to {moved_to}/ because {why}"

@@ -14,13 +14,10 @@ from dltemplate.jobs.distributed import single_process_launch
 from dltemplate.jobs.guards import FiniteLossGuard
 from dltemplate.jobs.loggers import make_loggers
 from dltemplate.jobs.progress import PlainProgress
+from dltemplate.layout import RunLayout
 
 # Keys of the trainer getter's dict that are the template's, not lightning.Trainer's.
 TEMPLATE_KEYS = ("monitor", "monitor_mode", "loggers", "stop_on_nonfinite_loss")
-
-
-def checkpoint_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "checkpoints"
 
 
 def progress_callbacks() -> tuple[list[L.Callback], bool]:
@@ -38,6 +35,7 @@ def make_trainer(
     The CSV log goes to `metrics/<log_version or job>/`. For fit, this keeps `best.ckpt`; the
     fit job adds the callback that keeps `last.ckpt` (dltemplate.jobs.checkpointing).
     """
+    layout = RunLayout.at(run_dir)
     kwargs = {k: v for k, v in settings.items() if k not in TEMPLATE_KEYS}
     single_process_launch(kwargs)  # DDP ranks forked from the job's one process
     callbacks = list(kwargs.pop("callbacks", []))
@@ -47,8 +45,8 @@ def make_trainer(
         callbacks.append(FiniteLossGuard(stop=settings.get("stop_on_nonfinite_loss", True)))
         callbacks.append(
             ModelCheckpoint(
-                dirpath=checkpoint_dir(run_dir),
-                filename="best",
+                dirpath=layout.checkpoints,
+                filename=Path(layout.best_checkpoint).stem,
                 monitor=settings.get("monitor", "val/loss"),
                 mode=settings.get("monitor_mode", "min"),
                 save_last=False,  # last.ckpt is ResumeCheckpoint's, written more often
@@ -58,7 +56,7 @@ def make_trainer(
         )
     logger = kwargs.pop("logger", None)
     if logger is None:
-        resuming = job == "fit" and (checkpoint_dir(run_dir) / "last.ckpt").is_file()
+        resuming = job == "fit" and Path(layout.last_checkpoint).is_file()
         names = settings.get("loggers", ("csv",))
         logger = (
             make_loggers(names, run_dir, job, resuming=resuming, csv_version=log_version) or False

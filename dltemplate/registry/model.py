@@ -17,6 +17,7 @@ import yaml
 
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
+from dltemplate.layout import RunLayout
 from dltemplate.registry.names import name_problem
 from dltemplate.registry.resources import RESOURCES_SCHEMA, job_layers
 from dltemplate.registry.sweeps import JOBS_SCHEMA, SWEEP_SCHEMA, expand_sweep
@@ -89,8 +90,12 @@ class Run:
         return f"{self.proj}/{self.exp}/{self.name}"
 
     @property
+    def layout(self) -> RunLayout:
+        return RunLayout.of(self.proj, self.exp, self.name)
+
+    @property
     def folder(self) -> str:
-        return f"results/{self.proj}/{self.exp}/{self.name}"
+        return self.layout.folder
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import re
 
+from dltemplate.layout import RESERVED_NAMES
+
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 _NAME = re.compile(NAME_PATTERN)
-# Folders that an experiment (and a project) keeps beside its runs (experiments).
-RESERVED = ("logs", "plots")
 
 
 def name_problem(name: object, kind: str = "") -> str | None:
     """Why `name` is not a valid name for a `kind` (project, experiment, run), or None."""
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str):
+        return (
+            f"it must be a string, but YAML read an unquoted {type(name).__name__} "
+            "(numbers, true/false, null): quote the key, e.g. '123': or 'true':"
+        )
+    if not name:
         return "it is empty"
     if len(name) > 64:
         return f"it has {len(name)} characters (at most 64)"
@@ -22,8 +27,8 @@ def name_problem(name: object, kind: str = "") -> str | None:
         return (
             "it must start with a letter or digit and hold only letters, digits, '_', '.' and '-'"
         )
-    if kind in ("experiment", "run") and name.lower() in RESERVED:
-        return f"{', '.join(RESERVED)} are the names of folders that results/ keeps beside runs"
+    if name.lower() in {r.lower() for r in RESERVED_NAMES}:
+        return f"{', '.join(RESERVED_NAMES)} are names of files that results/ keeps beside runs"
     return None
 
 

@@ -11,10 +11,11 @@ import os
 import posixpath
 
 from dltemplate.errors import RegistryError
+from dltemplate.layout import RESULTS
 from dltemplate.registry.model import Run
 
-CONFIG_FOLDERS = ("configs", "results")  # a config, or the archived config of an earlier run
-CKPT_FOLDERS = ("results", "data")
+CONFIG_FOLDERS = ("configs", RESULTS)  # a config, or the archived config of an earlier run
+CKPT_FOLDERS = (RESULTS, "data")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -44,7 +45,7 @@ def check_run_paths(run: Run) -> Run:
             f"{where}: config {run.config!r} must be a relative path under configs/ (or the "
             "archived config of a run under results/)"
         )
-    produced = run.config.startswith("results/")  # made by the declared run's fit
+    produced = run.config.startswith(f"{RESULTS}/")  # made by the declared run's fit
     if not produced and not _exists(run.config):
         raise RegistryError(
             f"{where}: config {run.config} does not exist; fix `config:` or create the file"

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import UserError
-from dltemplate.records import write_text_atomic
+from dltemplate.records import read_json, write_text_atomic
+from dltemplate.layout import RunLayout
+from dltemplate.results import metric_policy
 
 FIGURE_DPI = 100
 
@@ -29,7 +31,7 @@ def metrics_files(run_dir: str | Path, job: str = "fit") -> list[Path]:
     """The metrics CSVs of a run's `job`: `metrics/<job>/metrics.csv`, which merges every
     attempt of a resumed fit, or else the attempts' own CSVs (`attempt-<n>/metrics.csv`), in
     order."""
-    folder = Path(run_dir) / "metrics" / job
+    folder = Path(RunLayout.at(run_dir).metrics(job))
     merged = folder / "metrics.csv"
     if merged.is_file():
         return [merged]
@@ -72,15 +74,6 @@ def read_epoch_metrics(run_dir: str | Path, job: str = "fit") -> list[dict[str, 
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
-def read_json_record(path: str | Path) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist; run the job that writes it first") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc}); rerun the job that wrote it") from None
-
-
 def read_confusion(path: str | Path) -> tuple[list[str], list[list[int]]]:
     """A confusion-count CSV (rows: true class, columns: predicted class) -> labels, counts."""
     with Path(path).open(newline="") as f:
@@ -107,11 +100,6 @@ def test_metric_columns(columns: Iterable[str]) -> list[str]:
 
 
 test_metric_columns.__test__ = False  # not a pytest test, despite its name
-
-
-def lower_is_better(metric: str) -> bool:
-    name = metric.rsplit("/", 1)[-1].lower()
-    return "loss" in name or name in {"mae", "mse", "rmse", "error", "err", "wer", "cer"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,10 +256,25 @@ def plot_confusion_matrix(
     return Path(out)
 
 
+def best_runs(rows: Sequence[Mapping[str, str]], metric: str, mode: str | None = None) -> list[str]:
+    """The runs whose `metric` is best (the darker bars of the comparison chart)."""
+    values = {r.get("run", "?"): _number(r.get(metric)) for r in rows}
+    best = metric_policy.best([v for v in values.values() if v is not None], metric, mode)
+    return [run for run, v in values.items() if v is not None and v == best]
+
+
 def plot_comparison(
-    columns: Sequence[str], rows: Sequence[Mapping[str, str]], out: str | Path, *, title: str = ""
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, str]],
+    out: str | Path,
+    *,
+    title: str = "",
+    modes: Mapping[str, str] | None = None,
 ) -> Path:
-    """One horizontal bar panel per test metric, a bar per run; the best run's bar is darker."""
+    """One horizontal bar panel per test metric, a bar per run; the best run's bar is darker.
+    `modes`: declared directions by metric (the registry's `metric_mode`); the metric policy
+    decides the others."""
+    modes = modes or {}
     metrics = test_metric_columns(columns)
     runs = [r.get("run", "?") for r in rows]
     if not rows or not metrics:
@@ -284,9 +287,8 @@ def plot_comparison(
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, height), squeeze=False)
     for ax, metric in zip(axes.flat, metrics, strict=True):
         values = [_number(r.get(metric)) for r in rows]
-        present = [v for v in values if v is not None]
-        best = (min if lower_is_better(metric) else max)(present) if present else None
-        colours = ["tab:blue" if v is not None and v == best else "lightsteelblue" for v in values]
+        best = set(best_runs(rows, metric, modes.get(metric)))
+        colours = ["tab:blue" if run in best else "lightsteelblue" for run in runs]
         positions = list(range(len(runs)))
         ax.barh(positions, [v if v is not None else 0 for v in values], color=colours)
         for y, v in zip(positions, values, strict=True):
@@ -299,7 +301,8 @@ def plot_comparison(
             )
         ax.set_yticks(positions, runs, fontsize=8)
         ax.invert_yaxis()  # first run on top, as in the summary table
-        arrow = "lower is better" if lower_is_better(metric) else "higher is better"
+        lower = metric_policy.lower_is_better(metric, modes.get(metric))
+        arrow = "lower is better" if lower else "higher is better"
         ax.set_title(f"{metric} ({arrow})", fontsize=10)
         ax.margins(x=0.25)
         ax.grid(axis="x", alpha=0.3)
@@ -337,6 +340,7 @@ def html_table(
     *,
     title: str = "",
     best_of: Iterable[str] = (),
+    modes: Mapping[str, str] | None = None,
 ) -> str:
     """A standalone HTML page holding one table; in the `best_of` columns the best value is
     highlighted (lowest for losses and errors, highest otherwise)."""
@@ -344,7 +348,7 @@ def html_table(
     for column in best_of:
         values = [v for r in rows if (v := _number(str(r.get(column, "")))) is not None]
         if values:
-            best[column] = (min if lower_is_better(column) else max)(values)
+            best[column] = metric_policy.best(values, column, (modes or {}).get(column))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for row in rows:
@@ -375,17 +379,12 @@ def _run_title(run_dir: Path) -> str:
 
 
 def _monitor(run_dir: Path) -> tuple[str | None, str]:
-    """The metric and mode that picked the best checkpoint, from the run's hparams.yaml."""
-    import yaml
-
-    try:
-        hparams = yaml.safe_load((run_dir / "hparams.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+    """The metric and mode that picked the best checkpoint, as the fit recorded them."""
+    fit = read_json(RunLayout.at(run_dir).done("fit"), default={})
+    monitor = fit.get("monitor") if isinstance(fit, dict) else None
+    if not isinstance(monitor, dict) or not monitor.get("metric"):
         return None, "min"
-    trainer = hparams.get("trainer") if isinstance(hparams, dict) else None
-    if not isinstance(trainer, dict):
-        return None, "min"
-    return trainer.get("monitor"), trainer.get("monitor_mode", "min")
+    return monitor["metric"], monitor.get("mode") or "min"
 
 
 def write_run_curves(
@@ -407,7 +406,7 @@ def write_run_curves(
 
 def write_run_confusion(*, test_done: str | Path, out_png: str | Path) -> Path:
     """The confusion matrix that the test job counted (named in `test.done`), as a PNG."""
-    record = read_json_record(test_done)
+    record = read_json(test_done)
     title = f"{_run_title(Path(test_done).parent)}: test set"
     path = record.get("confusion_matrix")
     if not path:
@@ -441,20 +440,25 @@ def write_run_plots(
         _message_png(curves_png, title, message)
         write_text_atomic(epochs_html, html_table([], [], title=f"{title}: {message}"))
     if "test" in jobs:
-        write_run_confusion(test_done=run_dir / "test.done", out_png=confusion_png)
+        write_run_confusion(test_done=RunLayout.at(run_dir).done("test"), out_png=confusion_png)
     else:
         _message_png(confusion_png, title, "No test job: this run declares none.")
 
 
 def write_experiment_comparison(
-    *, summary_csv: str | Path, comparison_png: str | Path, summary_html: str | Path
+    *,
+    summary_csv: str | Path,
+    comparison_png: str | Path,
+    summary_html: str | Path,
+    modes: Mapping[str, str] | None = None,
 ) -> None:
-    """An experiment's comparison chart of the runs' test metrics, and its summary as HTML."""
+    """An experiment's comparison chart of the runs' test metrics, and its summary as HTML.
+    `modes`: the directions the registry declares, by metric."""
     summary_csv = Path(summary_csv)
     columns, rows = read_summary(summary_csv)
     title = "/".join(summary_csv.parent.parts[-2:])
-    plot_comparison(columns, rows, comparison_png, title=f"{title}: test metrics per run")
-    write_text_atomic(
-        summary_html,
-        html_table(columns, rows, title=f"{title}: summary", best_of=test_metric_columns(columns)),
-    )
+    chart_title = f"{title}: test metrics per run"
+    plot_comparison(columns, rows, comparison_png, title=chart_title, modes=modes)
+    best_of = test_metric_columns(columns)
+    table = html_table(columns, rows, title=f"{title}: summary", best_of=best_of, modes=modes)
+    write_text_atomic(summary_html, table)

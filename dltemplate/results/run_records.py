@@ -25,23 +25,16 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from dltemplate.records import write_json_atomic
+from dltemplate.records import read_json, write_json_atomic
 from dltemplate.registry.model import Project, Registry, Run
 from dltemplate.registry.edit import now
+from dltemplate.layout import ProjectLayout, RunLayout
 
-RECORDS_DIR = "records"
 PACKAGES = ("torch", "lightning", "snakemake")
 
 
 def job_record_path(run_dir: str | Path, job: str) -> Path:
-    return Path(run_dir) / RECORDS_DIR / f"{job}.json"
-
-
-def read_json_or_none(path: str | Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+    return Path(RunLayout.at(run_dir).record(job))
 
 
 def git_state(cwd: str | Path = ".") -> dict[str, Any]:
@@ -155,8 +148,8 @@ def assemble_run_record(info: Mapping[str, Any], run_dir: str | Path) -> dict[st
     run_dir = Path(run_dir)
     jobs = {}
     for job in info["jobs"]:
-        jobs[job] = read_json_or_none(job_record_path(run_dir, job)) or {"status": "not run"}
-    test = read_json_or_none(run_dir / "test.done") or {}
+        jobs[job] = read_json(job_record_path(run_dir, job), default=None) or {"status": "not run"}
+    test = read_json(RunLayout.at(run_dir).done("test"), default=None) or {}
     return {**info, "folder": str(run_dir), "records": jobs, "metrics": test.get("metrics", {})}
 
 
@@ -168,12 +161,12 @@ def write_project_record(
     *, info: Mapping[str, Any], run_records: list[str], out: str | Path
 ) -> None:
     """`project.json`: the project's facts with every experiment's `run.json` records nested."""
-    by_folder = {str(Path(p).parent): read_json_or_none(p) for p in run_records}
+    by_folder = {str(Path(p).parent): read_json(p, default=None) for p in run_records}
     experiments = {}
     for exp, exp_info in info["experiments"].items():
         runs = {}
         for name in exp_info["runs"]:
-            folder = f"results/{info['name']}/{exp}/{name}"
+            folder = str(Path(RunLayout.of(info["name"], exp, name).folder))
             runs[name] = by_folder.get(folder)
         experiments[exp] = {
             "description": exp_info["description"],
@@ -185,11 +178,11 @@ def write_project_record(
 
 
 def run_record_file(run: Run) -> str:
-    return f"{run.folder}/run.json"
+    return run.layout.run_json
 
 
 def project_record_file(proj: str) -> str:
-    return f"results/{proj}/project.json"
+    return ProjectLayout.of(proj).project_json
 
 
 def record_targets(registry: Registry) -> list[str]:

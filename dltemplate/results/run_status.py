@@ -25,8 +25,9 @@ from typing import Any
 
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.registry.model import Run
-from dltemplate.results.run_records import job_record_path, read_json_or_none
-from dltemplate.workflow.targets import job_done
+from dltemplate.results.run_records import job_record_path
+from dltemplate.results import metric_policy
+from dltemplate.records import read_json
 
 STATES = ("done", "stale", "failed", "running", "not run")
 DEFAULT_REGISTRY = "configs/projects"
@@ -110,8 +111,8 @@ def job_status(
     earlier: Mapping[str, JobStatus],
 ) -> JobStatus:
     """The state of one job; `earlier` holds the states of the run's jobs before it."""
-    done_file = job_done(run, job)
-    record = read_json_or_none(job_record_path(run.folder, job)) or {}
+    done_file = run.layout.done(job)
+    record = read_json(job_record_path(run.folder, job), default=None) or {}
     times = {"started": record.get("started"), "ended": record.get("ended")}
     if Path(done_file).is_file():
         status, pending = (plan or {}).get(done_file, ("ok", "no update"))
@@ -144,7 +145,7 @@ def run_statuses(
     runs = list(runs)
     plan, note = None, None
     if check_stale:
-        existing = [job_done(r, j) for r in runs for j in r.jobs if Path(job_done(r, j)).is_file()]
+        existing = [r.layout.done(j) for r in runs for j in r.jobs if Path(r.layout.done(j)).is_file()]
         try:
             plan = snakemake_plan(existing, registry)
         except StaleCheckError as exc:
@@ -161,11 +162,12 @@ def run_statuses(
 
 
 def run_test_metrics(run: Run) -> dict[str, float]:
-    return (read_json_or_none(Path(run.folder, "test.done")) or {}).get("metrics", {})
+    return (read_json(run.layout.done("test"), default=None) or {}).get("metrics", {})
 
 
-def main_metric(metrics: Mapping[str, float]) -> str | None:
-    """The metric `ls` shows: the first test metric other than the loss, else the loss."""
-    names = sorted(k for k in metrics if k.startswith("test/"))
-    others = [k for k in names if k != "test/loss"]
-    return (others or names or [None])[0]
+def main_metric(metrics: Mapping[str, float], declared: str | None = None) -> str | None:
+    """The metric `ls` shows: the experiment's `metric` when the run has it, else the default
+    of the metric policy (as the summaries rank)."""
+    if declared and declared in metrics:
+        return declared
+    return metric_policy.default_metric(metrics)

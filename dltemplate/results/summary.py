@@ -10,8 +10,9 @@ ever rewrites a file that another job writes. Per experiment:
 - `summary.md` with both tables and the best point, and `summary.png`: the metric against each
   parameter that varies, with error bars over seeds.
 
-A project's summary has one row per experiment with its best point. `experiment_table` gives
-`main.py ls` the same numbers. Torch-free; matplotlib is imported only to draw.
+A project's summary has one row per experiment with its best point. `summary_data` gives
+`main.py ls` the same numbers. Which way a metric is better comes from the metric policy
+(dltemplate.results.metric_policy). Torch-free; matplotlib is imported only to draw.
 """
 
 from __future__ import annotations
@@ -27,32 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import UserError
-from dltemplate.records import write_text_atomic
-
-# Metric names whose lower values are better; any other metric is maximised.
-LOSS_LIKE = ("loss", "err", "mse", "mae", "nll", "perplexity", "ppl", "wer", "cer", "time")
-
-
-def metric_mode(metric: str, mode: str | None = None) -> str:
-    """`mode` if given, else "min" for loss-like names (test/loss, val/mae...), else "max"."""
-    if mode:
-        return mode
-    last = metric.rsplit("/", 1)[-1].lower()
-    return "min" if any(word in last for word in LOSS_LIKE) else "max"
-
-
-def read_record(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
+from dltemplate.records import read_json, write_text_atomic
+from dltemplate.layout import RunLayout
+from dltemplate.results import metric_policy
 
 def run_row(run_dir: Path) -> dict[str, Any]:
     """A run's test metrics, fit epochs and time, where they exist (no registry needed)."""
     row: dict[str, Any] = {"run": run_dir.name}
-    fit = read_record(run_dir / "fit.done") or {}
-    test = read_record(run_dir / "test.done") or {}
+    layout = RunLayout.at(run_dir)
+    fit = read_json(layout.done("fit"), default=None) or {}
+    test = read_json(layout.done("test"), default=None) or {}
     row.update(test.get("metrics", {}))
     if fit:
         row["epochs"] = fit.get("epochs")
@@ -83,6 +68,14 @@ def experiment_spec(registry, proj: str, exp: str) -> dict[str, Any]:
             for run in experiment.runs.values()
         ],
     }
+
+
+def declared_modes(registry, proj: str, exp: str) -> dict[str, str]:
+    """{metric: mode} for an experiment that declares both (the plot rule's params)."""
+    experiment = registry.experiment(proj, exp)
+    if experiment.metric and experiment.metric_mode:
+        return {experiment.metric: experiment.metric_mode}
+    return {}
 
 
 def project_spec(registry, proj: str) -> dict[str, Any]:
@@ -124,9 +117,10 @@ def _run_rows(spec: Mapping[str, Any]) -> tuple[list[dict], list[str], list[str]
     rows, paths, metrics = [], [], set()
     for run in spec["runs"]:
         folder = Path(run["folder"])
-        fit = read_record(folder / "fit.done")
-        test = read_record(folder / "test.done")
-        done = [j for j in run["jobs"] if (folder / f"{j}.done").is_file()]
+        layout = RunLayout.at(folder)
+        fit = read_json(layout.done("fit"), default=None)
+        test = read_json(layout.done("test"), default=None)
+        done = [j for j in run["jobs"] if Path(layout.done(j)).is_file()]
         overrides = run["overrides"]
         row = {
             "run": run["name"],
@@ -164,11 +158,8 @@ def summarize_experiment(spec: Mapping[str, Any]) -> ExperimentSummary:
         groups.setdefault((run["config"], _key(rest)), []).append(row)
     distinct = {c: {_key(r.get(c)) for r in rows} for c in ("config", *paths)}
     params = [c for c in ("config", *paths) if len(distinct[c]) > 1]
-    # As `ls` picks its main metric: the first test metric other than the loss, else the loss.
-    metric = (
-        spec.get("metric") or ([m for m in metrics if m != "test/loss"] or metrics or [None])[0]
-    )
-    mode = metric_mode(metric, spec.get("metric_mode")) if metric else "max"
+    metric = spec.get("metric") or metric_policy.default_metric(metrics)
+    mode = metric_policy.direction(metric, spec.get("metric_mode")) if metric else "max"
     points = []
     for members in groups.values():
         point = {p: members[0].get(p) for p in params}
@@ -237,12 +228,6 @@ def _rank(summary: ExperimentSummary) -> None:
     summary.label_params = [
         q for q in summary.params if len({_key(p.get(q)) for p in ranked}) > 1
     ] or summary.params
-
-
-def experiment_table(registry, proj: str, exp: str) -> list[dict[str, Any]]:
-    """One row per run of the experiment, in registry order: what summary.csv holds, from
-    whatever records exist now (runs still going or failed have no metrics)."""
-    return summarize_experiment(experiment_spec(registry, proj, exp)).runs
 
 
 def point_label(summary: ExperimentSummary, point: Mapping[str, Any]) -> str:

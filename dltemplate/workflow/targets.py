@@ -12,22 +12,18 @@ import re
 import time
 from typing import Any
 
+from dltemplate.layout import ARCHIVE_NAMES, ExperimentLayout, ProjectLayout, RunLayout
 from dltemplate.registry.model import Registry, Run
 from dltemplate.registry.names import NAME_PATTERN
 
 WILDCARD_CONSTRAINTS = {"proj": NAME_PATTERN, "exp": NAME_PATTERN, "run": NAME_PATTERN}
 
 
-def run_folder(proj: str, exp: str, run: str) -> str:
-    return f"results/{proj}/{exp}/{run}"
-
-
-def job_done(run: Run, job: str) -> str:
-    return f"{run.folder}/{job}.done"
-
-
 _ARCHIVED = re.compile(
-    rf"results/({NAME_PATTERN})/({NAME_PATTERN})/({NAME_PATTERN})/archived_config(\.py|\.zip)?"
+    RunLayout.of(*[f"({NAME_PATTERN})"] * 3).folder
+    + "/(?:"
+    + "|".join(re.escape(name) for name in ARCHIVE_NAMES.values())
+    + ")"
 )
 
 
@@ -43,13 +39,13 @@ def fit_inputs(registry: Registry, run: Run) -> list[str]:
     declared = source is not None and name in getattr(source.experiments.get(exp), "runs", {})
     if not declared or (proj, exp, name) == (run.proj, run.exp, run.name):
         return []
-    return [f"results/{proj}/{exp}/{name}/fit.done"]
+    return [RunLayout.of(proj, exp, name).done("fit")]
 
 
 def fitted_input(run: Run) -> str:
     """What test and predict load: the run's `ckpt:` file when it has one (it has no fit then),
     else its fit record. An input, so that a changed checkpoint file reruns them."""
-    return run.ckpt or job_done(run, "fit")
+    return run.ckpt or run.layout.done("fit")
 
 
 # Building a DAG asks for the digests of one config once per job (3,000 times for a 1,000-run
@@ -72,7 +68,7 @@ def source_digests(run: Run) -> dict[str, str]:
 
 def run_targets(run: Run) -> list[str]:
     """The `.done` files of the jobs a run declares."""
-    return [f"{run.folder}/{job}.done" for job in run.jobs]
+    return [run.layout.done(job) for job in run.jobs]
 
 
 def experiment_targets(registry: Registry, proj: str, exp: str) -> list[str]:
@@ -82,14 +78,23 @@ def experiment_targets(registry: Registry, proj: str, exp: str) -> list[str]:
 def project_summary_inputs(registry: Registry, proj: str) -> list[str]:
     """The summaries of a project's experiments that have runs."""
     project = registry.project(proj)
-    return [f"results/{proj}/{e.name}/summary.csv" for e in project.experiments.values() if e.runs]
+    return [
+        ExperimentLayout.of(proj, e.name).summary_csv
+        for e in project.experiments.values()
+        if e.runs
+    ]
 
 
 def init_from_done(run: Run) -> list[str]:
     """The fit record of the run whose weights start this run's fit (`init_from`), if any."""
     if not run.init_from:
         return []
-    return [f"results/{run.init_from}/fit.done"]
+    return [init_from_fit(run.init_from)]
+
+
+def init_from_fit(key: str) -> str:
+    """The fit record of the run named `<proj>/<exp>/<run>`."""
+    return RunLayout.of(*key.split("/")).done("fit")
 
 
 def all_targets(registry: Registry) -> list[str]:
@@ -99,7 +104,7 @@ def all_targets(registry: Registry) -> list[str]:
         summaries = project_summary_inputs(registry, project.name)
         targets += summaries
         if summaries:
-            targets.append(f"results/{project.name}/summary.csv")
+            targets.append(ProjectLayout.of(project.name).summary_csv)
     return targets
 
 
@@ -110,7 +115,7 @@ def plot_targets(registry: Registry) -> list[str]:
     for project in registry.projects.values():
         for exp in project.experiments.values():
             if exp.runs:
-                targets.append(f"results/{project.name}/{exp.name}/plots/comparison.png")
+                targets.append(ExperimentLayout.of(project.name, exp.name).comparison_png)
     return targets
 
 
@@ -127,5 +132,5 @@ def job_params(run: Run, default_seed: int) -> dict[str, Any]:
         "source": run.source,
     }
     if run.init_from:  # only when set, so that runs without it keep their recorded params
-        params["init_from"] = f"results/{run.init_from}/fit.done"
+        params["init_from"] = init_from_fit(run.init_from)
     return params

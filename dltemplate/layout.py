@@ -1,0 +1,243 @@
+"""Where everything of a run, an experiment and a project lies: the one home of those paths.
+
+    results/<proj>/                       ProjectLayout: summary.csv/.md, project.json, logs/
+      <exp>/                              ExperimentLayout: summary.*, plots/comparison.png
+        <run>/                            RunLayout
+          fit.done test.done predict.done   each job's record of success (Snakemake targets)
+          run.json                          the run's record, assembled from records/
+          hparams.yaml                      every value that shaped the run
+          archived_config.py|.zip|/         the config the fit ran with (dltemplate.config.archive)
+          checkpoints/                      last.ckpt, best.ckpt, last.json, fit_state.json
+          checkpoints.old-<n>/              an earlier fit, moved aside when the fit started over
+          fit.lock  RESTART                 the fit's lock; a request to start over
+          logs/<job>.log                    each job's log (fit.attempt-<n>.log per attempt)
+          metrics/<job>/                    CSV logs (fit: attempt-<n>/ and merged metrics.csv)
+          records/<job>.json                each job's own record: when, where, how it ended
+          plots/                            learning curves, per-epoch table, confusion matrix
+          predictions.csv                   the predict job's output
+
+Torch-free and import-free: the rules (at parse time), the jobs and the command line all take
+their paths from here. The layouts hold strings, so that a layout made of wildcards
+(`RunLayout.pattern()`) gives the rules' output patterns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS = "results"
+JOB_TYPES = ("fit", "test", "predict")
+ARCHIVE_NAMES = {
+    "py": "archived_config.py",
+    "zip": "archived_config.zip",
+    "folder": "archived_config",
+}
+# Names the layout uses inside an experiment's and a project's folder: no run or experiment
+# may take them.
+EXPERIMENT_FILES = (
+    "summary.csv",
+    "summary_points.csv",
+    "summary.md",
+    "summary.png",
+    "plots",
+    "logs",
+)
+PROJECT_FILES = ("summary.csv", "summary.md", "project.json", "logs")
+# No project, experiment or run may be named like a file the layout writes beside one.
+RESERVED_NAMES = tuple(dict.fromkeys((*EXPERIMENT_FILES, *PROJECT_FILES, "run.json", "mlflow.db")))
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The paths of one run folder, as strings (`folder` is relative to the working folder)."""
+
+    folder: str
+
+    @classmethod
+    def of(cls, proj: str, exp: str, run: str, root: str = RESULTS) -> RunLayout:
+        return cls(f"{root}/{proj}/{exp}/{run}")
+
+    @classmethod
+    def pattern(cls) -> RunLayout:
+        """The layout in Snakemake wildcards: `results/{proj}/{exp}/{run}/...`."""
+        return cls.of("{proj}", "{exp}", "{run}")
+
+    @classmethod
+    def at(cls, folder: str | Path) -> RunLayout:
+        return cls(Path(folder).as_posix())
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        """(proj, exp, run), the last three parts of the folder."""
+        proj, exp, run = Path(self.folder).parts[-3:]
+        return proj, exp, run
+
+    def _in(self, *parts: str) -> str:
+        return "/".join((self.folder, *parts))
+
+    @property
+    def path(self) -> Path:
+        return Path(self.folder)
+
+    # -- what the jobs leave --------------------------------------------------------------
+    def done(self, job: str) -> str:
+        return self._in(f"{job}.done")
+
+    @property
+    def run_json(self) -> str:
+        return self._in("run.json")
+
+    @property
+    def hparams(self) -> str:
+        return self._in("hparams.yaml")
+
+    def archive(self, archive_format: str) -> str:
+        return self._in(ARCHIVE_NAMES[archive_format])
+
+    @property
+    def archives(self) -> tuple[str, ...]:
+        return tuple(self._in(name) for name in ARCHIVE_NAMES.values())
+
+    @property
+    def predictions(self) -> str:
+        return self._in("predictions.csv")
+
+    # -- checkpoints and the fit's own files -----------------------------------------------
+    @property
+    def checkpoints(self) -> str:
+        return self._in("checkpoints")
+
+    @property
+    def last_checkpoint(self) -> str:
+        return self._in("checkpoints", "last.ckpt")
+
+    @property
+    def best_checkpoint(self) -> str:
+        return self._in("checkpoints", "best.ckpt")
+
+    @property
+    def last_checkpoint_state(self) -> str:
+        return self._in("checkpoints", "last.json")
+
+    @property
+    def fit_state(self) -> str:
+        return self._in("checkpoints", "fit_state.json")
+
+    def old_checkpoints(self, n: int | str) -> str:
+        return self._in(f"checkpoints.old-{n}")
+
+    @property
+    def lock(self) -> str:
+        return self._in("fit.lock")
+
+    @property
+    def restart_flag(self) -> str:
+        return self._in("RESTART")
+
+    # -- logs, metrics, records, plots -----------------------------------------------------
+    @property
+    def logs(self) -> str:
+        return self._in("logs")
+
+    def log(self, job: str) -> str:
+        return self._in("logs", f"{job}.log")
+
+    def attempt_log(self, attempt: int | str) -> str:
+        return self._in("logs", f"fit.attempt-{attempt}.log")
+
+    def metrics(self, job: str) -> str:
+        return self._in("metrics", job)
+
+    def attempt_metrics(self, attempt: int | str) -> str:
+        return self._in("metrics", "fit", f"attempt-{attempt}")
+
+    @property
+    def attempts(self) -> str:
+        return self._in("metrics", "fit", "attempts.json")
+
+    @property
+    def fit_metrics_csv(self) -> str:
+        return self._in("metrics", "fit", "metrics.csv")
+
+    def tracker(self, name: str, job: str) -> str:
+        """A file-based tracker's folder for one job (tensorboard/<job>, ...)."""
+        return self._in(name, job)
+
+    def tracker_record(self, job: str) -> str:
+        """Where a job's trackers say what they logged to (run ids, addresses)."""
+        return self._in("trackers", f"{job}.json")
+
+    @property
+    def test_confusion(self) -> str:
+        """The test job's confusion counts, for the record job's plot."""
+        return self._in("test_confusion.csv")
+
+    @property
+    def records(self) -> str:
+        return self._in("records")
+
+    def record(self, job: str) -> str:
+        return self._in("records", f"{job}.json")
+
+    @property
+    def plots(self) -> str:
+        return self._in("plots")
+
+    def plot(self, name: str) -> str:
+        return self._in("plots", name)
+
+
+@dataclass(frozen=True)
+class ExperimentLayout:
+    folder: str
+
+    @classmethod
+    def of(cls, proj: str, exp: str, root: str = RESULTS) -> ExperimentLayout:
+        return cls(f"{root}/{proj}/{exp}")
+
+    @classmethod
+    def pattern(cls) -> ExperimentLayout:
+        return cls.of("{proj}", "{exp}")
+
+    def run(self, name: str) -> RunLayout:
+        return RunLayout(f"{self.folder}/{name}")
+
+    def file(self, name: str) -> str:
+        """One of EXPERIMENT_FILES, or a file under plots/ or logs/ (`plots/comparison.png`)."""
+        return f"{self.folder}/{name}"
+
+    @property
+    def summary_csv(self) -> str:
+        return self.file("summary.csv")
+
+    @property
+    def comparison_png(self) -> str:
+        return self.file("plots/comparison.png")
+
+
+@dataclass(frozen=True)
+class ProjectLayout:
+    folder: str
+
+    @classmethod
+    def of(cls, proj: str, root: str = RESULTS) -> ProjectLayout:
+        return cls(f"{root}/{proj}")
+
+    @classmethod
+    def pattern(cls) -> ProjectLayout:
+        return cls.of("{proj}")
+
+    def experiment(self, name: str) -> ExperimentLayout:
+        return ExperimentLayout(f"{self.folder}/{name}")
+
+    def file(self, name: str) -> str:
+        return f"{self.folder}/{name}"
+
+    @property
+    def summary_csv(self) -> str:
+        return self.file("summary.csv")
+
+    @property
+    def project_json(self) -> str:
+        return self.file("project.json")
