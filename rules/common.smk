@@ -7,17 +7,25 @@ from dltemplate.registry import resources
 from dltemplate.results import run_records
 from dltemplate.workflow import targets
 from dltemplate.errors import UserError
-from dltemplate.layout import ExperimentLayout, ProjectLayout, RunLayout
+from dltemplate.layout import JOB_TYPES, ExperimentLayout, ProjectLayout, RunLayout
 from dltemplate.workflow.gc_passes import collect_garbage_less_often
 from dltemplate.workflow.per_job import per_job
+from dltemplate.workflow.settings import check_workflow_config
 from dltemplate.registry.model import load_registry
 from dltemplate.registry.run_paths import check_run_paths
 from dltemplate.results.summary import declared_modes, experiment_spec, project_spec
 
-try:
-    REGISTRY = load_registry(config["registry"])
-except UserError as error:
-    sys.exit(f"Error: {error}")
+
+def exit_on_user_error(function, *args):
+    """`function(*args)`; a UserError ends Snakemake with its one line and exit status 1."""
+    try:
+        return function(*args)
+    except UserError as error:
+        sys.exit(f"Error: {error}")
+
+
+exit_on_user_error(check_workflow_config, config)
+REGISTRY = exit_on_user_error(load_registry, config["registry"])
 collect_garbage_less_often()  # a large sweep's DAG builds faster (see dltemplate.workflow.gc_passes)
 
 
@@ -38,10 +46,8 @@ CHECKED_RUNS = {}
 def get_run(wildcards):
     key = (wildcards.proj, wildcards.exp, wildcards.run)
     if key not in CHECKED_RUNS:
-        try:
-            CHECKED_RUNS[key] = check_run_paths(REGISTRY.run(*key))
-        except UserError as error:
-            sys.exit(f"Error: {error}")
+        run = exit_on_user_error(REGISTRY.run, *key)
+        CHECKED_RUNS[key] = exit_on_user_error(check_run_paths, run)
     return CHECKED_RUNS[key]
 
 
@@ -53,11 +59,7 @@ def get_all_targets():
 def get_job_params(wildcards):
     """What shapes the run's job, and the digests of its config's files: a change in either
     reruns the job (one params function: Snakemake evaluates each one per job)."""
-    run = get_run(wildcards)
-    return {
-        **targets.job_params(run, config["seed"]),
-        "sources": targets.source_digests(run),
-    }
+    return targets.job_spec(get_run(wildcards), config["seed"]).as_params()
 
 
 @per_job
@@ -79,42 +81,34 @@ def get_plot_targets():
     return targets.plot_targets(REGISTRY)
 
 
-def exit_on_user_error(function, *args):
-    """`function(REGISTRY, *args)`; a UserError ends Snakemake with its one line."""
-    try:
-        return function(REGISTRY, *args)
-    except UserError as error:
-        sys.exit(f"Error: {error}")
-
-
 def get_experiment_targets(wildcards):
-    return exit_on_user_error(targets.experiment_targets, wildcards.proj, wildcards.exp)
+    return exit_on_user_error(
+        targets.experiment_targets, REGISTRY, wildcards.proj, wildcards.exp
+    )
 
 
 def get_summary_spec(wildcards):
-    return exit_on_user_error(experiment_spec, wildcards.proj, wildcards.exp)
+    return exit_on_user_error(experiment_spec, REGISTRY, wildcards.proj, wildcards.exp)
 
 
 def get_declared_modes(wildcards):
-    return exit_on_user_error(declared_modes, wildcards.proj, wildcards.exp)
+    return exit_on_user_error(declared_modes, REGISTRY, wildcards.proj, wildcards.exp)
 
 
 def get_project_summary_inputs(wildcards):
-    return exit_on_user_error(targets.project_summary_inputs, wildcards.proj)
+    return exit_on_user_error(targets.project_summary_inputs, REGISTRY, wildcards.proj)
 
 
 def get_project_spec(wildcards):
-    return exit_on_user_error(project_spec, wildcards.proj)
+    return exit_on_user_error(project_spec, REGISTRY, wildcards.proj)
 
 
 # What each job type asks for when all runs ask the same: constants, not evaluated per job.
 SHARED_RESOURCES = {
     job: exit_on_user_error(
-        lambda registry: resources.shared_by_all(
-            [run.resources for run in registry.runs()], job, config
-        )
+        resources.shared_by_all, [run.resources for run in REGISTRY.runs()], job, config
     )
-    for job in ("fit", "test", "predict")
+    for job in JOB_TYPES
 }
 
 
@@ -175,9 +169,5 @@ def get_project_run_records(wildcards):
 
 
 def get_project_info(wildcards):
-    try:
-        return run_records.project_info(REGISTRY.projects[wildcards.proj])
-    except KeyError:
-        sys.exit(
-            f"Error: no project {wildcards.proj!r} in the registry {config['registry']}"
-        )
+    project = exit_on_user_error(REGISTRY.project, wildcards.proj)
+    return run_records.project_info(project)

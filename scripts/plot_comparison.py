@@ -1,12 +1,5 @@
-"""Snakemake step: an experiment's comparison chart and summary table (results.plots)."""
+"""Snakemake step: an experiment's comparison chart and summary table."""
 
-from dltemplate.jobs.logs import job_log
-from dltemplate.results.plots import write_experiment_comparison
+from dltemplate.jobs.steps import plot_comparison, run_step
 
-with job_log(snakemake.log[0]):
-    write_experiment_comparison(
-        summary_csv=snakemake.input.summary,
-        comparison_png=snakemake.output.chart,
-        summary_html=snakemake.output.table,
-        modes=snakemake.params.modes,
-    )
+run_step(snakemake, plot_comparison)

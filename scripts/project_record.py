@@ -1,11 +1,5 @@
-"""Snakemake step: assemble project.json from its runs' run.json (results.run_records)."""
+"""Snakemake step: a project's project.json from its runs' run.json."""
 
-from dltemplate.jobs.logs import job_log
-from dltemplate.results.run_records import write_project_record
+from dltemplate.jobs.steps import project_record, run_step
 
-with job_log(snakemake.log[0]):
-    write_project_record(
-        info=snakemake.params.info,
-        run_records=list(snakemake.input),
-        out=snakemake.output.json,
-    )
+run_step(snakemake, project_record)

@@ -1,11 +1,5 @@
-"""Snakemake step: a project's summary, one row per experiment (see dltemplate.results.summary)."""
+"""Snakemake step: a project's summary, one row per experiment."""
 
-from dltemplate.jobs.logs import job_log
-from dltemplate.results.summary import write_project_summary
+from dltemplate.jobs.steps import run_step, summarize_project
 
-with job_log(snakemake.log[0]):
-    write_project_summary(
-        project=snakemake.params.project,
-        out_csv=snakemake.output.csv,
-        out_md=snakemake.output.md,
-    )
+run_step(snakemake, summarize_project)

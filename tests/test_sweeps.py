@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from dltemplate.errors import RegistryError
 from dltemplate.registry.model import load_registry
 from dltemplate.registry.sweeps import expand_sweep, format_value, sample_value
-from dltemplate.workflow.targets import all_targets, init_from_done, job_params
+from dltemplate.workflow.targets import all_targets, init_from_done, job_spec
 
 WHERE = "Registry p.yaml: at experiments.e.sweep"
 
@@ -212,8 +212,8 @@ def test_registry_expands_sweeps_into_normal_runs_with_targets(tmp_path: Path) -
     assert "results/proj/e/lr0.1-s4/predict.done" not in targets
     assert {"results/proj/e/summary.csv", "results/proj/summary.csv"} <= set(targets)
     assert init_from_done(run) == ["results/proj/e/pre/fit.done"]
-    assert job_params(run, 42)["init_from"] == "results/proj/e/pre/fit.done"
-    assert "init_from" not in job_params(reg.run("proj", "e", "pre"), 42)
+    assert job_spec(run, 42).as_params()["init_from"] == "results/proj/e/pre/fit.done"
+    assert "init_from" not in job_spec(reg.run("proj", "e", "pre"), 42).as_params()
 
 
 @pytest.mark.parametrize(
@@ -335,7 +335,7 @@ def test_reordering_grid_keys_keeps_each_runs_job_params(tmp_path: Path) -> None
         reg = registry(tmp_path / name, f"  e:\n    description: E\n{sweep}")
         runs[name] = reg.run("proj", "e", "run")
     assert list(runs["a"].overrides) != list(runs["b"].overrides)  # as declared
-    params = [job_params(runs[n], 1) for n in "ab"]
+    params = [job_spec(runs[n], 1).as_params() for n in "ab"]
     assert repr(params[0]["overrides"]) == repr(params[1]["overrides"])
 
 

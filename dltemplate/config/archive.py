@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.config.embedded import EmbeddedLoader, ModuleSource
-from dltemplate.config.loader import package_root
 from dltemplate.errors import ConfigError, UserError
 from dltemplate.layout import ARCHIVE_NAMES
+from dltemplate.workflow import sources
 
 ARCHIVE_FORMATS = ("py", "zip", "folder")
 ARCHIVE_NAMES = ARCHIVE_NAMES  # dltemplate.layout: py, zip, folder
@@ -84,7 +84,8 @@ def _read_source(path: Path) -> str:
 
 class _Collector:
     def __init__(self, config_file: Path) -> None:
-        self.import_root, self.root = package_root(config_file)
+        self.import_root, parts = sources.package_root(config_file)
+        self.root = ".".join(parts)
         self.top = self.root.split(".")[0]
         self.library = _library_dirs()
         self.modules: dict[str, ModuleSource] = {}
@@ -153,23 +154,14 @@ def _imported_names(module: ModuleSource) -> list[str]:
         tree = ast.parse(module.source)
     except SyntaxError:
         return []
-    package = module.name if module.is_package else module.name.rpartition(".")[0]
+    importer = module.name.split(".")
     names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                try:
-                    base = importlib.util.resolve_name(
-                        "." * node.level + (node.module or ""), package
-                    )
-                except ImportError:
-                    continue
-            else:
-                base = node.module or ""
-            names.append(base)
-            names += [f"{base}.{alias.name}" for alias in node.names if alias.name != "*"]
+    for imported, level, attributes in sources.import_statements(tree):
+        base = sources.absolute_name(imported, level, importer, module.is_package)
+        if base is None:
+            continue
+        names.append(base)
+        names += [f"{base}.{name}" if base else name for name in attributes]
     return [n for n in names if n]
 
 

@@ -10,7 +10,6 @@ from typing import Any
 from dltemplate.config.capture import Capture
 from dltemplate.config.getters import Build, call_root_getter
 from dltemplate.config.loader import load_root_config
-from dltemplate.config.root import ROOT_PATHS
 from dltemplate.config.values import check_value
 from dltemplate.errors import ConfigError, OverrideError, UserError
 from dltemplate.records import portable_path
@@ -55,12 +54,8 @@ def build_run(
 
     archived = set(root.overrides) - set(overrides or {})
     overrides = {**root.overrides, **(overrides or {})}
-    getters = root.getters_for(job)
-    build = Build(
-        overrides=overrides,
-        source=source,
-        skipped_roots=frozenset(ROOT_PATHS) - set(getters) - {"seed"},
-    )
+    getters = root.getters()
+    build = Build(overrides=overrides, source=source)
     seed = resolve_seed(overrides, seed, source)
     build.origins["seed"] = "override" if "seed" in overrides else "default"
     lightning.seed_everything(seed, workers=True, verbose=False)

@@ -34,7 +34,6 @@ class Build:
 
     overrides: Mapping[str, Any]
     source: str = "overrides"  # where the overrides came from, for messages
-    skipped_roots: frozenset[str] = frozenset()  # valid roots that this job does not build
     tree: dict[str, Any] = field(default_factory=dict)
     origins: dict[str, str] = field(
         default_factory=dict
@@ -92,7 +91,7 @@ class Build:
     def check_consumed(self, config_file: str | Path) -> None:
         """Fail on overrides that no getter of this build took, with the closest valid paths."""
         for key in self.overrides:
-            if key in self.consumed or key == "seed" or key.split(".")[0] in self.skipped_roots:
+            if key in self.consumed or key == "seed":
                 continue
             close = difflib.get_close_matches(key, list(self.types), n=3, cutoff=0.5)
             hint = f"; closest: {', '.join(close)}" if close else ""

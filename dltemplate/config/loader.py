@@ -25,21 +25,16 @@ from dltemplate.config.getters import wrap_module_getters
 from dltemplate.config.root import RootConfig
 from dltemplate.errors import ConfigError
 from dltemplate.records import portable_path
+from dltemplate.workflow import sources
 
 ROOT_GETTER = "get_root_config_instance"
 
 
 def package_root(config_file: Path) -> tuple[Path, str]:
-    """The folder to import from and the dotted module name of `config_file`.
-
-    Walks up while folders hold an `__init__.py`, so `configs/digits_cnn.py` becomes
-    `configs.digits_cnn` imported from the project root, and a lone file is a top-level module.
-    """
-    parts = [config_file.stem]
-    folder = config_file.parent
-    while (folder / "__init__.py").is_file():
-        parts.insert(0, folder.name)
-        folder = folder.parent
+    """The folder to import from and the dotted module name of `config_file`:
+    `configs/digits_cnn.py` is `configs.digits_cnn` imported from the project root, and a lone
+    file is a top-level module (dltemplate.workflow.sources finds them the same way)."""
+    folder, parts = sources.package_root(config_file)
     return folder, ".".join(parts)
 
 

@@ -2,8 +2,8 @@
 
 `configs/projects/<proj>.yaml` declares a project's experiments and their runs (config file,
 description, job types, overrides). Loading it is cheap (no torch) because Snakemake does it
-while parsing the workflow; it is validated against a JSON schema, and every error names the
-file and key.
+while parsing the workflow; it is validated against dltemplate/schemas/registry.yaml, and every
+error names the file and key.
 """
 
 from __future__ import annotations
@@ -15,56 +15,14 @@ from typing import Any
 
 import yaml
 
+from dltemplate import schemas
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
 from dltemplate.layout import RunLayout
 from dltemplate.registry.names import name_problem
-from dltemplate.registry.resources import RESOURCES_SCHEMA, job_layers
-from dltemplate.registry.sweeps import JOBS_SCHEMA, SWEEP_SCHEMA, expand_sweep
+from dltemplate.registry.resources import job_layers
+from dltemplate.registry.sweeps import expand_sweep
 from dltemplate.registry.yaml12 import safe_load
-
-RUN_SCHEMA = {
-    "type": "object",
-    "required": ["description", "config"],
-    "additionalProperties": False,
-    "properties": {
-        "description": {"type": "string", "minLength": 1},
-        "config": {"type": "string", "minLength": 1},
-        "jobs": JOBS_SCHEMA,
-        "overrides": {"type": "object"},
-        "created": {"type": "string"},
-        # A checkpoint to test/predict with instead of fitting (jobs default to test, predict).
-        "ckpt": {"type": "string", "minLength": 1},
-        "resources": RESOURCES_SCHEMA,  # gpus, cpus, mem_mb, runtime (registry.resources)
-        "init_from": {"type": "string", "minLength": 1},  # <proj>/<exp>/<run> to fine-tune
-    },
-}
-PROJECT_SCHEMA = {
-    "type": "object",
-    "required": ["description", "experiments"],
-    "additionalProperties": False,
-    "properties": {
-        "description": {"type": "string", "minLength": 1},
-        "created": {"type": "string"},
-        "experiments": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "required": ["description"],
-                "additionalProperties": False,
-                "properties": {
-                    "description": {"type": "string", "minLength": 1},
-                    "created": {"type": "string"},
-                    "resources": RESOURCES_SCHEMA,  # for every run; a run's own win
-                    "runs": {"type": "object", "additionalProperties": RUN_SCHEMA},
-                    "sweep": SWEEP_SCHEMA,  # expanded into runs by dltemplate.registry.sweeps
-                    "metric": {"type": "string", "minLength": 1},  # the summaries' best point
-                    "metric_mode": {"enum": ["min", "max"]},
-                },
-            },
-        },
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -157,21 +115,10 @@ class Registry:
             ) from None
 
 
-def _key_text(part: object) -> str:
-    text = str(part)
-    return text if text.isprintable() and text.strip() == text and text else repr(text)
-
-
 def _schema_error(path: Path, error) -> RegistryError:
-    key = ".".join(_key_text(p) for p in error.absolute_path) or "(top level)"
-    if error.validator == "additionalProperties":
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
-        message = f"{error.message}; allowed keys: {allowed}"
-    elif error.validator == "required":
-        message = f"{error.message} (add it)"
-    else:
-        message = error.message
-    return RegistryError(f"Registry {path}: at {key}: {message}")
+    return RegistryError(
+        f"Registry {path}: at {schemas.key_of(error)}: {schemas.message_of(error)}"
+    )
 
 
 def _check_names(path: Path, kind: str, names: list[str], where: str) -> None:
@@ -203,7 +150,6 @@ def _run_jobs(path: Path, run: dict, where: str) -> tuple[str, ...]:
 
 def load_project(path: Path) -> Project:
     """Load and validate one project file."""
-    import jsonschema
 
     try:
         data = safe_load(path.read_text())
@@ -214,7 +160,7 @@ def load_project(path: Path) -> Project:
         raise RegistryError(f"Registry {path}{where} does not parse as YAML: {problem}") from None
     except OSError as exc:
         raise RegistryError(f"Registry {path} cannot be read: {exc.strerror}") from None
-    validator = jsonschema.Draft202012Validator(PROJECT_SCHEMA)
+    validator = schemas.validator("registry")
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         raise _schema_error(path, errors[0])

@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dltemplate import schemas
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
 
@@ -35,28 +36,10 @@ VALUE_KEYS = ("gpus", "cpus", "mem_mb", "runtime")
 # for them: a distributed sampler would repeat samples); their own key may ask for more.
 EVAL_GPUS = 1
 
-RUNTIME_PATTERN = r"^[1-9][0-9]*\s*(m|min|h|d)$"
-_RUNTIME = re.compile(RUNTIME_PATTERN)
+# "90m", "12h", "2d": the pattern the schema checks (dltemplate/schemas/common.yaml)
+_RUNTIME_VALUE = schemas.schema("common")["$defs"]["resource_values"]["properties"]["runtime"]
+_RUNTIME = re.compile(_RUNTIME_VALUE["oneOf"][1]["pattern"])
 _MINUTES = {"m": 1, "min": 1, "h": 60, "d": 24 * 60}
-
-_VALUES = {
-    "gpus": {"type": "integer", "minimum": 0},
-    "cpus": {"type": "integer", "minimum": 1},
-    "mem_mb": {"type": "integer", "minimum": 1},
-    "runtime": {
-        "oneOf": [
-            {"type": "integer", "minimum": 1},
-            {"type": "string", "pattern": RUNTIME_PATTERN},
-        ]
-    },
-}
-VALUES_SCHEMA = {"type": "object", "additionalProperties": False, "properties": _VALUES}
-# The registry's `resources:` of an experiment or a run.
-RESOURCES_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {**_VALUES, **dict.fromkeys(JOB_TYPES, VALUES_SCHEMA)},
-}
 
 
 def runtime_minutes(value: int | str) -> int:
@@ -100,11 +83,10 @@ def workflow_defaults(config: Mapping[str, Any], job: str) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=64)
 def _workflow_defaults(settings: str, job: str) -> dict[str, Any]:
-    import jsonschema
 
     resources, threads = json.loads(settings)
     defaults = dict((resources or {}).get(job) or {})
-    errors = list(jsonschema.Draft202012Validator(VALUES_SCHEMA).iter_errors(defaults))
+    errors = list(schemas.validator("common", "/$defs/resource_values").iter_errors(defaults))
     if errors:
         raise UserError(
             f"Workflow config (configs/workflow.yaml or --config): resources.{job}: "

@@ -20,55 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
 from dltemplate.registry.names import name_problem
-from dltemplate.registry.resources import RESOURCES_SCHEMA
-
-# A run's `jobs:` (a sweep's too): job types, each once.
-JOBS_SCHEMA = {
-    "type": "array",
-    "items": {"enum": list(JOB_TYPES)},
-    "minItems": 1,
-    "uniqueItems": True,
-}
-SWEEP_SCHEMA = {
-    "type": "object",
-    "required": ["config"],
-    "additionalProperties": False,
-    "properties": {
-        "config": {"type": "string", "minLength": 1},
-        "description": {"type": "string", "minLength": 1},  # a template, like `name`
-        "name": {"type": "string", "minLength": 1},  # e.g. "lr{task_wrapper.lr}-s{seed}"
-        "jobs": JOBS_SCHEMA,
-        "overrides": {"type": "object"},
-        "init_from": {"type": "string", "minLength": 1},
-        "resources": RESOURCES_SCHEMA,  # every run's, as a run's `resources:`
-        "grid": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1}},
-        "list": {"type": "array", "minItems": 1, "items": {"type": "object"}},
-        "random": {
-            "type": "object",
-            "required": ["n", "params"],
-            "additionalProperties": False,
-            "properties": {
-                "n": {"type": "integer", "minimum": 1},
-                "seed": {"type": "integer"},
-                "params": {
-                    "type": "object",
-                    "minProperties": 1,
-                    "additionalProperties": {"type": ["array", "object"]},
-                },
-            },
-        },
-        "seeds": {  # a count (0..N-1) or a list; each keyword applies to its own type
-            "type": ["integer", "array"],
-            "minimum": 1,
-            "items": {"type": "integer"},
-            "minItems": 1,
-            "uniqueItems": True,
-        },
-    },
-}
 
 # Text that reads as a float: a random range's bounds may be written as text ("1e-3").
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|Infinity)|nan")

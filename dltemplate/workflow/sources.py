@@ -40,7 +40,9 @@ class _Scan:
 _SCANS: dict[Path, _Scan] = {}
 
 
-def _imports(tree: ast.AST) -> list[tuple[str, int, tuple[str, ...]]]:
+def import_statements(tree: ast.AST) -> list[tuple[str, int, tuple[str, ...]]]:
+    """(module, level, imported names) of every import statement anywhere in `tree` (function
+    bodies included): the one scanner of what a config's files import (archives use it too)."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -60,7 +62,7 @@ def _scan(path: Path) -> _Scan:
         return cached
     data = path.read_bytes()
     try:
-        imports = tuple(_imports(ast.parse(data, filename=str(path))))
+        imports = tuple(import_statements(ast.parse(data, filename=str(path))))
     except (SyntaxError, ValueError):
         imports = ()  # the job reports the syntax error; the digest still tracks the content
     scan = _Scan(stamp, hashlib.sha256(data).hexdigest()[:DIGEST_CHARS], imports)
@@ -68,7 +70,7 @@ def _scan(path: Path) -> _Scan:
     return scan
 
 
-def _package_root(path: Path) -> tuple[Path, list[str]]:
+def package_root(path: Path) -> tuple[Path, list[str]]:
     """The import root of `path` and its dotted module name, as the config loader finds them."""
     parts = [] if path.name == "__init__.py" else [path.stem]
     folder = path.parent
@@ -140,7 +142,7 @@ def _module_files(roots: tuple[Path, ...], dotted: str) -> tuple[Path, ...]:
     return _RESOLVED[key]
 
 
-def _absolute(module: str, level: int, importer: list[str], is_package: bool) -> str | None:
+def absolute_name(module: str, level: int, importer: list[str], is_package: bool) -> str | None:
     """The absolute name of a (possibly relative) import made by module `importer`."""
     if level == 0:
         return module
@@ -152,7 +154,7 @@ def _absolute(module: str, level: int, importer: list[str], is_package: bool) ->
 
 
 def _roots(start: Path) -> tuple[Path, ...]:
-    root, _ = _package_root(start)
+    root, _ = package_root(start)
     cwd = Path.cwd().resolve()
     return (root,) if cwd == root else (root, cwd)
 
@@ -161,7 +163,7 @@ def source_files(config_file: str | Path) -> list[Path]:
     """The config file and every local source file it imports, directly or not (resolved)."""
     start = Path(config_file).resolve()
     roots = _roots(start)
-    root, name = _package_root(start)
+    root, name = package_root(start)
     seen: dict[Path, None] = {}
     todo = [start, *_walk(root, name[:-1])]  # importing a.b.c runs a/ and a/b/'s __init__
     while todo:
@@ -169,10 +171,10 @@ def source_files(config_file: str | Path) -> list[Path]:
         if path in seen or not path.is_file():
             continue
         seen[path] = None
-        _, name = _package_root(path)
+        _, name = package_root(path)
         is_package = path.name == "__init__.py"
         for module, level, names in _scan(path).imports:
-            absolute = _absolute(module, level, name, is_package)
+            absolute = absolute_name(module, level, name, is_package)
             if absolute is None:
                 continue
             todo += _module_files(roots, absolute)

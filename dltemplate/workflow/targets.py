@@ -10,11 +10,11 @@ import os
 import posixpath
 import re
 import time
-from typing import Any
 
 from dltemplate.layout import ARCHIVE_NAMES, ExperimentLayout, ProjectLayout, RunLayout
 from dltemplate.registry.model import Registry, Run
 from dltemplate.registry.names import NAME_PATTERN
+from dltemplate.workflow.job_spec import JobSpec
 
 WILDCARD_CONSTRAINTS = {"proj": NAME_PATTERN, "exp": NAME_PATTERN, "run": NAME_PATTERN}
 
@@ -119,18 +119,16 @@ def plot_targets(registry: Registry) -> list[str]:
     return targets
 
 
-def job_params(run: Run, default_seed: int) -> dict[str, Any]:
-    """Plain parameters for a job script. A change in them reruns the job (Snakemake's
-    `params` trigger), so they hold exactly what shapes the run."""
-    params = {
-        "run_dir": run.folder,
-        "config": run.config,
-        # Sorted: Snakemake compares params by repr, and the order of keys in the YAML (or of a
-        # sweep's grid) says nothing about the run.
-        "overrides": dict(sorted(run.overrides.items(), key=lambda item: str(item[0]))),
-        "seed": default_seed,
-        "source": run.source,
-    }
-    if run.init_from:  # only when set, so that runs without it keep their recorded params
-        params["init_from"] = init_from_fit(run.init_from)
-    return params
+def job_spec(run: Run, default_seed: int) -> JobSpec:
+    """What shapes the run's jobs, as a rule hands it to their scripts. A change in it reruns
+    the job (Snakemake's `params` trigger), so it holds exactly that, with the digests of the
+    config's local source files."""
+    return JobSpec(
+        run_dir=run.folder,
+        config=run.config,
+        overrides=dict(run.overrides),
+        seed=default_seed,
+        source=run.source,
+        init_from=init_from_fit(run.init_from) if run.init_from else None,
+        sources=source_digests(run),
+    )

@@ -1,0 +1,152 @@
+"""The steps that Snakemake's scripts run: each script is `run_step(snakemake, <step>)`.
+
+Every step runs with its output in the job's log (a user error ends it with one line and exit
+1, see dltemplate.jobs.logs). The jobs of a run (fit, test, predict) also keep their record,
+`records/<job>.json`, and claim their GPUs before torch loads; their parameters come as one
+`JobSpec` (dltemplate.workflow.job_spec). torch and Lightning load inside the steps, once the
+record says that the job runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dltemplate.jobs.gpu_slots import claim_gpus
+from dltemplate.jobs.logs import job_log
+from dltemplate.results.run_records import job_record
+from dltemplate.workflow.job_spec import JobSpec
+
+Step = Callable[..., Any]
+
+
+def run_step(snakemake: Any, step: Step) -> None:
+    """Run `step` for the Snakemake job `snakemake` (the object a `script:` receives)."""
+    with job_log(snakemake.log[0]):
+        job = getattr(step, "job", None)
+        if job is None:
+            step(snakemake)
+            return
+        spec = JobSpec.from_params(snakemake.params.job)
+        with job_record(spec.run_dir, job):
+            claim_gpus(snakemake.resources.get("gpu"))  # before torch: CUDA_VISIBLE_DEVICES
+            step(snakemake, spec)
+
+
+def _run_job(job: str) -> Callable[[Step], Step]:
+    def mark(step: Step) -> Step:
+        step.job = job
+        return step
+
+    return mark
+
+
+def _common(snakemake: Any, spec: JobSpec) -> dict[str, Any]:
+    return {
+        "run_dir": spec.run_dir,
+        "config_file": spec.config,
+        "overrides": spec.overrides,
+        "seed": spec.seed,
+        "threads": snakemake.threads,
+        "source": spec.source,
+    }
+
+
+@_run_job("fit")
+def fit(snakemake: Any, spec: JobSpec) -> None:
+    from dltemplate.jobs.fit import fit_run
+
+    fit_run(
+        **_common(snakemake, spec),
+        done_file=snakemake.output.done,
+        archive_format=snakemake.config.get("archive_format", "py"),
+        sources=spec.sources,
+        checkpoint=snakemake.config.get("checkpoint"),
+        log_file=snakemake.log[0],
+        init_from=spec.init_from,
+    )
+
+
+@_run_job("test")
+def test(snakemake: Any, spec: JobSpec) -> None:
+    from dltemplate.jobs.evaluate import test_run
+
+    test_run(
+        **_common(snakemake, spec),
+        fit_done=snakemake.input.fit_done,
+        done_file=snakemake.output.done,
+    )
+
+
+test.__test__ = False  # not a pytest test, despite its name
+
+
+@_run_job("predict")
+def predict(snakemake: Any, spec: JobSpec) -> None:
+    from dltemplate.jobs.predict import predict_run
+
+    predict_run(
+        **_common(snakemake, spec),
+        fit_done=snakemake.input.fit_done,
+        predictions_file=snakemake.output.predictions,
+        done_file=snakemake.output.done,
+    )
+
+
+def run_record(snakemake: Any) -> None:
+    """A run's run.json, from its jobs' records, and its plots."""
+    from dltemplate.layout import RunLayout
+    from dltemplate.results.plots import write_run_plots
+    from dltemplate.results.run_records import write_run_record
+
+    info = snakemake.params.info
+    run_dir = RunLayout.of(info["project"], info["experiment"], info["name"]).folder
+    write_run_record(info=info, run_dir=run_dir, out=snakemake.output.json)
+    write_run_plots(
+        run_dir=run_dir,
+        jobs=info["jobs"],
+        curves_png=snakemake.output.curves,
+        epochs_html=snakemake.output.epochs,
+        confusion_png=snakemake.output.confusion,
+    )
+
+
+def project_record(snakemake: Any) -> None:
+    from dltemplate.results.run_records import write_project_record
+
+    write_project_record(
+        info=snakemake.params.info, run_records=list(snakemake.input), out=snakemake.output.json
+    )
+
+
+def summarize(snakemake: Any) -> None:
+    from dltemplate.results.summary import write_experiment_summary
+
+    write_experiment_summary(
+        experiment=snakemake.params.experiment,
+        out_csv=snakemake.output.csv,
+        out_points=snakemake.output.points,
+        out_md=snakemake.output.md,
+        out_png=snakemake.output.png,
+    )
+
+
+def summarize_project(snakemake: Any) -> None:
+    from dltemplate.results.summary import write_project_summary
+
+    write_project_summary(
+        project=snakemake.params.project,
+        out_csv=snakemake.output.csv,
+        out_md=snakemake.output.md,
+    )
+
+
+def plot_comparison(snakemake: Any) -> None:
+    from dltemplate.results.plots import write_experiment_comparison
+
+    write_experiment_comparison(
+        summary_csv=snakemake.input.summary,
+        comparison_png=snakemake.output.chart,
+        summary_html=snakemake.output.table,
+        modes=snakemake.params.modes,
+    )

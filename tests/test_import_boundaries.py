@@ -1,0 +1,100 @@
+"""Layer 1: the package tree shows where code runs, and these checks keep it so.
+
+- What Snakemake imports while it parses the workflow (registry/, workflow/, results/, and the
+  leaves layout, records, errors) loads no torch, Lightning, matplotlib or pandas.
+- The engine never imports the example project (configs/, models/, dataset_classes/,
+  wrappers/): the example imports the engine, and a user who deletes it keeps a working engine.
+- No import cycles between dltemplate's modules.
+
+Broken on purpose: `import torch` at the top of dltemplate/results/summary.py, or
+`from wrappers import BasicTaskWrapper` in dltemplate/jobs/fit.py, fails these tests.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+PACKAGE = REPO / "dltemplate"
+TORCH_FREE = ("registry", "workflow", "results")
+TORCH_FREE_LEAVES = ("layout", "records", "errors")
+HEAVY = ("torch", "lightning", "matplotlib", "pandas")
+EXAMPLE = ("configs", "models", "dataset_classes", "wrappers")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules_of(*folders: str) -> list[str]:
+    return sorted(module_name(p) for f in folders for p in (PACKAGE / f).rglob("*.py"))
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module an import statement of `path` names, anywhere in the file (also inside
+    functions), resolved to absolute names."""
+    found: set[str] = set()
+    package = module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else None
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level and package:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_parse_time_modules_load_nothing_heavy() -> None:
+    names = [*modules_of(*TORCH_FREE), *(f"dltemplate.{leaf}" for leaf in TORCH_FREE_LEAVES)]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {names!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "", f"imported at parse time: {result.stdout.strip()}"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: module_name(p))
+def test_the_engine_never_imports_the_example(path: Path) -> None:
+    example = {m for m in imported_modules(path) if m.split(".")[0] in EXAMPLE}
+    assert not example, f"{module_name(path)} imports the example project: {sorted(example)}"
+
+
+def test_no_import_cycles_between_modules() -> None:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    edges = {
+        name: {m for m in imported_modules(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+    # packages import their modules' names only in docstrings: drop package -> own child edges
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for other in sorted(edges[name]):
+            if state.get(other) == 1:
+                cycle = [*trail[trail.index(other) :], other] if other in trail else [name, other]
+                raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            if other not in state:
+                visit(other, [*trail, other])
+        state[name] = 2
+
+    for name in sorted(modules):
+        if name not in state:
+            visit(name, [name])
