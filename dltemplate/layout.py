@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS = "results"
+REGISTRY = "configs/projects"  # the default registry folder (configs/workflow.yaml: registry)
 JOB_TYPES = ("fit", "test", "predict")
 ARCHIVE_NAMES = {
     "py": "archived_config.py",
@@ -189,9 +190,23 @@ class RunLayout:
 
 
 @dataclass(frozen=True)
-class ExperimentLayout:
+class _Folder:
+    """A folder of results that holds other folders (an experiment's runs, a project's
+    experiments) and files of its own."""
+
     folder: str
 
+    def file(self, name: str) -> str:
+        """A file of this folder: one of EXPERIMENT_FILES or PROJECT_FILES, or one under its
+        plots/ or logs/ (`plots/comparison.png`)."""
+        return f"{self.folder}/{name}"
+
+    @property
+    def summary_csv(self) -> str:
+        return self.file("summary.csv")
+
+
+class ExperimentLayout(_Folder):
     @classmethod
     def of(cls, proj: str, exp: str, root: str = RESULTS) -> ExperimentLayout:
         return cls(f"{root}/{proj}/{exp}")
@@ -201,25 +216,14 @@ class ExperimentLayout:
         return cls.of("{proj}", "{exp}")
 
     def run(self, name: str) -> RunLayout:
-        return RunLayout(f"{self.folder}/{name}")
-
-    def file(self, name: str) -> str:
-        """One of EXPERIMENT_FILES, or a file under plots/ or logs/ (`plots/comparison.png`)."""
-        return f"{self.folder}/{name}"
-
-    @property
-    def summary_csv(self) -> str:
-        return self.file("summary.csv")
+        return RunLayout(self.file(name))
 
     @property
     def comparison_png(self) -> str:
         return self.file("plots/comparison.png")
 
 
-@dataclass(frozen=True)
-class ProjectLayout:
-    folder: str
-
+class ProjectLayout(_Folder):
     @classmethod
     def of(cls, proj: str, root: str = RESULTS) -> ProjectLayout:
         return cls(f"{root}/{proj}")
@@ -229,14 +233,7 @@ class ProjectLayout:
         return cls.of("{proj}")
 
     def experiment(self, name: str) -> ExperimentLayout:
-        return ExperimentLayout(f"{self.folder}/{name}")
-
-    def file(self, name: str) -> str:
-        return f"{self.folder}/{name}"
-
-    @property
-    def summary_csv(self) -> str:
-        return self.file("summary.csv")
+        return ExperimentLayout(self.file(name))
 
     @property
     def project_json(self) -> str:

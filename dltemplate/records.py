@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import tempfile
@@ -62,3 +63,9 @@ def read_json(path: str | Path, default: Any = _REQUIRED) -> Any:
             raise UserError(f"{path} does not exist; run the job that writes it first") from None
         reason = f"{path} cannot be read as JSON ({exc})"
         raise UserError(f"{reason}; rerun the job that wrote it") from None
+
+
+def now() -> str:
+    """The current local time as ISO 8601 with its UTC offset, to the second: every record's
+    timestamps."""
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")

@@ -89,3 +89,11 @@ def test_jobs_write_only_where_the_layout_says(project: Project) -> None:
         *(run.plot(name) for name in RUN_PLOTS),
     ):
         assert project.path(path).is_file(), path
+
+
+def test_the_schemas_know_the_layouts_job_types() -> None:
+    from dltemplate import schemas
+
+    assert tuple(schemas.schema("common")["$defs"]["job_type"]["enum"]) == JOB_TYPES
+    for section in ("threads", "retries", "resources"):
+        assert tuple(schemas.schema("workflow")["properties"][section]["properties"]) == JOB_TYPES

@@ -34,7 +34,7 @@ class TensorBatches(Dataset):
 
     The DataLoader hands `__getitems__` a batch's indices from whatever sampler it has, and one
     indexing op per tensor replaces a `__getitem__` per sample plus the collate's `torch.stack`
-    (2 to 5 times the batches per second, see BENCHMARKS.md). It returns the batch itself, the
+    (bench/data_path.py measures the gain; BENCHMARKS.md). It returns the batch itself, the
     list of tensors that `default_collate` would have made, so its loader's collate passes it
     through (`pass_batch`). Indexing one sample still works.
     """
@@ -211,7 +211,3 @@ class BasicDataWrapper(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict")
-
-    def describe(self) -> dict[str, Any]:
-        """Sizes of the splits, for records."""
-        return {name: len(ds) for name, ds in self.splits.items() if ds is not None}

@@ -28,8 +28,8 @@ class EpochMean:
     """The sample-weighted mean of a per-batch loss over an epoch, kept as one tensor.
 
     `self.log(..., on_epoch=True)` in every step costs Lightning's result bookkeeping per call
-    (a device move of a torchmetrics state: about as much as a small model's forward pass, see
-    BENCHMARKS.md); adding into one tensor costs one op and gives the same epoch mean.
+    (a device move of a torchmetrics state per call); adding into one tensor costs one op and
+    gives the same epoch mean.
     """
 
     def __init__(self) -> None:

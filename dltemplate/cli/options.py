@@ -10,8 +10,8 @@ from typing import Any
 from dltemplate.cli.common import add_set_option
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
+from dltemplate.layout import REGISTRY as REGISTRY_DIR
 
-REGISTRY_DIR = "configs/projects"
 # Floats as YAML 1.2 reads them; PyYAML (YAML 1.1) reads `1e-3` as text.
 
 

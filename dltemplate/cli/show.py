@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import UserError
+from dltemplate.layout import REGISTRY as REGISTRY_DIR
 from dltemplate.layout import RESULTS, RunLayout
 from dltemplate.records import read_json
 from dltemplate.registry.names import check_name
 
-REGISTRY_DIR = "configs/projects"
 JOBS = ("fit", "test", "predict")
 STATE_STYLE = {"done": "green", "running": "cyan", "stale": "yellow", "failed": "red"}
 

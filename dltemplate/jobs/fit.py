@@ -79,16 +79,16 @@ def fit_run(
         print(f"Fit attempt {plan.attempt}. {plan.message}", flush=True)
         try:
             record = _fit(
-                run_dir,
-                config_file,
-                overrides,
-                seed,
-                threads,
-                source,
-                plan,
-                checkpoint,
-                archive_format,
-                init_from,
+                run_dir=run_dir,
+                config_file=config_file,
+                overrides=overrides,
+                seed=seed,
+                threads=threads,
+                source=source,
+                plan=plan,
+                checkpoint=checkpoint,
+                archive_format=archive_format,
+                init_from=init_from,
             )
         finally:
             resume.merge_attempt_metrics(run_dir)
@@ -101,6 +101,7 @@ def fit_run(
 
 
 def _fit(
+    *,
     run_dir: Path,
     config_file: str,
     overrides: Mapping[str, Any],

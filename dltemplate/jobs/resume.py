@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import datetime
 import errno
 import fcntl
 import io
@@ -29,7 +28,7 @@ from typing import Any
 
 from dltemplate.errors import UserError
 from dltemplate.layout import RunLayout
-from dltemplate.records import write_json_atomic, write_text_atomic
+from dltemplate.records import now, write_json_atomic, write_text_atomic
 from dltemplate.workflow.sources import changed_sources
 
 _ATTEMPT = re.compile(r"attempt-(\d+)")
@@ -44,16 +43,12 @@ def _layout(run_dir: str | Path) -> RunLayout:
     return RunLayout.at(run_dir)
 
 
-def _now() -> str:
-    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
 def _holder() -> str:
     slurm = os.environ.get("SLURM_JOB_ID")
     where = f"pid {os.getpid()} on host {socket.gethostname()}"
     if slurm:
         where += f", SLURM job {slurm}"
-    return f"{where}, since {_now()}"
+    return f"{where}, since {now()}"
 
 
 @contextlib.contextmanager
@@ -132,7 +127,7 @@ def write_state(run_dir: str | Path, state: Mapping[str, Any]) -> None:
 def mark_finished(run_dir: str | Path) -> None:
     """Record that the fit in `run_dir` ran to its end: a later fit starts over."""
     state = read_state(run_dir) or {}
-    state.update(finished=True, finished_at=_now())
+    state.update(finished=True, finished_at=now())
     write_state(run_dir, state)
 
 
@@ -189,7 +184,7 @@ def start_attempt(run_dir: str | Path, attempt: int, resumed_from_step: int | No
     entries[attempt] = {
         "attempt": attempt,
         "resumed_from_step": resumed_from_step,
-        "started": _now(),
+        "started": now(),
         "host": socket.gethostname(),
     }
     write_json_atomic(_attempts_file(run_dir), [entries[n] for n in sorted(entries)])
@@ -260,7 +255,7 @@ def request_restart(run_dir: str | Path) -> Path:
     `--restart`; by hand: `touch results/<proj>/<exp>/<run>/RESTART`."""
     flag = Path(_layout(run_dir).restart_flag)
     flag.parent.mkdir(parents=True, exist_ok=True)
-    flag.write_text(f"restart requested {_now()}\n")
+    flag.write_text(f"restart requested {now()}\n")
     return flag
 
 
@@ -296,7 +291,7 @@ def move_aside(run_dir: str | Path, why: str) -> Path:
         if old.exists():
             new.parent.mkdir(parents=True, exist_ok=True)
             old.rename(new)
-    write_json_atomic(dest / "moved.json", {"why": why, "moved": _now()})
+    write_json_atomic(dest / "moved.json", {"why": why, "moved": now()})
     return dest
 
 
@@ -328,7 +323,7 @@ def plan_fit(run_dir: str | Path, current: Mapping[str, Any]) -> FitPlan:
     attempt = max(attempt_numbers(run_dir), default=0) + 1
     if why is None and last.is_file():
         return FitPlan(last, attempt, None, f"Resuming from {last}")
-    write_state(run_dir, {"fingerprint": dict(current), "finished": False, "started": _now()})
+    write_state(run_dir, {"fingerprint": dict(current), "finished": False, "started": now()})
     if moved_to is not None:
         message = f"Starting fresh: moved the earlier fit to {moved_to}/ because {why}"
     else:

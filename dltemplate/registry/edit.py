@@ -13,7 +13,6 @@ Cheap to import: no torch, and ruamel.yaml only when an edit happens.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fcntl
 import io
 import os
@@ -26,6 +25,7 @@ from typing import Any
 
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError, UserError
+from dltemplate.records import now
 from dltemplate.registry.names import check_name
 
 LOCK_NAME = ".registry.lock"
@@ -34,11 +34,6 @@ NEW_PROJECT_HEADER = """\
 # Project {proj}, made by `main.py init`. Add experiments with `main.py add-exp`, runs with
 # `main.py add-run`, or edit this file by hand: the commands keep your comments.
 """
-
-
-def now() -> str:
-    """The current local time as ISO 8601 with its UTC offset, to the second."""
-    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 @contextlib.contextmanager

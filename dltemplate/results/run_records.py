@@ -27,8 +27,8 @@ from typing import Any
 
 from dltemplate.records import read_json, write_json_atomic
 from dltemplate.registry.model import Project, Registry, Run
-from dltemplate.registry.edit import now
 from dltemplate.layout import ProjectLayout, RunLayout
+from dltemplate.records import now
 
 PACKAGES = ("torch", "lightning", "snakemake")
 

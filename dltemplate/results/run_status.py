@@ -28,9 +28,8 @@ from dltemplate.registry.model import Run
 from dltemplate.results.run_records import job_record_path
 from dltemplate.results import metric_policy
 from dltemplate.records import read_json
+from dltemplate.layout import REGISTRY
 
-STATES = ("done", "stale", "failed", "running", "not run")
-DEFAULT_REGISTRY = "configs/projects"
 
 
 @dataclass
@@ -74,7 +73,7 @@ def process_alive(record: Mapping[str, Any], done_file: str, locked: set[str]) -
 
 
 def snakemake_plan(
-    done_files: list[str], registry: str | Path = DEFAULT_REGISTRY
+    done_files: list[str], registry: str | Path = REGISTRY
 ) -> dict[str, tuple[str, str]]:
     """`{output: (status, plan)}` from `snakemake --summary` for `done_files` (run from the
     project root). `plan` is `update pending` when Snakemake would rerun the job."""
@@ -83,7 +82,7 @@ def snakemake_plan(
     if not Path("Snakefile").is_file():
         raise StaleCheckError("no Snakefile here (run main.py from the project root)")
     command = [sys.executable, "-m", "snakemake", "--summary", "--cores", "1"]
-    if str(registry) != DEFAULT_REGISTRY:
+    if str(registry) != REGISTRY:
         command += ["--config", f"registry={registry}"]
     try:
         result = subprocess.run(
@@ -138,7 +137,7 @@ def job_status(
 
 
 def run_statuses(
-    runs: Iterable[Run], *, check_stale: bool = True, registry: str | Path = DEFAULT_REGISTRY
+    runs: Iterable[Run], *, check_stale: bool = True, registry: str | Path = REGISTRY
 ) -> tuple[dict[str, dict[str, JobStatus]], str | None]:
     """The state of each declared job of `runs`, by run key, and a note when staleness could
     not be checked (then existing outputs count as done)."""

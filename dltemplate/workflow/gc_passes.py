@@ -18,8 +18,7 @@ def collect_garbage_less_often() -> None:
     Snakemake process, so freezing them costs nothing (along with whatever garbage is pending
     at that moment). Garbage cycles made later are still collected, in larger batches. Called
     once, from the workflow (rules/common.smk), after the registry is loaded: it holds for the
-    rest of the Snakemake process. Measured on a 1,000-run sweep: no-op rerun 5.6 s -> 4.0 s
-    (median of 4, against Python's defaults), the same peak memory.
+    rest of the Snakemake process (bench/orchestration.py measures the effect; BENCHMARKS.md).
     """
     gc.freeze()
     older = YOUNGER_PASSES_PER_OLDER_PASS

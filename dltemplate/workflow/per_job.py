@@ -15,8 +15,8 @@ def per_job(function: F) -> F:
     Before each call of an input, params or resource function, Snakemake asks for the function's
     signature (it passes only the arguments the function takes), and `inspect.signature` works
     it out anew from the code each time. Python hands back a `__signature__` attribute as it is,
-    so setting it here spares each job that work: in a no-op rerun of a 1,000-run sweep,
-    `inspect.signature` fell from 7.5 % to 1.1 % of the time (py-spy; bench/findings.md).
+    so setting it here spares each job that work (bench/orchestration.py measures the DAG's
+    build; the figures are in BENCHMARKS.md).
     """
     function.__signature__ = inspect.signature(function)
     return function
