@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import secrets
 from collections.abc import Iterator, Sequence
@@ -32,7 +31,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from dltemplate.errors import UserError
 from dltemplate.layout import RunLayout
-from dltemplate.records import write_json_atomic
+from dltemplate.records import read_json, write_json_atomic
 
 TRACKERS = ("csv", "tensorboard", "mlflow", "wandb")
 DEFAULT_MLFLOW_URI = "sqlite:///results/mlflow.db"
@@ -49,11 +48,7 @@ def run_names(run_dir: str | Path) -> tuple[str, str, str]:
 
 def tracker_record(run_dir: str | Path, job: str) -> dict[str, Any]:
     """What `<run>/trackers/<job>.json` says (empty if the job never logged to a tracker)."""
-    path = Path(RunLayout.at(run_dir).tracker_record(job))
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+    record = read_json(RunLayout.at(run_dir).tracker_record(job), default={})
     return record if isinstance(record, dict) else {}
 
 
