@@ -9,6 +9,7 @@ from typing import Any
 from dltemplate.config.build import BuiltRun, build_run
 from dltemplate.errors import UserError
 from dltemplate.records import read_json
+from dltemplate.workflow.targets import rerun_command
 
 
 def set_threads(threads: int) -> None:
@@ -40,7 +41,7 @@ def fitted_checkpoint(fit_done: str | Path) -> Path:
             return Path(path)
     raise UserError(
         f"{fit_done} names no checkpoint that exists ({record.get('best_checkpoint')}); "
-        f"rerun the fit: snakemake -R fit {fit_done}"
+        f"rerun the fit: {rerun_command(fit_done, 'fit')}"
     )
 
 
@@ -48,4 +49,4 @@ def checkpoint_hint(fit_done: str | Path, source: str) -> str:
     """What to do when the checkpoint that test or predict loads does not fit the run."""
     if Path(fit_done).suffix != ".done":
         return f"Check the run's ckpt: in {source} (and its config: it must build that model)"
-    return f"Fit the run again: snakemake -R fit {fit_done}"
+    return f"Fit the run again: {rerun_command(fit_done, 'fit')}"

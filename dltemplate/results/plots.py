@@ -19,6 +19,7 @@ from dltemplate.errors import UserError
 from dltemplate.records import read_json, write_text_atomic
 from dltemplate.layout import RunLayout
 from dltemplate.results import metric_policy
+from dltemplate.workflow.targets import rerun_command
 
 FIGURE_DPI = 100
 
@@ -414,7 +415,7 @@ def write_run_confusion(*, test_done: str | Path, out_png: str | Path) -> Path:
     if not Path(path).is_file():
         raise UserError(
             f"{test_done} names the confusion counts {path}, which do not exist; "
-            f"rerun the test: snakemake -R test {test_done}"
+            f"rerun the test: {rerun_command(test_done, 'test')}"
         )
     labels, counts = read_confusion(path)
     return plot_confusion_matrix(labels, counts, out_png, title=title)

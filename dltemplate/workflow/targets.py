@@ -10,6 +10,7 @@ import os
 import posixpath
 import re
 import time
+from pathlib import Path
 
 from dltemplate.layout import ARCHIVE_NAMES, ExperimentLayout, ProjectLayout, RunLayout
 from dltemplate.registry.model import Registry, Run
@@ -132,3 +133,10 @@ def job_spec(run: Run, default_seed: int) -> JobSpec:
         init_from=init_from_fit(run.init_from) if run.init_from else None,
         sources=source_digests(run),
     )
+
+
+def rerun_command(target: str | Path, job: str) -> str:
+    """The command that reruns job type `job` for `target` and what depends on it, nothing
+    else. The target comes first: `-R` takes several values and would swallow it, and
+    Snakemake would then rerun that job of every run (its default target)."""
+    return f"snakemake --cores 1 {Path(target).as_posix()} --forcerun {job}"
