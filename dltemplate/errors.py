@@ -19,3 +19,9 @@ class OverrideError(UserError):
 
 class RegistryError(UserError):
     """The run registry (configs/projects/*.yaml) does not parse or does not fit the schema."""
+
+
+def one_line(exc: BaseException) -> str:
+    """`Type: first line of its message`: how a failed job names its error."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -328,6 +328,9 @@ def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(projec
     assert not project.path(target).exists()
     saved = json.loads(project.path("results/tiny/exp/long/checkpoints/last.json").read_text())
     assert saved["global_step"] == 5 + 3  # 5 steps an epoch; held after epoch 2's third batch
+    assert saved["why"] == "interrupted (Ctrl-C)"  # named as what the user did
+    log = project.path("results/tiny/exp/long/logs/fit.log").read_text()
+    assert "Fit stopped by Ctrl-C in epoch 2, step 8" in log
 
     project.snakemake("--cores", "1", target)
     assert json.loads(project.path(target).read_text())["resumed_from_step"] == saved["global_step"]

@@ -101,10 +101,10 @@ def test_killed_and_stopped_fits_resume_exactly(
     first = start(project, "SIGTERM", f"{run}/stopped/fit.done")
     code, output = finish(first)
     assert code != 0, output
-    assert "Fit stopped by a signal at epoch 2" in output  # the job's one line, on screen
+    assert "Fit stopped by SIGTERM in epoch 3, step" in output  # the job's one line, on screen
     assert not project.path(f"{run}/stopped/fit.done").exists()
     saved = json.loads(project.path(f"{run}/stopped/checkpoints/last.json").read_text())
-    assert saved["why"] == "interrupted (SIGTERMException)", saved
+    assert saved["why"] == "interrupted (SIGTERM)", saved
     assert saved["global_step"] == 2 * STEPS_PER_EPOCH + AT_BATCH + 1  # after the batch
     log = project.path(f"{run}/stopped/logs/fit.attempt-1.log").read_text()
     assert "rerun the same target to resume" in log

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from dltemplate.errors import UserError
 from dltemplate.jobs import plateau
@@ -218,15 +219,15 @@ class ResumeCheckpoint(Checkpoint):
         if not _between_batches(trainer):
             kept = f"kept {self.path} of step {self.saved_step}" if self.saved_step >= 0 else ""
             print(
-                f"Fit stopped inside a batch or validation ({type(exception).__name__}); "
+                f"Fit stopped inside a batch or validation ({interruption(exception)}); "
                 f"{kept or 'no checkpoint yet'}",
                 flush=True,
             )
             return
         # Also when this step was just saved: the loops have moved on since (an epoch's end).
-        self.save(trainer, f"interrupted ({type(exception).__name__})", force=True)
+        self.save(trainer, f"interrupted ({interruption(exception)})", force=True)
         print(
-            f"Fit interrupted ({type(exception).__name__}) at epoch {trainer.current_epoch} "
+            f"Fit interrupted ({interruption(exception)}) in epoch {trainer.current_epoch + 1}, "
             f"step {trainer.global_step}; saved {self.path}",
             flush=True,
         )
@@ -262,6 +263,16 @@ def place_last(trainer: L.Trainer, callback: L.Callback) -> None:
     trainer.callbacks.append(callback)
 
 
+_CTRL_C = {"pressed": False}  # whether the SIGTERM that stops this fit came from a Ctrl-C
+
+
+def interruption(exception: BaseException) -> str:
+    """What stopped a fit, for messages: Ctrl-C, SIGTERM, or the exception's type."""
+    if isinstance(exception, SIGTERMException):
+        return "Ctrl-C" if _CTRL_C["pressed"] else "SIGTERM"
+    return type(exception).__name__
+
+
 @contextlib.contextmanager
 def graceful_interrupts() -> Iterator[None]:
     """Turn the first Ctrl-C (SIGINT) into a SIGTERM, which Lightning answers by stopping after
@@ -273,6 +284,7 @@ def graceful_interrupts() -> Iterator[None]:
 
     def first(signum, frame):
         print("Ctrl-C: stopping after this batch (press again to stop now)", flush=True)
+        _CTRL_C["pressed"] = True
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.kill(os.getpid(), signal.SIGTERM)
 

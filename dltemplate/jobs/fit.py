@@ -123,6 +123,7 @@ def _fit(
         ResumeCheckpoint,
         check_checkpoint,
         graceful_interrupts,
+        interruption,
         place_last,
         safe_checkpoint_loading,
         weights_only,
@@ -135,7 +136,9 @@ def _fit(
     if plan.resume_from is not None:
         meta = check_checkpoint(plan.resume_from, built.task_wrapper, resume.restart_hint(run_dir))
         resumed_step = meta.get("global_step")
-        print(f"The checkpoint ends at epoch {meta.get('epoch')}, step {resumed_step}", flush=True)
+        epoch = meta.get("epoch")
+        where = f"in epoch {epoch + 1}" if isinstance(epoch, int) else "in an unknown epoch"
+        print(f"The checkpoint was saved {where}, at step {resumed_step}", flush=True)
     resume.start_attempt(run_dir, plan.attempt, resumed_step)
     write_yaml_atomic(RunLayout.at(run_dir).hparams, built.hparams)
     archive_config(
@@ -176,9 +179,9 @@ def _fit(
                     ckpt_path=str(plan.resume_from) if plan.resume_from else None,
                     weights_only=weights_only(),
                 )
-    except SIGTERMException:
+    except SIGTERMException as exc:
         message = (
-            f"Fit stopped by a signal at epoch {trainer.current_epoch}, step "
+            f"Fit stopped by {interruption(exc)} in epoch {trainer.current_epoch + 1}, step "
             f"{trainer.global_step}; rerun the same target to resume from {last}"
         )
         print(message, flush=True)

@@ -1,4 +1,5 @@
-"""Send a job's output to its log file and turn user errors into one line and exit 1."""
+"""Send a job's output to its log file, keep it readable, and end every failed job with the
+error in one line: the last line of the log and of what Snakemake shows."""
 
 from __future__ import annotations
 
@@ -8,10 +9,45 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from dltemplate.errors import UserError
+from dltemplate.errors import UserError, one_line
+
+# Third-party warnings that a user cannot act on (warnings about the user's code stay).
+UNACTIONABLE_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # torch's pytree, via Lightning
+    r"The `srun` command is available on your system but is not used",  # jobs inside SLURM
+)
+TIP_PREFIX = "💡 Tip"  # Lightning's advertisements
+
+
+class _NotTwice(logging.Filter):
+    """For the root handler: skip records that a logger's own handler prints already
+    (Lightning's loggers print `INFO: ...` themselves and also propagate)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger = logging.getLogger(record.name)
+        while logger.parent is not None:
+            if logger.handlers:
+                return False
+            if not logger.propagate:
+                break
+            logger = logger.parent
+        return True
+
+
+class _NoTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(TIP_PREFIX)
+
+
+def quiet_third_parties() -> None:
+    """Filter the warnings and tips above, for the rest of the job's process."""
+    for pattern in UNACTIONABLE_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
 
 
 def debug_enabled() -> bool:
@@ -48,9 +84,11 @@ def file_problem(exc: OSError) -> str:
 def job_log(log_file: str | Path | None) -> Iterator[None]:
     """Redirect stdout/stderr (file descriptors too) to `log_file`, appending.
 
-    A UserError, or an OSError about a file (disk full, read-only, no permission), ends the job
-    with a one-line message, in the log and on the console, and exit status 1; any other
-    exception keeps its traceback in the log. DLT_DEBUG=1 prints the traceback too.
+    Every exception ends the job with exit status 1 and one line, `Error: ...`, as the last line
+    of the log and on the console: a UserError's message, or for an OSError about a file (disk
+    full, read-only, no permission) what to do; any other exception also leaves its traceback
+    in the log, above that line. DLT_DEBUG=1 prints the traceback of user errors too. SIGTERM,
+    Ctrl-C and other exits pass through unchanged.
     """
     console = os.fdopen(os.dup(2), "w", buffering=1)
     log = None
@@ -64,13 +102,20 @@ def job_log(log_file: str | Path | None) -> Iterator[None]:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NotTwice())
+    quiet_third_parties()
     try:
         yield
-    except (UserError, OSError) as exc:
-        if isinstance(exc, OSError) and not exc.filename:
-            raise  # not about a file the user can fix: keep the traceback
-        message = f"Error: {exc if isinstance(exc, UserError) else file_problem(exc)}"
-        if debug_enabled():
+    except Exception as exc:
+        if isinstance(exc, UserError):
+            message = f"Error: {exc}"
+        elif isinstance(exc, OSError) and exc.filename:
+            message = f"Error: {file_problem(exc)}"
+        else:  # a bug or a failure in the user's code: the traceback goes to the log first
+            traceback.print_exc()
+            message = f"Error: {one_line(exc)} (the traceback is in the log above)"
+        if debug_enabled() and isinstance(exc, UserError | OSError):
             traceback.print_exc()
         print(message, file=sys.stderr, flush=True)
         if log is not None:

@@ -29,6 +29,7 @@ from dltemplate.records import read_json, write_json_atomic
 from dltemplate.registry.model import Project, Registry, Run
 from dltemplate.layout import ProjectLayout, RunLayout
 from dltemplate.records import now
+from dltemplate.errors import one_line
 
 PACKAGES = ("torch", "lightning", "snakemake")
 
@@ -98,9 +99,8 @@ def job_record(run_dir: str | Path, job: str) -> Iterator[dict[str, Any]]:
     try:
         yield record
     except BaseException as exc:
-        error = str(exc).strip().splitlines()
-        message = f"{type(exc).__name__}: {error[0]}" if error else type(exc).__name__
-        if isinstance(exc, SystemExit | KeyboardInterrupt) and not error:
+        message = one_line(exc)
+        if isinstance(exc, SystemExit | KeyboardInterrupt) and not str(exc).strip():
             message = f"interrupted ({type(exc).__name__})"
         record.update(status="failed", error=message)
         raise
