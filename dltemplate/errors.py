@@ -17,6 +17,10 @@ class OverrideError(UserError):
     """An override names an unknown path or carries a value of the wrong type."""
 
 
+class ShapeError(UserError):
+    """The model's outputs, the targets, the loss or a metric do not fit each other."""
+
+
 class RegistryError(UserError):
     """The run registry (configs/projects/*.yaml) does not parse or does not fit the schema."""
 

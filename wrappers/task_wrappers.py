@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
+from dltemplate.errors import ShapeError, one_line
+
 MetricsArg = Metric | MetricCollection | Mapping[str, Metric] | None
 OptimizerArg = torch.optim.Optimizer | Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -48,9 +50,47 @@ class EpochMean:
         return mean
 
 
-def batch_inputs(batch: Any) -> Any:
-    """The inputs of a batch: `x` of `(x, y)` or `(x,)`, or the batch itself."""
-    return batch[0] if isinstance(batch, list | tuple) else batch
+TARGET_KEYS = ("target", "targets", "label", "labels", "y")
+
+
+def split_batch(batch: Any) -> tuple[tuple | dict, Any]:
+    """A batch as (model inputs, target); the target is None when the batch has none.
+
+    - `(x, y)` -> `((x,), y)`; `(x,)` -> `((x,), None)`; `(x, y, *extra)` -> `((x, *extra), y)`:
+      extra fields (masks, lengths) go to the model after `x`;
+    - a dict (`{"input_ids": ..., "attention_mask": ..., "labels": ...}`) -> (the other keys,
+      passed to the model as keyword arguments, the value of the first key of TARGET_KEYS);
+    - anything else is the model's one input, without a target.
+    Give BasicTaskWrapper a `split_batch` function for other layouts.
+    """
+    if isinstance(batch, dict):
+        key = next((k for k in TARGET_KEYS if k in batch), None)
+        return {k: v for k, v in batch.items() if k != key}, batch.get(key) if key else None
+    if isinstance(batch, list | tuple):
+        if len(batch) == 1:
+            return (batch[0],), None
+        return (batch[0], *batch[2:]), batch[1]
+    return (batch,), None
+
+
+_SPLIT_HINT = (
+    "return (inputs, target) from the dataset, or give BasicTaskWrapper a split_batch function"
+)
+
+
+def _shape_hint(output: torch.Tensor, target: torch.Tensor) -> str:
+    if output.dim() == target.dim() + 1 and output.shape[-1] == 1:
+        return (
+            f"return targets of shape {[*target.shape, 1]} from the dataset, or set "
+            "squeeze_output=True in BasicTaskWrapper (no silent broadcasting)"
+        )
+    if target.dim() == output.dim() + 1 and target.shape[-1] == 1:
+        return "return targets of shape [N] from the dataset (the model outputs one value each)"
+    return "make the model's output and the dataset's target the same shape"
+
+
+def _shape(value: Any) -> str:
+    return str(list(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 class BasicTaskWrapper(L.LightningModule):
@@ -62,6 +102,13 @@ class BasicTaskWrapper(L.LightningModule):
     `optimizer` is a factory taking the parameters, e.g. `partial(torch.optim.AdamW, lr=1e-3)`.
     `lr_scheduler` is a factory taking the optimizer, or a dict in Lightning's
     `lr_scheduler_config` form whose "scheduler" is such a factory (with "interval", "monitor").
+
+    Batches: `split_batch` turns a batch into (model inputs, target); the default takes `(x, y)`,
+    `(x, y, *extra)` and dicts with a `labels`/`target` key (see `split_batch` above).
+    Shapes: outputs and targets must have the same shape, except class scores `[N, C]` against
+    class indices `[N]`. `squeeze_output=True` turns a model's `[N, 1]` into `[N]` for scalar
+    targets. The first training batch of a fit is checked against the loss and every metric
+    before any weight changes; a mismatch stops the fit with one line (ShapeError).
     """
 
     def __init__(
@@ -73,9 +120,13 @@ class BasicTaskWrapper(L.LightningModule):
         lr_scheduler: Callable | Mapping[str, Any] | None = None,
         val_metrics: MetricsArg = None,
         test_metrics: MetricsArg = None,
+        split_batch: Callable[[Any], tuple[tuple | dict, Any]] = split_batch,
+        squeeze_output: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
+        self.split_batch = split_batch
+        self.squeeze_output = squeeze_output
         self.loss_function = loss_function
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
@@ -84,23 +135,61 @@ class BasicTaskWrapper(L.LightningModule):
         self.test_metrics = _collection(test_metrics, "test/")
         self._loss_means = {stage: EpochMean() for stage in ("train", "val", "test")}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, *inputs: Any, **named: Any) -> torch.Tensor:
+        output = self.model(*inputs, **named)
+        if self.squeeze_output and output.dim() > 1 and output.shape[-1] == 1:
+            output = output.squeeze(-1)
+        return output
+
+    def _outputs(self, batch: Any) -> tuple[torch.Tensor, Any]:
+        inputs, target = self.split_batch(batch)
+        output = self(**inputs) if isinstance(inputs, dict) else self(*inputs)
+        return output, target
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        loss = self.loss_function(self(x), y)
+        output, y = self._outputs(batch)
+        loss = self.loss_function(output, y)
         self._loss_means["train"].update(loss, len(y))
         return loss
 
     def _evaluate(self, batch: Any, stage: str, metrics: MetricCollection | None) -> torch.Tensor:
-        x, y = batch
-        output = self(x)
+        output, y = self._outputs(batch)
         loss = self.loss_function(output, y)
         self._loss_means[stage].update(loss, len(y))
         if metrics is not None:
             metrics.update(output, y)
         return loss
+
+    # -- the shape check ---------------------------------------------------------------------
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.global_step == 0 and batch_idx == 0:
+            self.check_shapes(batch)
+
+    def check_shapes(self, batch: Any) -> None:
+        """Raise ShapeError unless outputs, targets, the loss and the metrics fit together on
+        `batch` (one forward pass without gradients; metric states are left untouched)."""
+        with torch.no_grad():
+            output, target = self._outputs(batch)
+            where = f"outputs {_shape(output)}, targets {_shape(target)}"
+            if target is None:
+                raise ShapeError(f"The batch has no target ({where}); {_SPLIT_HINT}")
+            if not isinstance(output, torch.Tensor) or not isinstance(target, torch.Tensor):
+                raise ShapeError(f"Expected tensors, got {where}; {_SPLIT_HINT}")
+            if len(output) != len(target):
+                raise ShapeError(f"Batch sizes differ: {where}; {_SPLIT_HINT}")
+            class_indices = not target.is_floating_point() and output.dim() == target.dim() + 1
+            if output.shape != target.shape and not class_indices:
+                raise ShapeError(f"{where} differ; {_shape_hint(output, target)}")
+            try:
+                self.loss_function(output, target)
+            except Exception as exc:
+                raise ShapeError(f"The loss refuses {where}: {one_line(exc)}") from None
+            metrics = self.val_metrics if self.val_metrics is not None else self.test_metrics
+            if metrics is not None:
+                try:
+                    metrics.clone().update(output, target)
+                except Exception as exc:
+                    raise ShapeError(f"A metric refuses {where}: {one_line(exc)}") from None
 
     def _log_epoch(self, stage: str, metrics: MetricCollection | None) -> None:
         """Log the epoch's mean loss and computed metrics as `<stage>/...`, then reset them."""
@@ -131,7 +220,8 @@ class BasicTaskWrapper(L.LightningModule):
         self._log_epoch("test", self.test_metrics)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        return self(batch_inputs(batch))
+        output, _ = self._outputs(batch)
+        return output
 
     def configure_optimizers(self) -> Any:
         if isinstance(self.optimizer, torch.optim.Optimizer):

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dltemplate.errors import ShapeError
 from dltemplate.jobs import resume
 from dltemplate.layout import RunLayout
 from dltemplate.records import portable_path, write_json_atomic, write_yaml_atomic
@@ -179,6 +180,8 @@ def _fit(
                     ckpt_path=str(plan.resume_from) if plan.resume_from else None,
                     weights_only=weights_only(),
                 )
+    except ShapeError as exc:
+        raise ShapeError(f"{config_file}: {exc}") from None
     except SIGTERMException as exc:
         message = (
             f"Fit stopped by {interruption(exc)} in epoch {trainer.current_epoch + 1}, step "
