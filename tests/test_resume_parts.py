@@ -108,8 +108,21 @@ def test_a_changed_run_moves_the_old_fit_aside(tmp_path: Path, change: dict, rea
     fake = tmp_path / "again"
     fake_fit(fake, PRINT)
     resume.plan_fit(fake, {**PRINT, "seed": 5})
+    Path(RunLayout.at(fake).last_checkpoint).write_bytes(b"weights of seed 5")
     fake_fit_again = resume.plan_fit(fake, {**PRINT, "seed": 6})
     assert fake_fit_again.moved_to == fake / "checkpoints.old-2"  # numbered, never overwritten
+
+
+def test_a_fit_that_left_no_checkpoint_leaves_no_old_folder(tmp_path: Path) -> None:
+    """A fit that failed before its first checkpoint, then run with a fixed config."""
+    resume.plan_fit(tmp_path, PRINT)  # attempt 1 starts, writes its state, fails
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs/fit.attempt-1.log").write_text("Error: ...\n")
+    plan = resume.plan_fit(tmp_path, {**PRINT, "seed": 2})
+    assert plan.resume_from is None and plan.moved_to is None and plan.attempt == 2
+    assert "left no checkpoint to keep" in plan.message
+    assert not list(tmp_path.glob("checkpoints.old-*"))
+    assert resume.read_state(tmp_path)["fingerprint"] == {**PRINT, "seed": 2}
 
 
 def test_a_finished_fit_run_again_starts_over(tmp_path: Path) -> None:

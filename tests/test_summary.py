@@ -170,3 +170,17 @@ def test_the_workflow_side_of_sweeps_and_summaries_imports_no_torch_nor_matplotl
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_compared_path_left_at_its_default_shows_the_value_the_run_used(
+    registry, tmp_path: Path
+) -> None:
+    """Broken on purpose (rows from overrides only, as before): baseline's cells are empty."""
+    (tmp_path / "results/p/e/baseline/hparams.yaml").write_text(
+        "seed: 42\ntask_wrapper:\n  lr: 0.005\ntrainer:\n  max_epochs: 20\n"
+    )
+    summary = summarize_experiment(experiment_spec(registry, "p", "e"))
+    baseline = next(r for r in summary.runs if r["run"] == "baseline")
+    assert baseline["task_wrapper.lr"] == 0.005 and baseline["trainer.max_epochs"] == 20
+    point = next(p for p in summary.points if p["runs"] == "baseline")
+    assert point["task_wrapper.lr"] == 0.005

@@ -318,14 +318,18 @@ def plan_fit(run_dir: str | Path, current: Mapping[str, Any]) -> FitPlan:
     elif has_checkpoints and not last.is_file():
         why = f"there is no {last.name} to resume"
     moved_to = None
-    if why is not None and (has_checkpoints or state is not None or restart.exists()):
+    if why is not None and has_checkpoints:
         moved_to = move_aside(run_dir, why)
+    elif why is not None:  # an earlier fit that left no checkpoint: nothing to keep aside
+        restart.unlink(missing_ok=True)
     attempt = max(attempt_numbers(run_dir), default=0) + 1
     if why is None and last.is_file():
         return FitPlan(last, attempt, None, f"Resuming from {last}")
     write_state(run_dir, {"fingerprint": dict(current), "finished": False, "started": now()})
     if moved_to is not None:
         message = f"Starting fresh: moved the earlier fit to {moved_to}/ because {why}"
+    elif why is not None:
+        message = f"Starting fresh ({why}; the earlier fit left no checkpoint to keep)"
     else:
         message = "Starting fresh"
     return FitPlan(None, attempt, moved_to, message)

@@ -139,7 +139,36 @@ def _run_rows(spec: Mapping[str, Any]) -> tuple[list[dict], list[str], list[str]
         row["epochs"] = (fit or {}).get("epochs")
         row["fit_seconds"] = (fit or {}).get("fit_seconds")
         rows.append(row)
+    for run, row in zip(spec["runs"], rows, strict=True):  # defaults, as the run used them
+        missing = [p for p in paths if p not in row]
+        if missing:
+            hparams = _hparams(RunLayout.at(run["folder"]))
+            row.update({p: v for p in missing if (v := _used_value(hparams, p)) is not _UNSET})
     return rows, paths, sorted(metrics)
+
+
+_UNSET = object()
+
+
+def _hparams(layout: RunLayout) -> dict[str, Any]:
+    """The values a run's fit recorded (hparams.yaml), or {} before its fit."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(layout.hparams).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _used_value(hparams: Mapping[str, Any], path: str) -> Any:
+    """The value at dotted `path` of a run's hparams (`task_wrapper.model.width`), or _UNSET."""
+    node: Any = hparams
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _UNSET
+        node = node[part]
+    return node
 
 
 def _stats(values: list[float]) -> tuple[float | None, float | None]:
