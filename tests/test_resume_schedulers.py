@@ -11,11 +11,14 @@ the lr in the uninterrupted reference:
   Lightning writes before that epoch's plateau step.
 
 Broken on purpose (ResumeCheckpoint without dltemplate.jobs.plateau, as before the fix): the
-plateau cases end with another lr (0.075 against 0.15) and other weights.
+plateau cases end with another lr (0.075 against 0.15) and other weights. Without the task
+wrapper's running loss in the checkpoint, the SIGTERM case's interrupted epoch logs a
+train/loss over the batches after the resume only, and the metrics.csv comparison fails.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -103,6 +106,17 @@ def final_state(project: Project, folder: str) -> dict:
     )
 
 
+def metrics_rows(project: Project, folder: str) -> dict[tuple[str, str], float]:
+    """{(epoch, column): value} of the merged metrics.csv, without the attempt column."""
+    with project.path(f"{folder}/metrics/fit/metrics.csv").open() as f:
+        return {
+            (row["epoch"], column): float(value)
+            for row in csv.DictReader(f)
+            for column, value in row.items()
+            if value and column not in ("attempt", "epoch", "step")
+        }
+
+
 def changes_after(lrs: dict[str, float]) -> list[int]:
     """The epochs at whose end the lr changed."""
     return [e for e in range(len(lrs) - 1) if lrs[str(e + 1)] != lrs[str(e)]]
@@ -151,6 +165,12 @@ def test_resume_is_exact_for_every_scheduler(schedules: Project, schedule: str) 
         assert got["starts"] == [0, resumed_at], (schedule, name)
         record = json.loads(project.path(f"{name}/fit.done").read_text())
         assert record["attempts"] == 2 and record["resumed_from_step"] == resumed_at
+        # the records are fair: every epoch's metrics over all its batches, the time over attempts
+        assert metrics_rows(project, name) == pytest.approx(metrics_rows(project, "ref"), abs=1e-6)
+        attempts = json.loads(project.path(f"{name}/metrics/fit/attempts.json").read_text())
+        seconds = [a["seconds"] for a in attempts]
+        assert len(seconds) == 2 and all(s > 0 for s in seconds)
+        assert record["fit_seconds"] == pytest.approx(sum(seconds), abs=0.01)
         state = final_state(project, name)
         assert state["lr_schedulers"] == expected["lr_schedulers"], (schedule, name)
         for key, tensor in expected["state_dict"].items():

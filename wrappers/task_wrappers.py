@@ -43,6 +43,12 @@ class EpochMean:
         self.total = weighted if self.total is None else self.total + weighted
         self.count += n
 
+    def state(self) -> dict[str, Any]:
+        return {"total": self.total, "count": self.count}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.total, self.count = state.get("total"), int(state.get("count", 0))
+
     def pop(self) -> torch.Tensor | None:
         """The mean since the last pop, or None when nothing was added; then starts over."""
         mean = None if self.total is None else self.total / self.count
@@ -209,6 +215,14 @@ class BasicTaskWrapper(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._loss_means["train"].pop()  # nothing left over from an interrupted epoch
+
+    # A checkpoint taken part way through an epoch keeps the epoch's running loss, so that a fit
+    # resumed there logs the mean over all of the epoch's batches, as an uninterrupted one does.
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["train_loss_mean"] = self._loss_means["train"].state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._loss_means["train"].load(checkpoint.get("train_loss_mean") or {})
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train", None)

@@ -92,10 +92,11 @@ def fit_run(
                 init_from=init_from,
             )
         finally:
+            total = resume.finish_attempt(run_dir, plan.attempt, time.time() - started)
             resume.merge_attempt_metrics(run_dir)
             if linked is None:
                 resume.copy_attempt_log(log_file, run_dir, plan.attempt)
-        record["fit_seconds"] = round(time.time() - started, 3)
+        record["fit_seconds"] = total  # over all attempts; each one's in metrics/fit/attempts.json
         write_json_atomic(done_file, record)
         resume.mark_finished(run_dir)  # after fit.done: a kill in between resumes, not retrains
     return record

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
 import errno
 import fcntl
 import io
@@ -178,9 +179,24 @@ def read_attempts(run_dir: str | Path) -> dict[int, dict[str, Any]]:
     return {int(e["attempt"]): e for e in entries if isinstance(e, dict) and "attempt" in e}
 
 
+def _killed_attempt_seconds(run_dir: str | Path, entry: Mapping[str, Any]) -> float:
+    """The training time of an attempt that ended without recording it (SIGKILL, OOM, a lost
+    node): from its start to its last checkpoint, the work that the next attempt kept."""
+    try:
+        started = datetime.datetime.fromisoformat(entry["started"]).timestamp()
+        saved = Path(_layout(run_dir).last_checkpoint_state).stat().st_mtime
+    except (KeyError, ValueError, OSError):
+        return 0.0
+    return round(max(0.0, saved - started), 3)
+
+
 def start_attempt(run_dir: str | Path, attempt: int, resumed_from_step: int | None) -> None:
-    """Record the attempt (only the fit holding the run's lock writes this file)."""
+    """Record the attempt (only the fit holding the run's lock writes this file); an earlier
+    attempt that was killed gets its time up to its last checkpoint."""
     entries = read_attempts(run_dir)
+    for entry in entries.values():
+        if entry.get("seconds") is None:
+            entry["seconds"] = _killed_attempt_seconds(run_dir, entry)
     entries[attempt] = {
         "attempt": attempt,
         "resumed_from_step": resumed_from_step,
@@ -188,6 +204,20 @@ def start_attempt(run_dir: str | Path, attempt: int, resumed_from_step: int | No
         "host": socket.gethostname(),
     }
     write_json_atomic(_attempts_file(run_dir), [entries[n] for n in sorted(entries)])
+
+
+def finish_attempt(run_dir: str | Path, attempt: int, seconds: float) -> float:
+    """Record how long the attempt ran; return the fit's time over all its attempts (a fresh
+    start counts from itself: attempts before it belonged to another fit)."""
+    entries = read_attempts(run_dir)
+    if attempt in entries:
+        entries[attempt]["seconds"] = round(seconds, 3)
+        write_json_atomic(_attempts_file(run_dir), [entries[n] for n in sorted(entries)])
+    first = max(
+        (n for n, e in entries.items() if n <= attempt and e.get("resumed_from_step") is None),
+        default=attempt,
+    )
+    return round(sum(entries[n].get("seconds") or 0.0 for n in entries if first <= n <= attempt), 3)
 
 
 def merge_attempt_metrics(run_dir: str | Path) -> Path | None:
