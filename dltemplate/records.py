@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -14,12 +15,21 @@ import yaml
 from dltemplate.errors import UserError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to a temp file beside `path`, flush it to disk, then rename it over `path`."""
+    """Write `text` to a temp file beside `path`, flush it to disk, then rename it over `path`.
+    The file gets the mode a plain `open` would give it (0666 less the umask), not the 0600 of
+    the temporary file, so colleagues who share the results can read them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
@@ -30,8 +40,32 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         raise
 
 
+def strict(data: Any, where: str = "", replaced: dict[str, str] | None = None) -> Any:
+    """`data` with every NaN or infinity replaced by None, noting each in `replaced` (dotted
+    path -> "nan", "inf" or "-inf"): records are strict JSON, which any parser reads (Python's
+    json would write the non-standard NaN and Infinity)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        if replaced is not None:
+            replaced[where or "(value)"] = str(data)
+        return None
+    if isinstance(data, dict):
+        return {
+            k: strict(v, f"{where}.{k}" if where else str(k), replaced) for k, v in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return [strict(v, f"{where}[{i}]", replaced) for i, v in enumerate(data)]
+    return data
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """Write `data` as strict JSON, atomically. Non-finite numbers become null; a record (a
+    JSON object) then says which were which under "nonfinite"."""
+    replaced: dict[str, str] = {}
+    data = strict(data, replaced=replaced)
+    if replaced and isinstance(data, dict):
+        data["nonfinite"] = replaced
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False)
+    write_text_atomic(path, text + "\n")
 
 
 def write_yaml_atomic(path: str | Path, data: Any) -> None:

@@ -91,7 +91,10 @@ def fingerprint(
     return {
         "config": str(config),
         "sources": dict(sorted(sources.items())),
-        "overrides": json.loads(json.dumps(dict(overrides), sort_keys=True, default=str)),
+        # plain JSON, non-finite numbers as text, so the record compares equal when read back
+        "overrides": json.loads(
+            json.dumps(dict(overrides), sort_keys=True, default=str), parse_constant=str
+        ),
         "seed": seed,
     }
 
