@@ -14,6 +14,7 @@ from typing import Any
 from dltemplate.cli.options import add_registry_option
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
+from dltemplate.layout import DEFAULT_JOBS
 from dltemplate.results.summary import print_summary, summary_data
 
 STYLES = {"done": "green", "stale": "yellow", "failed": "bold red", "running": "cyan"}
@@ -133,12 +134,14 @@ def print_runs(console, data: dict[str, Any]) -> None:
     title = f"{data['project']}/{data['experiment']}: {data['description']}"
     metric_names = {r["main_metric"]["name"] for r in data["runs"] if r["main_metric"]}
     metric_column = next(iter(metric_names)) if len(metric_names) == 1 else "main metric"
+    # The usual jobs, and validate where a run declares it.
+    jobs = [j for j in JOB_TYPES if j in DEFAULT_JOBS or any(j in r["jobs"] for r in data["runs"])]
     table = Table(title=title)
-    for column in ("run", *JOB_TYPES, metric_column, "created", "description"):
+    for column in ("run", *jobs, metric_column, "created", "description"):
         table.add_column(column)
     for run in data["runs"]:
         cells = []
-        for job in JOB_TYPES:
+        for job in jobs:
             state = run["jobs"].get(job)
             status = state["status"] if state else "-"
             cells.append(Text(status, style=STYLES.get(status, "dim")))

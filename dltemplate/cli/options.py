@@ -43,7 +43,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, declaring: bool = True) 
         type=parse_jobs,
         default=None,
         metavar="JOBS",
-        help="comma-separated job types (default: fit,test,predict)",
+        help="comma-separated job types: fit,validate,test,predict (default: fit,test,predict)",
     )
     add_set_option(parser)
     parser.add_argument(

@@ -26,6 +26,7 @@ from typing import Any
 
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError, UserError
+from dltemplate.layout import DEFAULT_JOBS
 from dltemplate.registry.names import check_name
 
 LOCK_NAME = ".registry.lock"
@@ -223,7 +224,7 @@ def add_experiment(folder: str | Path, proj: str, exp: str, description: str) ->
 def run_entry(
     description: str,
     config: str,
-    jobs: Sequence[str] = JOB_TYPES,
+    jobs: Sequence[str] = DEFAULT_JOBS,
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A run's registry entry, as plain data (what `add_run` writes, less `created`)."""
@@ -257,7 +258,7 @@ def add_run(
         if not runs:
             runs.fa.set_block_style()
         new = _block_map({"description": description, "config": entry["config"]})
-        jobs = CommentedSeq(entry.get("jobs", JOB_TYPES))
+        jobs = CommentedSeq(entry.get("jobs", DEFAULT_JOBS))
         jobs.fa.set_flow_style()  # jobs: [fit, test, predict], as the example writes it
         new["jobs"] = jobs
         if entry.get("overrides"):

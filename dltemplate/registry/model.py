@@ -18,7 +18,7 @@ import yaml
 from dltemplate import schemas
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
-from dltemplate.layout import RunLayout
+from dltemplate.layout import DEFAULT_JOBS, RunLayout
 from dltemplate.registry.names import name_problem
 from dltemplate.registry.resources import job_layers
 from dltemplate.registry.sweeps import expand_sweep
@@ -34,7 +34,7 @@ class Run:
     name: str
     description: str
     config: str
-    jobs: tuple[str, ...] = JOB_TYPES
+    jobs: tuple[str, ...] = DEFAULT_JOBS
     overrides: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the registry file that declares it, for messages
     created: str = ""  # when `main.py add-run` declared it (ISO 8601), if it did
@@ -138,7 +138,7 @@ def _check_names(path: Path, kind: str, names: list[str], where: str) -> None:
 
 def _run_jobs(path: Path, run: dict, where: str) -> tuple[str, ...]:
     """The run's jobs in pipeline order; a run with `ckpt:` has no fit (default: test, predict)."""
-    default = tuple(j for j in JOB_TYPES if j != "fit") if "ckpt" in run else JOB_TYPES
+    default = tuple(j for j in DEFAULT_JOBS if j != "fit") if "ckpt" in run else DEFAULT_JOBS
     jobs = tuple(j for j in JOB_TYPES if j in run.get("jobs", default))
     if "ckpt" in run and "fit" in jobs:
         raise RegistryError(
@@ -221,7 +221,7 @@ def _sweep_runs(
     resources = job_layers(experiment.get("resources"), sweep.get("resources"))
     where = f"Registry {path}: at experiments.{exp}.sweep"
     init_from = _init_from(path, sweep, f"experiments.{exp}.sweep")
-    jobs = tuple(j for j in JOB_TYPES if j in sweep.get("jobs", JOB_TYPES))
+    jobs = tuple(j for j in JOB_TYPES if j in sweep.get("jobs", DEFAULT_JOBS))
     lower = {name.lower(): name for name in declared}
     runs = {}
     for swept in expand_sweep(sweep, where=where):
