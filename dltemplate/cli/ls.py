@@ -32,12 +32,18 @@ def projects_data(registry) -> dict[str, Any]:
     return {
         "projects": [
             {
+                "id": project.id,
                 "name": project.name,
                 "description": project.description,
                 "created": project.created or None,
                 "source": project.source,
                 "experiments": [
-                    {"name": exp.name, "description": exp.description, "runs": len(exp.runs)}
+                    {
+                        "id": exp.id,
+                        "name": exp.name,
+                        "description": exp.description,
+                        "runs": len(exp.runs),
+                    }
                     for exp in project.experiments.values()
                 ],
             }
@@ -49,10 +55,12 @@ def projects_data(registry) -> dict[str, Any]:
 def experiments_data(project) -> dict[str, Any]:
     return {
         "project": project.name,
+        "id": project.id,
         "description": project.description,
         "created": project.created or None,
         "experiments": [
             {
+                "id": exp.id,
                 "name": exp.name,
                 "description": exp.description,
                 "created": exp.created or None,
@@ -100,12 +108,16 @@ def print_projects(console, data: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title="Projects")
-    for column in ("project", "description", "created", "experiments (runs)"):
+    for column in ("id", "project", "description", "created", "experiments (runs)"):
         table.add_column(column)
     for project in data["projects"]:
-        exps = ", ".join(f"{e['name']} ({e['runs']})" for e in project["experiments"])
+        exps = ", ".join(f"{e['id']} {e['name']} ({e['runs']})" for e in project["experiments"])
         table.add_row(
-            project["name"], project["description"], _when(project["created"]), exps or "-"
+            str(project["id"]),
+            project["name"],
+            project["description"],
+            _when(project["created"]),
+            exps or "-",
         )
     console.print(table)
 
@@ -113,11 +125,12 @@ def print_projects(console, data: dict[str, Any]) -> None:
 def print_experiments(console, data: dict[str, Any]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{data['project']}: {data['description']}")
-    for column in ("experiment", "runs", "complete", "created", "description"):
+    table = Table(title=f"{data['project']} (id {data['id']}): {data['description']}")
+    for column in ("id", "experiment", "runs", "complete", "created", "description"):
         table.add_column(column)
     for exp in data["experiments"]:
         table.add_row(
+            str(exp["id"]),
             exp["name"],
             str(exp["runs"]),
             str(exp["complete"]),

@@ -91,7 +91,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     folder = layout.path
     run = None
     try:
-        run = load_registry(args.registry).run(proj, exp, name)
+        registry = load_registry(args.registry)
+        run = registry.run(proj, exp, name)
     except UserError:
         if not folder.is_dir():
             raise UserError(
@@ -105,6 +106,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     table.add_column(style="bold")
     table.add_column()
     if run is not None:
+        ids = registry.project(proj).id, registry.experiment(proj, exp).id
+        table.add_row(
+            "ids", f"project {ids[0]}, experiment {ids[1]} (main.py -p {ids[0]} -e {ids[1]})"
+        )
         table.add_row("description", run.description)
         table.add_row("config", run.config)
         table.add_row("jobs", ", ".join(run.jobs))
