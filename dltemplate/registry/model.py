@@ -44,6 +44,7 @@ class Run:
     # Per job type, what the registry asks (experiment's, then run's): dltemplate.registry.resources
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     init_from: str | None = None  # "<proj>/<exp>/<run>" whose best weights start the fit
+    swept: bool = False  # declared by its experiment's `sweep:` (its seed from `seeds:`)
 
     @property
     def key(self) -> str:
@@ -333,6 +334,7 @@ def _sweep_runs(
             source=str(path),
             init_from=init_from,
             resources=resources,
+            swept=True,
         )
     return runs
 
