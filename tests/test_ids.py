@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dltemplate.errors import RegistryError
+from dltemplate.registry.edit import LOCK_NAME
 from dltemplate.registry.model import load_registry
 from tests.conftest import Project, make_project
 from tests.test_cli_commands import cli
@@ -40,7 +41,8 @@ def proj(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
 
 
 def snapshot() -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted(REGISTRY.iterdir())}
+    """The registry's files (less the lock file, which any edit leaves)."""
+    return {p.name: p.read_text() for p in sorted(REGISTRY.iterdir()) if p.name != LOCK_NAME}
 
 
 def test_init_and_add_exp_print_and_store_ids(proj: Project, capsys) -> None:
@@ -183,3 +185,11 @@ def test_the_original_walk_through_runs_as_written(tmp_path: Path) -> None:
     )
     run = project.path("results/MyFirstProject/baseline/SimpleCNN")
     assert (run / "fit.done").is_file() and (run / "test.done").is_file()
+
+
+def test_an_edit_of_a_file_that_does_not_parse_says_so(proj: Project, capsys) -> None:
+    proj.write("configs/projects/bad.yaml", "description: [unclosed\nexperiments: {}\n")
+    before = snapshot()
+    code, _, err = cli(capsys, "add-exp", "-p", "bad", "-n", "e", "-d", "E")
+    assert code == 1 and err.startswith("Error: Registry configs/projects/bad.yaml does not parse")
+    assert err.count("\n") == 1 and snapshot() == before

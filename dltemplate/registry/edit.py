@@ -167,12 +167,14 @@ class _Ids:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.docs: dict[Path, tuple[Any, Any]] = {}
+        self.broken: dict[Path, str] = {}
         for path in sorted(folder.glob("*.yaml")):
             text = path.read_text()
-            yaml = _yaml(text)
             try:
+                yaml = _yaml(text)
                 data = yaml.load(text)
-            except Exception:  # a broken file: loading the registry says what is wrong
+            except Exception as exc:  # another file's problem: loading the registry names it
+                self.broken[path] = str(getattr(exc, "problem", None) or exc).splitlines()[0]
                 continue
             if isinstance(data, Mapping) and isinstance(data.get("experiments"), Mapping):
                 self.docs[path] = (yaml, data)
@@ -181,6 +183,10 @@ class _Ids:
         self.changed = {list(self.docs)[i] for i in changed}
 
     def data(self, path: Path) -> Any:
+        if path in self.broken:
+            raise RegistryError(
+                f"Registry {path} does not parse as YAML: {self.broken[path]}; fix it by hand"
+            )
         if path not in self.docs:
             raise RegistryError(
                 f"Registry {path} has no `experiments:` mapping; fix the file by hand first"
