@@ -17,6 +17,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/fit.smk"
+include: "rules/validate.smk"
 include: "rules/test.smk"
 include: "rules/predict.smk"
 include: "rules/summary.smk"

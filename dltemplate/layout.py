@@ -3,7 +3,7 @@
     results/<proj>/                       ProjectLayout: summary.csv/.md, project.json, logs/
       <exp>/                              ExperimentLayout: summary.*, plots/comparison.png
         <run>/                            RunLayout
-          fit.done test.done predict.done   each job's record of success (Snakemake targets)
+          fit.done validate.done test.done predict.done   each job's record of success
           run.json                          the run's record, assembled from records/
           hparams.yaml                      every value that shaped the run
           archived_config.py|.zip|/         the config the fit ran with (dltemplate.config.archive)
@@ -28,7 +28,9 @@ from pathlib import Path
 
 RESULTS = "results"
 REGISTRY = "configs/projects"  # the default registry folder (configs/workflow.yaml: registry)
-JOB_TYPES = ("fit", "test", "predict")
+# Every job type, in pipeline order; a run declares a subset (validate only when it asks).
+JOB_TYPES = ("fit", "validate", "test", "predict")
+DEFAULT_JOBS = ("fit", "test", "predict")  # a run's jobs when its `jobs:` names none
 ARCHIVE_NAMES = {
     "py": "archived_config.py",
     "zip": "archived_config.zip",

@@ -253,7 +253,12 @@ def test_ls_json_at_three_levels(demo: Project, capsys) -> None:
     projects = {p["name"]: p for p in json.loads(out)["projects"]}
     assert code == 0 and set(projects) == {"demo", "tiny"}
     assert projects["demo"]["created"] == "2026-01-02T03:04:05+00:00"
+    # init gave tiny 1 and demo 2; demo's file, rewritten above without ids, gets the next
+    # free id (2 is never given again), shown without writing the file.
+    assert projects["tiny"]["id"] == 1 and projects["demo"]["id"] == 3
+    assert "id:" not in demo.path("configs/projects/demo.yaml").read_text()
     assert projects["demo"]["experiments"][0] == {
+        "id": 1,
         "name": "first",
         "description": "First runs",
         "runs": 3,

@@ -15,6 +15,7 @@ import pytest
 from dltemplate.cli import main
 from dltemplate.cli.common import add_set_option, set_overrides, workflow_settings
 from dltemplate.errors import OverrideError
+from dltemplate.registry.model import load_registry
 from tests.conftest import REPO
 
 
@@ -42,7 +43,10 @@ def test_tree_shows_values_types_and_origins(capsys, workflow: Path) -> None:
     out = capsys.readouterr().out
     assert code == 0
     lines = [line.strip("│├└─ ") for line in out.splitlines()]
-    assert "seed = 17  int  default (" + str(workflow) + ")" in lines
+    seed_line = (
+        f"seed = 17 int default (workflow: seed in {workflow}, the global seed (GLOBAL_SEED))"
+    )
+    assert seed_line in " ".join(" ".join(lines).split())  # however the tree wraps it
     assert "dropout = 0.3  float  override" in lines
     assert "channels = 32  int  argument" in lines  # passed by get_task_wrapper
     assert "max_epochs = 20  int  default" in lines
@@ -58,7 +62,12 @@ def test_json_lists_every_path_and_the_hparams(capsys, workflow: Path) -> None:
     config = str(REPO / "configs/digits_mlp.py")
     assert main(hparams("-c", config, "--json", "--set", "seed=3", workflow=workflow)) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["paths"]["seed"] == {"value": 3, "type": "int", "origin": "override"}
+    assert data["paths"]["seed"] == {
+        "value": 3,
+        "type": "int",
+        "origin": "override",
+        "from": "--set on the command line",
+    }
     assert data["paths"]["task_wrapper.model.hidden_dim"] == {
         "value": 128,
         "type": "int",
@@ -79,10 +88,57 @@ def test_origins_of_an_archived_config(capsys, workflow: Path, tmp_path: Path) -
         == 0
     )
     lines = [line.strip("│├└─ ") for line in capsys.readouterr().out.splitlines()]
-    assert "seed = 5  int  archived" in lines
+    assert "seed = 5  int  archived (the archived config's overrides)" in lines
     assert "max_epochs = 3  int  archived" in lines
     assert "limit_val_batches = 2  float | int  override" in lines
     assert any(line.startswith("model  get_model()  ") and str(path) in line for line in lines)
+
+
+SEEDED_REGISTRY = """\
+description: P
+experiments:
+  exp:
+    description: E
+    runs:
+      plain: {description: R, config: configs/digits_mlp.py}
+      own: {description: R, config: configs/digits_mlp.py, overrides: {seed: 7}}
+  swept:
+    description: S
+    sweep: {config: configs/digits_mlp.py, grid: {task_wrapper.lr: [0.1]}, seeds: [3]}
+"""
+
+
+def test_hparams_of_a_run_says_where_its_seed_came_from(
+    capsys, workflow: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The original's GLOBAL_SEED is the workflow's `seed`; a run's override or its
+    experiment's sweep wins, and --set over all."""
+    registry = tmp_path / "projects"
+    registry.mkdir()
+    (registry / "p.yaml").write_text(SEEDED_REGISTRY)
+    monkeypatch.chdir(REPO)
+
+    def seed(*args: str) -> dict:
+        assert main(hparams("--registry", str(registry), "--json", *args, workflow=workflow)) == 0
+        return json.loads(capsys.readouterr().out)["paths"]["seed"]
+
+    assert seed("-p", "p", "-e", "exp", "-n", "plain") == {
+        "value": 17,
+        "type": "int",
+        "origin": "default",
+        "from": f"workflow: seed in {workflow}, the global seed (GLOBAL_SEED)",
+    }
+    own = seed("-p", "1", "-e", "1", "-n", "own")  # ids work too
+    assert own["value"] == 7 and own["from"] == f"run p/exp/own: its overrides in {registry}/p.yaml"
+    (swept,) = load_registry(registry).experiment("p", "swept").runs
+    assert seed("-p", "p", "-e", "swept", "-n", swept)["from"] == (
+        f"experiment p/swept: its sweep's seeds: in {registry}/p.yaml"
+    )
+    assert seed("-p", "p", "-e", "exp", "-n", "own", "--set", "seed=9")["value"] == 9
+    assert main(hparams("-c", "configs/digits_mlp.py", "-n", "own", workflow=workflow)) == 1
+    assert capsys.readouterr().err == (
+        "Error: hparams takes a config (-c CONFIG) or a declared run (-p P -e E -n R)\n"
+    )
 
 
 def test_set_option_is_repeatable_and_strict() -> None:

@@ -11,9 +11,16 @@ import re
 import pytest
 
 from dltemplate.layout import JOB_TYPES, ExperimentLayout, ProjectLayout, RunLayout
-from tests.conftest import Project
+from tests.conftest import TINY_REGISTRY, Project
 
 RUN_PLOTS = ("learning_curves.png", "epochs.html", "confusion_matrix.png")
+
+
+def declare_every_job(project: Project) -> None:
+    """The tiny run declares every job type (validate is not among the default jobs)."""
+    config = "        config: configs/digits_mlp.py\n"
+    jobs = f"        jobs: [{', '.join(JOB_TYPES)}]\n"
+    project.write("configs/projects/tiny.yaml", TINY_REGISTRY.replace(config, config + jobs))
 
 
 def declared_paths(project: Project, *targets: str) -> set[str]:
@@ -31,6 +38,7 @@ def test_rules_declare_the_layouts_paths(project: Project) -> None:
     run = RunLayout.of("tiny", "exp", "mlp")
     exp = ExperimentLayout.of("tiny", "exp")
     proj = ProjectLayout.of("tiny")
+    declare_every_job(project)
     declared = declared_paths(project, "all")
     from_layout = {
         *(run.done(job) for job in JOB_TYPES),
@@ -54,6 +62,7 @@ def test_rules_declare_the_layouts_paths(project: Project) -> None:
 @pytest.mark.slow
 def test_jobs_write_only_where_the_layout_says(project: Project) -> None:
     run = RunLayout.of("tiny", "exp", "mlp")
+    declare_every_job(project)
     project.snakemake("--cores", "2", run.run_json)
     folder = project.path(run.folder)
     # Every entry of the run folder is one the layout names (files, or folders it owns).

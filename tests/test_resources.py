@@ -61,7 +61,12 @@ def test_run_wins_over_experiment_and_job_type_over_both(tmp_path: Path) -> None
     # A job-type key may ask test for more than one GPU; 2d is 2880 minutes.
     assert big["test"] == {"gpus": 2, "mem_mb": 8000, "runtime": 2880, "cpus": 4}
     assert big["predict"] == {"gpus": 1, "mem_mb": 8000, "runtime": 90, "cpus": 4}
-    assert reg.run("p", "other", "r").resources == {"fit": {}, "test": {}, "predict": {}}
+    assert reg.run("p", "other", "r").resources == {
+        "fit": {},
+        "validate": {},
+        "test": {},
+        "predict": {},
+    }
 
 
 def test_workflow_defaults_fill_what_the_registry_leaves_out(tmp_path: Path) -> None:

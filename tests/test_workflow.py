@@ -10,6 +10,7 @@ import sys
 import pytest
 import yaml
 
+from dltemplate.layout import JOB_TYPES
 from tests.conftest import BIN, REPO, Project
 
 
@@ -123,5 +124,5 @@ def test_only_training_jobs_go_to_a_cluster() -> None:
 
     for smk in sorted((REPO / "rules").glob("*.smk")):
         for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), re.M):
-            if name not in ("fit", "test", "predict"):
+            if name not in JOB_TYPES:
                 assert "localrule: True" in body, f"rule {name} in {smk.name} is not local"

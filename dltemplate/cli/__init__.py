@@ -11,6 +11,7 @@ import sys
 import traceback
 
 from dltemplate.cli import add_exp, add_run, execute, hparams, init, ls, rm, show
+from dltemplate.cli.options import resolve_ids
 from dltemplate.errors import UserError
 
 COMMANDS = [init, add_exp, add_run, execute, ls, rm, hparams, show]
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.command} takes no arguments after --")
     args.passthrough = passthrough
     try:
+        resolve_ids(args)
         return args.func(args)
     except UserError as exc:
         if args.debug:

@@ -10,8 +10,8 @@ from dltemplate.cli.options import add_registry_option
 def cmd_add_exp(args: argparse.Namespace) -> int:
     from dltemplate.registry import edit as registry_edit
 
-    registry_edit.add_experiment(args.registry, args.proj, args.name, args.desc)
-    print(f"Added experiment {args.proj}/{args.name}")
+    number = registry_edit.add_experiment(args.registry, args.proj, args.name, args.desc)
+    print(f"Added experiment {args.proj}/{args.name} (id {number})")
     return 0
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from dltemplate.cli.common import set_overrides
 from dltemplate.cli.options import add_run_options, check_run_builds, config_path
-from dltemplate.config.root import JOB_TYPES
+from dltemplate.layout import DEFAULT_JOBS
 
 
 def declare_run(args: argparse.Namespace, jobs: Sequence[str]) -> None:
@@ -29,7 +29,7 @@ def declare_run(args: argparse.Namespace, jobs: Sequence[str]) -> None:
 
 
 def cmd_add_run(args: argparse.Namespace) -> int:
-    declare_run(args, args.jobs or JOB_TYPES)
+    declare_run(args, args.jobs or DEFAULT_JOBS)
     print(f"Added run {args.proj}/{args.exp}/{args.name}")
     print(f"Run it: main.py exec -p {args.proj} -e {args.exp} -n {args.name}")
     return 0

@@ -13,8 +13,8 @@ from pathlib import Path
 from dltemplate.cli.add_run import declare_run
 from dltemplate.cli.common import set_overrides
 from dltemplate.cli.options import REGISTRY_DIR, add_run_options, config_path
-from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
+from dltemplate.layout import DEFAULT_JOBS
 from dltemplate.registry.model import Run
 
 # Options after `--` that choose how many jobs or cores Snakemake uses.
@@ -108,7 +108,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
                 f"Run {args.proj}/{args.exp}/{args.name} is new: give its description (-d) "
                 "and config (-c) to declare it"
             )
-        declare_run(args, args.jobs or JOB_TYPES)
+        declare_run(args, args.jobs or DEFAULT_JOBS)
         run = load_registry(args.registry).run(args.proj, args.exp, args.name)
         print(f"Declared run {run.key} in {run.source}", file=sys.stderr)
     jobs = args.jobs or run.jobs

@@ -15,8 +15,16 @@ import json
 import sys
 from typing import Any
 
-from dltemplate.cli.common import WORKFLOW_CONFIG, add_set_option, set_overrides, workflow_settings
+from dltemplate.cli.common import (
+    SET_SOURCE,
+    WORKFLOW_CONFIG,
+    add_set_option,
+    set_overrides,
+    workflow_settings,
+)
+from dltemplate.cli.options import add_registry_option
 from dltemplate.config.root import JOB_TYPES
+from dltemplate.errors import UserError
 
 ORIGIN_STYLES = {
     "default": "dim",
@@ -92,31 +100,61 @@ def print_tree(config: str, job: str, seed: dict[str, Any], built, show_objects:
         )
 
 
+def seed_source(origin: str, sets: dict[str, Any], run: Any, workflow: str) -> str:
+    """Where the seed came from: --set, the run's overrides, its experiment's sweep, the
+    archived config, or the workflow's global seed (the original design's GLOBAL_SEED)."""
+    if "seed" in sets:
+        return SET_SOURCE
+    if run is not None and "seed" in run.overrides:
+        if run.swept:
+            return f"experiment {run.proj}/{run.exp}: its sweep's seeds: in {run.source}"
+        return f"run {run.key}: its overrides in {run.source}"
+    if origin == "archived":
+        return "the archived config's overrides"
+    return f"workflow: seed in {workflow}, the global seed (GLOBAL_SEED)"
+
+
+def _run_to_build(args: argparse.Namespace) -> Any:
+    """The registry's run that `-p -e -n` name, or None for `-c CONFIG`."""
+    if (args.config is None) == (args.name is None):
+        raise UserError("hparams takes a config (-c CONFIG) or a declared run (-p P -e E -n R)")
+    if args.name is None:
+        return None
+    if args.proj is None or args.exp is None:
+        raise UserError("hparams -n RUN needs its project and experiment: -p P -e E -n RUN")
+    from dltemplate.registry.model import load_registry
+
+    return load_registry(args.registry).run(args.proj, args.exp, args.name)
+
+
 def cmd_hparams(args: argparse.Namespace) -> int:
     from dltemplate.config.build import build_run
 
-    overrides = set_overrides(args)
+    run = _run_to_build(args)
+    sets = set_overrides(args)
+    config = run.config if run is not None else args.config
+    overrides = {**(run.overrides if run is not None else {}), **sets}
     default_seed = int(workflow_settings(args.workflow).get("seed", 0))
     built = build_run(
-        args.config,
+        config,
         job=args.job,
         overrides=overrides,
         seed=default_seed,
-        source="--set on the command line",
+        source=SET_SOURCE if run is None else f"{SET_SOURCE} or {run.source}",
     )
-    seed = {"value": built.hparams["seed"], "type": "int", "origin": built.build.origins["seed"]}
+    origin = built.build.origins["seed"]
+    seed = {"value": built.hparams["seed"], "type": "int", "origin": origin}
+    seed["from"] = seed_source(origin, sets, run, args.workflow)
     if args.json:
         data = {
-            "config": args.config,
+            "config": config,
             "job": args.job,
             "paths": {"seed": seed, **parameter_rows(built)},
             "hparams": built.hparams,
         }
         print(json.dumps(data, indent=2))
         return 0
-    if seed["origin"] == "default":
-        seed["from"] = args.workflow
-    print_tree(args.config, args.job, seed, built, args.objects)
+    print_tree(config, args.job, seed, built, args.objects)
     return 0
 
 
@@ -126,9 +164,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="show a config's overridable paths with their values, types and origins",
         description=__doc__.split("\n\n")[1],
     )
+    parser.add_argument("-c", "--config", help="a root config (or a run's archived_config.py)")
     parser.add_argument(
-        "-c", "--config", required=True, help="a root config (or a run's archived_config.py)"
+        "-p", "--proj", help="with -e and -n: a declared run's project (id or name)"
     )
+    parser.add_argument("-e", "--exp", help="the run's experiment (id or name)")
+    parser.add_argument("-n", "--name", help="the run: its config, overrides and seed")
     add_set_option(parser)
     parser.add_argument(
         "-j", "--job", choices=JOB_TYPES, default="fit", help="the job to build for (default: fit)"
@@ -145,4 +186,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help=f"where the global seed is read (default: {WORKFLOW_CONFIG})",
     )
+    add_registry_option(parser)
     parser.set_defaults(func=cmd_hparams)

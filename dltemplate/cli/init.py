@@ -13,8 +13,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     path = registry_edit.create_project(
         args.registry, args.proj_name, args.proj_desc, args.exp_name, args.exp_desc
     )
-    print(f"Created project {args.proj_name} with experiment {args.exp_name} in {path}")
-    print(f"Next: main.py add-run -p {args.proj_name} -e {args.exp_name} -n NAME -d DESC -c CONFIG")
+    from dltemplate.registry.model import load_project
+
+    project = load_project(path)
+    exp_id = project.experiments[args.exp_name].id
+    print(
+        f"Created project {args.proj_name} (id {project.id}) with experiment {args.exp_name} "
+        f"(id {exp_id}) in {path}"
+    )
+    print(f"Next: main.py exec -p {project.id} -e {exp_id} -n NAME -d DESC -c CONFIG")
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from dltemplate.cli.options import add_registry_option
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
+from dltemplate.layout import DEFAULT_JOBS
 from dltemplate.results.summary import print_summary, summary_data
 
 STYLES = {"done": "green", "stale": "yellow", "failed": "bold red", "running": "cyan"}
@@ -31,12 +32,18 @@ def projects_data(registry) -> dict[str, Any]:
     return {
         "projects": [
             {
+                "id": project.id,
                 "name": project.name,
                 "description": project.description,
                 "created": project.created or None,
                 "source": project.source,
                 "experiments": [
-                    {"name": exp.name, "description": exp.description, "runs": len(exp.runs)}
+                    {
+                        "id": exp.id,
+                        "name": exp.name,
+                        "description": exp.description,
+                        "runs": len(exp.runs),
+                    }
                     for exp in project.experiments.values()
                 ],
             }
@@ -48,10 +55,12 @@ def projects_data(registry) -> dict[str, Any]:
 def experiments_data(project) -> dict[str, Any]:
     return {
         "project": project.name,
+        "id": project.id,
         "description": project.description,
         "created": project.created or None,
         "experiments": [
             {
+                "id": exp.id,
                 "name": exp.name,
                 "description": exp.description,
                 "created": exp.created or None,
@@ -99,12 +108,16 @@ def print_projects(console, data: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title="Projects")
-    for column in ("project", "description", "created", "experiments (runs)"):
+    for column in ("id", "project", "description", "created", "experiments (runs)"):
         table.add_column(column)
     for project in data["projects"]:
-        exps = ", ".join(f"{e['name']} ({e['runs']})" for e in project["experiments"])
+        exps = ", ".join(f"{e['id']} {e['name']} ({e['runs']})" for e in project["experiments"])
         table.add_row(
-            project["name"], project["description"], _when(project["created"]), exps or "-"
+            str(project["id"]),
+            project["name"],
+            project["description"],
+            _when(project["created"]),
+            exps or "-",
         )
     console.print(table)
 
@@ -112,11 +125,12 @@ def print_projects(console, data: dict[str, Any]) -> None:
 def print_experiments(console, data: dict[str, Any]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{data['project']}: {data['description']}")
-    for column in ("experiment", "runs", "complete", "created", "description"):
+    table = Table(title=f"{data['project']} (id {data['id']}): {data['description']}")
+    for column in ("id", "experiment", "runs", "complete", "created", "description"):
         table.add_column(column)
     for exp in data["experiments"]:
         table.add_row(
+            str(exp["id"]),
             exp["name"],
             str(exp["runs"]),
             str(exp["complete"]),
@@ -133,12 +147,14 @@ def print_runs(console, data: dict[str, Any]) -> None:
     title = f"{data['project']}/{data['experiment']}: {data['description']}"
     metric_names = {r["main_metric"]["name"] for r in data["runs"] if r["main_metric"]}
     metric_column = next(iter(metric_names)) if len(metric_names) == 1 else "main metric"
+    # The usual jobs, and validate where a run declares it.
+    jobs = [j for j in JOB_TYPES if j in DEFAULT_JOBS or any(j in r["jobs"] for r in data["runs"])]
     table = Table(title=title)
-    for column in ("run", *JOB_TYPES, metric_column, "created", "description"):
+    for column in ("run", *jobs, metric_column, "created", "description"):
         table.add_column(column)
     for run in data["runs"]:
         cells = []
-        for job in JOB_TYPES:
+        for job in jobs:
             state = run["jobs"].get(job)
             status = state["status"] if state else "-"
             cells.append(Text(status, style=STYLES.get(status, "dim")))

@@ -11,6 +11,7 @@ from dltemplate.cli.common import add_set_option
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
 from dltemplate.layout import REGISTRY as REGISTRY_DIR
+from dltemplate.registry import ids
 
 # Floats as YAML 1.2 reads them; PyYAML (YAML 1.1) reads `1e-3` as text.
 
@@ -43,7 +44,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, declaring: bool = True) 
         type=parse_jobs,
         default=None,
         metavar="JOBS",
-        help="comma-separated job types (default: fit,test,predict)",
+        help="comma-separated job types: fit,validate,test,predict (default: fit,test,predict)",
     )
     add_set_option(parser)
     parser.add_argument(
@@ -53,6 +54,20 @@ def add_run_options(parser: argparse.ArgumentParser, *, declaring: bool = True) 
         "for scripts that declare many runs); a bad override then fails the run's first job",
     )
     add_registry_option(parser)
+
+
+def resolve_ids(args: argparse.Namespace) -> None:
+    """`-p`/`-e` given as ids become the names they stand for (dltemplate.registry.ids); the
+    registry is read only when one of them is a number."""
+    proj, exp = getattr(args, "proj", None), getattr(args, "exp", None)
+    if not any(isinstance(t, str) and ids.is_id(t) for t in (proj, exp)):
+        return
+    from dltemplate.registry.model import load_registry
+
+    registry = load_registry(args.registry)
+    args.proj = registry.resolve_project(proj)
+    if isinstance(exp, str) and args.proj in registry.projects:
+        args.exp = registry.resolve_experiment(args.proj, exp)
 
 
 def parse_jobs(text: str) -> tuple[str, ...]:

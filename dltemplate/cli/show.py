@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import UserError
+from dltemplate.layout import JOB_TYPES, RESULTS, RunLayout
 from dltemplate.layout import REGISTRY as REGISTRY_DIR
-from dltemplate.layout import RESULTS, RunLayout
 from dltemplate.records import read_json
 from dltemplate.registry.names import check_name
 
-JOBS = ("fit", "test", "predict")
 STATE_STYLE = {"done": "green", "running": "cyan", "stale": "yellow", "failed": "red"}
 
 
@@ -59,7 +58,7 @@ def _job_facts(job: str, record: dict[str, Any]) -> str:
             f"{record.get('epochs')} epochs, {record.get('global_step')} steps, "
             f"kept {name(record.get('best_checkpoint'))}"
         )
-    if job == "test":
+    if job in ("validate", "test"):
         return f"from {name(record.get('checkpoint'))}"
     return f"{record.get('rows')} rows in {name(record.get('predictions'))}"
 
@@ -92,7 +91,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     folder = layout.path
     run = None
     try:
-        run = load_registry(args.registry).run(proj, exp, name)
+        registry = load_registry(args.registry)
+        run = registry.run(proj, exp, name)
     except UserError:
         if not folder.is_dir():
             raise UserError(
@@ -106,6 +106,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     table.add_column(style="bold")
     table.add_column()
     if run is not None:
+        ids = registry.project(proj).id, registry.experiment(proj, exp).id
+        table.add_row(
+            "ids", f"project {ids[0]}, experiment {ids[1]} (main.py -p {ids[0]} -e {ids[1]})"
+        )
         table.add_row("description", run.description)
         table.add_row("config", run.config)
         table.add_row("jobs", ", ".join(run.jobs))
@@ -125,7 +129,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for column in ("job", "state", "started", "seconds", "where", "result"):
         jobs.add_column(column)
     records: dict[str, dict[str, Any]] = {}
-    for job in JOBS:
+    for job in JOB_TYPES:
         record = _read_json(Path(layout.done(job)))
         if record is not None:
             records[job] = record
@@ -164,17 +168,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     if trackers.row_count:
         console.print(trackers)
 
-    # Metrics: the fit's last values and the test's, side by side.
-    fit_metrics = records.get("fit", {}).get("metrics", {})
-    test_metrics = records.get("test", {}).get("metrics", {})
-    if fit_metrics or test_metrics:
+    # Metrics: the fit's last values, the validation's and the test's, side by side.
+    sources = {
+        "fit (last epoch)": records.get("fit", {}).get("metrics", {}),
+        "validate (best ckpt)": records.get("validate", {}).get("metrics", {}),
+        "test (best ckpt)": records.get("test", {}).get("metrics", {}),
+    }
+    if any(sources.values()):
         metrics = Table(title="metrics", title_justify="left")
         for column in ("metric", "value", "from"):
             metrics.add_column(column, justify="right" if column == "value" else "left")
-        for source, values in (
-            ("fit (last epoch)", fit_metrics),
-            ("test (best ckpt)", test_metrics),
-        ):
+        for source, values in sources.items():
             for key, value in values.items():
                 metrics.add_row(key, f"{value:.4f}", source)
         console.print(metrics)

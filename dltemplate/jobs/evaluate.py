@@ -1,4 +1,4 @@
-"""The test job: evaluate a fitted checkpoint on the test split."""
+"""The validate and test jobs: evaluate a fitted checkpoint on the val or the test split."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from dltemplate.layout import RunLayout
 from dltemplate.records import portable_path, write_json_atomic
 
 
-def test_run(
+def _evaluate(
+    job: str,
     *,
     run_dir: str | Path,
     config_file: str,
@@ -24,22 +25,21 @@ def test_run(
     threads: int,
     fit_done: str | Path,
     done_file: str | Path,
-    source: str = "the registry",
+    source: str,
 ) -> dict[str, Any]:
-    """Test the run's best checkpoint; write `done_file` with `{"metrics": {"test/...": ...}}`.
-
-    For a classifier the record also names `test_confusion.csv`, the test set's confusion counts.
-    """
+    """Run Lightning's `trainer.<job>` (validate or test) on the run's fitted checkpoint and
+    write `done_file` with its scalar metrics; a test also keeps its confusion counts."""
     checkpoint = fitted_checkpoint(fit_done)
-    built = build_for_job("test", config_file, overrides, seed, threads, source)
+    built = build_for_job(job, config_file, overrides, seed, threads, source)
     check_checkpoint(checkpoint, built.task_wrapper, checkpoint_hint(fit_done, source))
     built.task_wrapper.save_hyperparameters(built.hparams)  # Lightning gives them to the loggers
-    counter = ConfusionCounter()
+    counter = ConfusionCounter() if job == "test" else None
     settings = dict(built.trainer_kwargs)
-    settings["callbacks"] = [*settings.get("callbacks", []), counter]
-    trainer = make_trainer(settings, run_dir, "test")
+    if counter is not None:
+        settings["callbacks"] = [*settings.get("callbacks", []), counter]
+    trainer = make_trainer(settings, run_dir, job)
     with safe_checkpoint_loading():
-        trainer.test(
+        getattr(trainer, job)(
             built.task_wrapper,
             datamodule=built.data_wrapper,
             ckpt_path=str(checkpoint),
@@ -50,10 +50,25 @@ def test_run(
         "metrics": scalar_metrics(trainer.callback_metrics),
     }
     confusion = Path(RunLayout.at(run_dir).test_confusion)
-    if trainer.is_global_zero and counter.write_csv(confusion):
+    if counter is not None and trainer.is_global_zero and counter.write_csv(confusion):
         record["confusion_matrix"] = portable_path(confusion)
     write_json_atomic(done_file, record)
     return record
+
+
+def test_run(*, source: str = "the registry", **job: Any) -> dict[str, Any]:
+    """Test the run's best checkpoint; write `done_file` with `{"metrics": {"test/...": ...}}`.
+
+    Takes run_dir, config_file, overrides, seed, threads, fit_done and done_file. For a
+    classifier the record also names `test_confusion.csv`, the test set's confusion counts.
+    """
+    return _evaluate("test", source=source, **job)
+
+
+def validate_run(*, source: str = "the registry", **job: Any) -> dict[str, Any]:
+    """Run the validation loop on the run's best checkpoint (or its `ckpt:`); write
+    `done_file` with `{"metrics": {"val/...": ...}}`. Takes what `test_run` takes."""
+    return _evaluate("validate", source=source, **job)
 
 
 test_run.__test__ = False  # not a pytest test, despite its name

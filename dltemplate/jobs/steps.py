@@ -1,9 +1,9 @@
 """The steps that Snakemake's scripts run: each script is `run_step(snakemake, <step>)`.
 
 Every step runs with its output in the job's log (a user error ends it with one line and exit
-1, see dltemplate.jobs.logs). The jobs of a run (fit, test, predict) also keep their record,
-`records/<job>.json`, and claim their GPUs before torch loads; their parameters come as one
-`JobSpec` (dltemplate.workflow.job_spec). torch and Lightning load inside the steps, once the
+1, see dltemplate.jobs.logs). The jobs of a run (fit, validate, test, predict) also keep their
+record, `records/<job>.json`, and claim their GPUs before torch loads; their parameters come as
+one `JobSpec` (dltemplate.workflow.job_spec). torch and Lightning load inside the steps, once the
 record says that the job runs.
 """
 
@@ -64,6 +64,17 @@ def fit(snakemake: Any, spec: JobSpec) -> None:
         checkpoint=snakemake.config.get("checkpoint"),
         log_file=snakemake.log[0],
         init_from=spec.init_from,
+    )
+
+
+@_run_job("validate")
+def validate(snakemake: Any, spec: JobSpec) -> None:
+    from dltemplate.jobs.evaluate import validate_run
+
+    validate_run(
+        **_common(snakemake, spec),
+        fit_done=snakemake.input.fit_done,
+        done_file=snakemake.output.done,
     )
 
 

@@ -25,7 +25,9 @@ from typing import Any
 
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError, UserError
+from dltemplate.layout import DEFAULT_JOBS
 from dltemplate.records import now
+from dltemplate.registry import ids
 from dltemplate.registry.names import check_name
 
 LOCK_NAME = ".registry.lock"
@@ -152,26 +154,69 @@ def _write_project(path: Path, text: str) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def edit_project(folder: str | Path, proj: str, write: bool = True) -> Iterator[Any]:
-    """Lock the registry, load project `proj` round-trip, yield it, and write it back
-    (unless `write` is false: a check that the edit would succeed)."""
-    folder = Path(folder)
-    with registry_lock(folder):
-        path = _existing_project(folder, proj)
-        text = path.read_text()
-        yaml = _yaml(text)
-        data = yaml.load(text)
-        if not isinstance(data, Mapping) or not isinstance(data.get("experiments"), Mapping):
+class _Ids:
+    """The registry's project files, round-trip, with every missing id assigned in file order
+    (dltemplate.registry.ids): an edit writes those ids along with its own change, and only
+    when the change succeeds. Used under the registry lock."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.docs: dict[Path, tuple[Any, Any]] = {}
+        self.broken: dict[Path, str] = {}
+        for path in sorted(folder.glob("*.yaml")):
+            text = path.read_text()
+            try:
+                yaml = _yaml(text)
+                data = yaml.load(text)
+            except Exception as exc:  # another file's problem: loading the registry names it
+                self.broken[path] = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+                continue
+            if isinstance(data, Mapping) and isinstance(data.get("experiments"), Mapping):
+                self.docs[path] = (yaml, data)
+        projects = [data for _, data in self.docs.values()]
+        self.next_project_id, changed = ids.assign_ids(projects, ids.read_counter(folder))
+        self.changed = {list(self.docs)[i] for i in changed}
+
+    def data(self, path: Path) -> Any:
+        if path in self.broken:
+            raise RegistryError(
+                f"Registry {path} does not parse as YAML: {self.broken[path]}; fix it by hand"
+            )
+        if path not in self.docs:
             raise RegistryError(
                 f"Registry {path} has no `experiments:` mapping; fix the file by hand first"
             )
-        yield data
-        if not write:
-            return
-        buffer = io.StringIO()
-        yaml.dump(data, buffer)
-        _write_project(path, buffer.getvalue())
+        return self.docs[path][1]
+
+    def new_project_id(self) -> int:
+        self.next_project_id += 1
+        return self.next_project_id - 1
+
+    def write(self, edited: Path | None = None, removed: Path | None = None) -> None:
+        """Write the edited file, every other file that got ids, and the project counter."""
+        for path in sorted(self.changed | ({edited} if edited else set())):
+            if path == removed or path not in self.docs:
+                continue
+            yaml, data = self.docs[path]
+            buffer = io.StringIO()
+            yaml.dump(data, buffer)
+            _write_project(path, buffer.getvalue())
+        if removed is not None:
+            removed.unlink()
+        ids.write_counter(self.folder, self.next_project_id)
+
+
+@contextlib.contextmanager
+def edit_project(folder: str | Path, proj: str, write: bool = True) -> Iterator[Any]:
+    """Lock the registry, load project `proj` round-trip (with its ids), yield it, and write
+    it back (unless `write` is false: a check that the edit would succeed)."""
+    folder = Path(folder)
+    with registry_lock(folder):
+        path = _existing_project(folder, proj)
+        registry = _Ids(folder)
+        yield registry.data(path)
+        if write:
+            registry.write(edited=path)
 
 
 def _description(kind: str, text: str) -> str:
@@ -192,19 +237,31 @@ def create_project(
     folder = Path(folder)
     with registry_lock(folder):
         _clash("project", proj, [p.stem for p in folder.glob("*.yaml")], "")
+        registry = _Ids(folder)
         created = now()
-        data = _block_map({"description": description, "created": _quoted(created)})
-        experiment = _block_map({"description": exp_description, "created": _quoted(created)})
+        data = _block_map(
+            {
+                ids.ID: registry.new_project_id(),
+                ids.NEXT_EXPERIMENT_ID: 2,
+                "description": description,
+                "created": _quoted(created),
+            }
+        )
+        experiment = _block_map(
+            {ids.ID: 1, "description": exp_description, "created": _quoted(created)}
+        )
         data["experiments"] = _block_map({exp: experiment})
         buffer = io.StringIO(NEW_PROJECT_HEADER.format(proj=proj))
         buffer.seek(0, io.SEEK_END)
         _yaml().dump(data, buffer)
         path = project_path(folder, proj)
         _write_project(path, buffer.getvalue())
+        registry.write()
     return path
 
 
-def add_experiment(folder: str | Path, proj: str, exp: str, description: str) -> None:
+def add_experiment(folder: str | Path, proj: str, exp: str, description: str) -> int:
+    """Add experiment `exp` to project `proj`; returns its id."""
     check_name("experiment", exp)
     description = _description(f"experiment {proj}/{exp}", description)
     with edit_project(folder, proj) as data:
@@ -212,13 +269,17 @@ def add_experiment(folder: str | Path, proj: str, exp: str, description: str) ->
         _clash("experiment", exp, list(experiments), f"{proj}/")
         if not experiments:
             experiments.fa.set_block_style()
-        experiments[exp] = _block_map({"description": description, "created": _quoted(now())})
+        number = ids.new_experiment_id(data)
+        experiments[exp] = _block_map(
+            {ids.ID: number, "description": description, "created": _quoted(now())}
+        )
+    return number
 
 
 def run_entry(
     description: str,
     config: str,
-    jobs: Sequence[str] = JOB_TYPES,
+    jobs: Sequence[str] = DEFAULT_JOBS,
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A run's registry entry, as plain data (what `add_run` writes, less `created`)."""
@@ -252,7 +313,7 @@ def add_run(
         if not runs:
             runs.fa.set_block_style()
         new = _block_map({"description": description, "config": entry["config"]})
-        jobs = CommentedSeq(entry.get("jobs", JOB_TYPES))
+        jobs = CommentedSeq(entry.get("jobs", DEFAULT_JOBS))
         jobs.fa.set_flow_style()  # jobs: [fit, test, predict], as the example writes it
         new["jobs"] = jobs
         if entry.get("overrides"):
@@ -280,7 +341,7 @@ def remove(
         with registry_lock(folder):
             path = _existing_project(folder, proj)
             if write:
-                path.unlink()
+                _Ids(folder).write(removed=path)  # its id stays taken
         return
     with edit_project(folder, proj, write=write) as data:
         experiments = data["experiments"]

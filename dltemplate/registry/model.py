@@ -8,8 +8,9 @@ error names the file and key.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import yaml
 from dltemplate import schemas
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
-from dltemplate.layout import RunLayout
+from dltemplate.layout import DEFAULT_JOBS, RunLayout
+from dltemplate.registry import ids
 from dltemplate.registry.names import name_problem
 from dltemplate.registry.resources import job_layers
 from dltemplate.registry.sweeps import expand_sweep
@@ -34,7 +36,7 @@ class Run:
     name: str
     description: str
     config: str
-    jobs: tuple[str, ...] = JOB_TYPES
+    jobs: tuple[str, ...] = DEFAULT_JOBS
     overrides: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the registry file that declares it, for messages
     created: str = ""  # when `main.py add-run` declared it (ISO 8601), if it did
@@ -42,6 +44,7 @@ class Run:
     # Per job type, what the registry asks (experiment's, then run's): dltemplate.registry.resources
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     init_from: str | None = None  # "<proj>/<exp>/<run>" whose best weights start the fit
+    swept: bool = False  # declared by its experiment's `sweep:` (its seed from `seeds:`)
 
     @property
     def key(self) -> str:
@@ -65,6 +68,7 @@ class Experiment:
     created: str = ""
     metric: str | None = None  # None: the first test metric
     metric_mode: str | None = None  # None: "min" for loss-like names, else "max"
+    id: int | None = None  # within its project (dltemplate.registry.ids); None until assigned
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class Project:
     experiments: dict[str, Experiment]
     source: str
     created: str = ""
+    id: int | None = None  # dltemplate.registry.ids; None until assigned
+    next_experiment_id: int | None = None
 
 
 @dataclass
@@ -106,6 +112,18 @@ class Registry:
                 f"known: {', '.join(self.projects)}"
             ) from None
 
+    def resolve_project(self, text: str) -> str:
+        """The name of the project that `text` names, by name or by id (an unknown name is
+        returned as it is, for the command's own message)."""
+        by_id = {p.id: p.name for p in self.projects.values()}
+        return _resolve(text, self.projects, by_id, "project", f"the registry {self.folder}")
+
+    def resolve_experiment(self, proj: str, text: str) -> str:
+        """The name of project `proj`'s experiment that `text` names, by name or by id."""
+        experiments = self.project(proj).experiments
+        by_id = {e.id: e.name for e in experiments.values()}
+        return _resolve(text, experiments, by_id, "experiment", f"project {proj}")
+
     def experiment(self, proj: str, exp: str) -> Experiment:
         try:
             return self.projects[proj].experiments[exp]
@@ -113,6 +131,28 @@ class Registry:
             raise RegistryError(
                 f"No experiment {proj}/{exp} in the registry {self.folder}"
             ) from None
+
+
+def _resolve(text: str, named: dict, by_id: dict, kind: str, where: str) -> str:
+    if not ids.is_id(text):
+        return text
+    other = by_id.get(int(text))
+    if text in named:  # a name made of digits, from before they were refused
+        if other is not None and other != text:
+            raise RegistryError(
+                f"{text!r} is both the name of a {kind} and the id of {kind} {other} in "
+                f"{where}; use the name {other!r}, and rename the {kind} {text!r}"
+            )
+        print(
+            f"Warning: the {kind} name {text!r} is a plain number, read as its name; "
+            "rename it (new names may not be numbers)",
+            file=sys.stderr,
+        )
+        return text
+    if other is None:
+        known = ", ".join(f"{i} ({name})" for i, name in sorted(by_id.items())) or "none"
+        raise RegistryError(f"No {kind} with id {text} in {where}; known: {known}")
+    return other
 
 
 def _schema_error(path: Path, error) -> RegistryError:
@@ -138,7 +178,7 @@ def _check_names(path: Path, kind: str, names: list[str], where: str) -> None:
 
 def _run_jobs(path: Path, run: dict, where: str) -> tuple[str, ...]:
     """The run's jobs in pipeline order; a run with `ckpt:` has no fit (default: test, predict)."""
-    default = tuple(j for j in JOB_TYPES if j != "fit") if "ckpt" in run else JOB_TYPES
+    default = tuple(j for j in DEFAULT_JOBS if j != "fit") if "ckpt" in run else DEFAULT_JOBS
     jobs = tuple(j for j in JOB_TYPES if j in run.get("jobs", default))
     if "ckpt" in run and "fit" in jobs:
         raise RegistryError(
@@ -197,8 +237,61 @@ def load_project(path: Path) -> Project:
             exp.get("created", ""),
             exp.get("metric"),
             exp.get("metric_mode"),
+            exp.get(ids.ID),
         )
-    return Project(proj, data["description"], experiments, str(path), data.get("created", ""))
+    _check_unique_ids(path, {e.name: e.id for e in experiments.values()}, "experiment")
+    return Project(
+        proj,
+        data["description"],
+        experiments,
+        str(path),
+        data.get("created", ""),
+        data.get(ids.ID),
+        data.get(ids.NEXT_EXPERIMENT_ID),
+    )
+
+
+def _check_unique_ids(where: str | Path, named: dict[str, int | None], kind: str) -> None:
+    seen: dict[int, str] = {}
+    for name, number in named.items():
+        if number is not None and number in seen:
+            raise RegistryError(
+                f"Registry {where}: {kind}s {seen[number]} and {name} have the same id {number}; "
+                "give one of them a new id (ids are never reused)"
+            )
+        if number is not None:
+            seen[number] = name
+
+
+def with_ids(projects: dict[str, Project], next_project_id: int) -> dict[str, Project]:
+    """The projects with every missing id assigned as the first writing command will (in
+    file order, dltemplate.registry.ids), without writing anything."""
+    skeletons = []
+    for project in projects.values():
+        skeleton: dict[str, Any] = {
+            "experiments": {
+                e.name: {} if e.id is None else {ids.ID: e.id} for e in project.experiments.values()
+            }
+        }
+        if project.id is not None:
+            skeleton[ids.ID] = project.id
+        if project.next_experiment_id is not None:
+            skeleton[ids.NEXT_EXPERIMENT_ID] = project.next_experiment_id
+        skeletons.append(skeleton)
+    ids.assign_ids(skeletons, next_project_id)
+    result = {}
+    for project, skeleton in zip(projects.values(), skeletons, strict=True):
+        experiments = {
+            name: replace(e, id=skeleton["experiments"][name][ids.ID])
+            for name, e in project.experiments.items()
+        }
+        result[project.name] = replace(
+            project,
+            experiments=experiments,
+            id=skeleton[ids.ID],
+            next_experiment_id=skeleton[ids.NEXT_EXPERIMENT_ID],
+        )
+    return result
 
 
 def _init_from(path: Path, entry: dict, where: str) -> str | None:
@@ -221,7 +314,7 @@ def _sweep_runs(
     resources = job_layers(experiment.get("resources"), sweep.get("resources"))
     where = f"Registry {path}: at experiments.{exp}.sweep"
     init_from = _init_from(path, sweep, f"experiments.{exp}.sweep")
-    jobs = tuple(j for j in JOB_TYPES if j in sweep.get("jobs", JOB_TYPES))
+    jobs = tuple(j for j in JOB_TYPES if j in sweep.get("jobs", DEFAULT_JOBS))
     lower = {name.lower(): name for name in declared}
     runs = {}
     for swept in expand_sweep(sweep, where=where):
@@ -241,6 +334,7 @@ def _sweep_runs(
             source=str(path),
             init_from=init_from,
             resources=resources,
+            swept=True,
         )
     return runs
 
@@ -284,6 +378,7 @@ def load_registry(folder: str | Path) -> Registry:
         project = load_project(path)
         projects[project.name] = project
     _check_names(folder, "project", list(projects), str(folder))
-    registry = Registry(folder, projects)
+    _check_unique_ids(folder, {p.source: p.id for p in projects.values()}, "project file")
+    registry = Registry(folder, with_ids(projects, ids.read_counter(folder)))
     _check_init_from(registry)
     return registry

@@ -37,6 +37,8 @@ def check_name(kind: str, name: object, where: str = "") -> str:
     from dltemplate.errors import UserError
 
     problem = name_problem(name, kind)
+    if not problem and kind in ("project", "experiment") and str(name).isdigit():
+        problem = f"a plain number would read as an id (-p/-e take a {kind}'s id or name)"
     if problem:
         place = f" in {where}" if where else ""
         raise UserError(

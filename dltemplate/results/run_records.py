@@ -144,13 +144,17 @@ def project_info(project: Project) -> dict[str, Any]:
 
 
 def assemble_run_record(info: Mapping[str, Any], run_dir: str | Path) -> dict[str, Any]:
-    """The run record: `info` (see `run_info`), each declared job's record, test metrics."""
+    """The run record: `info` (see `run_info`), each declared job's record, and the metrics
+    of its validate and test jobs (`val/...`, `test/...`)."""
     run_dir = Path(run_dir)
     jobs = {}
     for job in info["jobs"]:
         jobs[job] = read_json(job_record_path(run_dir, job), default=None) or {"status": "not run"}
-    test = read_json(RunLayout.at(run_dir).done("test"), default=None) or {}
-    return {**info, "folder": str(run_dir), "records": jobs, "metrics": test.get("metrics", {})}
+    metrics = {}
+    for job in ("validate", "test"):
+        done = read_json(RunLayout.at(run_dir).done(job), default=None) or {}
+        metrics.update(done.get("metrics", {}))
+    return {**info, "folder": str(run_dir), "records": jobs, "metrics": metrics}
 
 
 def write_run_record(*, info: Mapping[str, Any], run_dir: str | Path, out: str | Path) -> None:

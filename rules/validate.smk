@@ -1,0 +1,17 @@
+# Run the validation loop (Lightning's trainer.validate) on a run's best checkpoint.
+rule validate:
+    input:
+        fit_done=get_fit_done,  # or the run's `ckpt:` file, for runs without a fit
+    output:
+        done=RUN.done("validate"),
+    log:
+        RUN.log("validate"),
+    conda:
+        "../envs/dltemplate.yaml"
+    threads: get_threads("validate")
+    resources:
+        **get_resources("validate"),
+    params:
+        job=get_job_params,  # an edit of the config, its imports or overrides reruns it
+    script:
+        "../scripts/validate.py"
