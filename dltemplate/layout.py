@@ -16,6 +16,10 @@
           plots/                            learning curves, per-epoch table, confusion matrix
           predictions.csv                   the predict job's output
 
+`results/` is the default results root: `output_dir` in configs/workflow.yaml (or
+`--config output_dir=/scratch/me/results`) moves every path below it; the workflow, each job and
+the command line set it once with `use_results_root` (dltemplate.workflow.settings).
+
 Torch-free and import-free: the rules (at parse time), the jobs and the command line all take
 their paths from here. The layouts hold strings, so that a layout made of wildcards
 (`RunLayout.pattern()`) gives the rules' output patterns.
@@ -26,7 +30,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-RESULTS = "results"
+RESULTS = "results"  # the default results root (`output_dir`)
+_ROOT = {"path": RESULTS}
+
+
+def results_root() -> str:
+    """Where results go in this process: `output_dir`, relative or absolute."""
+    return _ROOT["path"]
+
+
+def use_results_root(path: str | Path) -> None:
+    """Put every results path of this process under `path` (checked by the caller)."""
+    text = Path(path).as_posix().rstrip("/")
+    _ROOT["path"] = text or RESULTS
+
+
 REGISTRY = "configs/projects"  # the default registry folder (configs/workflow.yaml: registry)
 # Every job type, in pipeline order; a run declares a subset (validate only when it asks).
 JOB_TYPES = ("fit", "validate", "test", "predict")
@@ -58,8 +76,8 @@ class RunLayout:
     folder: str
 
     @classmethod
-    def of(cls, proj: str, exp: str, run: str, root: str = RESULTS) -> RunLayout:
-        return cls(f"{root}/{proj}/{exp}/{run}")
+    def of(cls, proj: str, exp: str, run: str, root: str | None = None) -> RunLayout:
+        return cls(f"{root or results_root()}/{proj}/{exp}/{run}")
 
     @classmethod
     def pattern(cls) -> RunLayout:
@@ -210,8 +228,8 @@ class _Folder:
 
 class ExperimentLayout(_Folder):
     @classmethod
-    def of(cls, proj: str, exp: str, root: str = RESULTS) -> ExperimentLayout:
-        return cls(f"{root}/{proj}/{exp}")
+    def of(cls, proj: str, exp: str, root: str | None = None) -> ExperimentLayout:
+        return cls(f"{root or results_root()}/{proj}/{exp}")
 
     @classmethod
     def pattern(cls) -> ExperimentLayout:
@@ -227,8 +245,8 @@ class ExperimentLayout(_Folder):
 
 class ProjectLayout(_Folder):
     @classmethod
-    def of(cls, proj: str, root: str = RESULTS) -> ProjectLayout:
-        return cls(f"{root}/{proj}")
+    def of(cls, proj: str, root: str | None = None) -> ProjectLayout:
+        return cls(f"{root or results_root()}/{proj}")
 
     @classmethod
     def pattern(cls) -> ProjectLayout:

@@ -10,7 +10,7 @@ from dltemplate.errors import UserError
 from dltemplate.layout import JOB_TYPES, ExperimentLayout, ProjectLayout, RunLayout
 from dltemplate.workflow.gc_passes import collect_garbage_less_often
 from dltemplate.workflow.per_job import per_job
-from dltemplate.workflow.settings import check_workflow_config
+from dltemplate.workflow.settings import apply_output_dir, check_workflow_config
 from dltemplate.registry.model import load_registry
 from dltemplate.registry.run_paths import check_run_paths
 from dltemplate.results.summary import declared_modes, experiment_spec, project_spec
@@ -25,6 +25,7 @@ def exit_on_user_error(function, *args):
 
 
 exit_on_user_error(check_workflow_config, config)
+exit_on_user_error(apply_output_dir, config)
 REGISTRY = exit_on_user_error(load_registry, config["registry"])
 collect_garbage_less_often()  # a large sweep's DAG builds faster (see dltemplate.workflow.gc_passes)
 

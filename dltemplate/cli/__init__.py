@@ -28,6 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_output_dir() -> None:
+    """Read results from, and write them to, the `output_dir` of configs/workflow.yaml."""
+    from dltemplate.cli.common import workflow_settings
+    from dltemplate.workflow.settings import apply_output_dir
+
+    apply_output_dir(workflow_settings())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     passthrough: list[str] = []
@@ -40,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.command} takes no arguments after --")
     args.passthrough = passthrough
     try:
+        use_output_dir()
         resolve_ids(args)
         return args.func(args)
     except UserError as exc:

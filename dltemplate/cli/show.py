@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import UserError
-from dltemplate.layout import JOB_TYPES, RESULTS, RunLayout
+from dltemplate.layout import JOB_TYPES, RunLayout, results_root
 from dltemplate.layout import REGISTRY as REGISTRY_DIR
 from dltemplate.records import read_json
 from dltemplate.registry.names import check_name
@@ -19,8 +19,9 @@ STATE_STYLE = {"done": "green", "running": "cyan", "stale": "yellow", "failed": 
 def parse_run_key(text: str) -> tuple[str, str, str]:
     """`proj/exp/run` (or `results/proj/exp/run/`) -> `(proj, exp, run)`."""
     parts = [p for p in text.strip().split("/") if p]
-    if parts and parts[0] == RESULTS:
-        parts = parts[1:]
+    root = [p for p in results_root().split("/") if p]
+    if parts[: len(root)] == root:
+        parts = parts[len(root) :]
     if len(parts) != 3:
         raise UserError(
             f"Expected a run as <proj>/<exp>/<run> (e.g. digits/baseline/cnn), got {text!r}"

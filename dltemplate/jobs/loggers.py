@@ -2,7 +2,7 @@
 
 - `csv` (the default): `<run>/metrics/<job>/metrics.csv`.
 - `tensorboard`: `<run>/tensorboard/<job>/`; `tensorboard --logdir results` shows every run.
-- `mlflow`: the store `$MLFLOW_TRACKING_URI`, else `sqlite:///results/mlflow.db`; experiment
+- `mlflow`: the store `$MLFLOW_TRACKING_URI`, else `mlflow.db` in the results root; experiment
   `<proj>/<exp>`, run `<run>` (the fit and the test log to the same run).
 - `wandb`: offline under `<run>/wandb/` unless `WANDB_MODE` says otherwise; project `<proj>`,
   group `<exp>`, name `<run>`, job_type the job.
@@ -30,11 +30,11 @@ from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from dltemplate.errors import UserError
-from dltemplate.layout import RunLayout
+from dltemplate.layout import RunLayout, results_root
 from dltemplate.records import read_json, write_json_atomic
 
 TRACKERS = ("csv", "tensorboard", "mlflow", "wandb")
-DEFAULT_MLFLOW_URI = "sqlite:///results/mlflow.db"
+
 PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 
 
@@ -161,7 +161,7 @@ class AppendingMLFlowLogger(MLFlowLogger):
 
 
 def mlflow_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_MLFLOW_URI
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{results_root()}/mlflow.db"
 
 
 def mlflow_logger(run_dir: Path, job: str, stored: dict[str, Any]) -> tuple[Logger, dict]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from dltemplate.jobs.gpu_slots import claim_gpus
 from dltemplate.jobs.logs import job_log
+from dltemplate.layout import RESULTS, use_results_root
 from dltemplate.results.run_records import job_record
 from dltemplate.workflow.job_spec import JobSpec
 
@@ -23,6 +24,7 @@ Step = Callable[..., Any]
 def run_step(snakemake: Any, step: Step) -> None:
     """Run `step` for the Snakemake job `snakemake` (the object a `script:` receives)."""
     with job_log(snakemake.log[0]):
+        use_results_root(snakemake.config.get("output_dir") or RESULTS)  # checked at parse
         job = getattr(step, "job", None)
         if job is None:
             step(snakemake)

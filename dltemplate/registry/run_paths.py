@@ -11,11 +11,20 @@ import os
 import posixpath
 
 from dltemplate.errors import RegistryError
-from dltemplate.layout import RESULTS
+from dltemplate.layout import results_root
 from dltemplate.registry.model import Run
 
-CONFIG_FOLDERS = ("configs", RESULTS)  # a config, or the archived config of an earlier run
-CKPT_FOLDERS = (RESULTS, "data")
+# A config lies under configs/, or is the archived config of an earlier run (under the results
+# root); a `ckpt:` lies under the results root or data/. The results root may lie elsewhere
+# (`output_dir`, absolute on a scratch file system).
+RESULTS_ROOT = "<results>"
+CONFIG_FOLDERS = ("configs", RESULTS_ROOT)
+CKPT_FOLDERS = (RESULTS_ROOT, "data")
+
+
+def _under_results(path: str) -> bool:
+    root = os.path.realpath(results_root())
+    return os.path.realpath(path).startswith(root + os.sep)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -24,8 +33,13 @@ def _exists(path: str) -> bool:
 
 
 def _inside(path: str, folders: tuple[str, ...]) -> bool:
-    """Whether the relative `path` stays under one of `folders` of the project root."""
-    if os.path.isabs(path) or "\\" in path:
+    """Whether `path` stays under one of `folders` of the project root (relative paths only),
+    or under the results root when `folders` names it."""
+    if "\\" in path:
+        return False
+    if RESULTS_ROOT in folders and _under_results(path):
+        return True
+    if os.path.isabs(path):
         return False
     normal = posixpath.normpath(path)
     top = normal.split("/")[0]
@@ -43,9 +57,9 @@ def check_run_paths(run: Run) -> Run:
     if not _inside(run.config, CONFIG_FOLDERS):
         raise RegistryError(
             f"{where}: config {run.config!r} must be a relative path under configs/ (or the "
-            "archived config of a run under results/)"
+            f"archived config of a run under {results_root()}/)"
         )
-    produced = run.config.startswith(f"{RESULTS}/")  # made by the declared run's fit
+    produced = _under_results(run.config)  # made by the declared run's fit
     if not produced and not _exists(run.config):
         raise RegistryError(
             f"{where}: config {run.config} does not exist; fix `config:` or create the file"
@@ -53,7 +67,7 @@ def check_run_paths(run: Run) -> Run:
     if run.ckpt is not None:
         if not _inside(run.ckpt, CKPT_FOLDERS):
             raise RegistryError(
-                f"{where}: ckpt {run.ckpt!r} must be a relative path under results/ or data/ "
+                f"{where}: ckpt {run.ckpt!r} must lie under {results_root()}/ or data/ "
                 "(link an outside checkpoint into data/)"
             )
         if not _exists(run.ckpt):

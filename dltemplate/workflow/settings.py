@@ -3,13 +3,34 @@ validated against dltemplate/schemas/workflow.yaml when Snakemake parses the wor
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from dltemplate import schemas
 from dltemplate.errors import UserError
+from dltemplate.layout import RESULTS, use_results_root
 
 SOURCE = "Workflow config (configs/workflow.yaml or --config)"
+# Folders of the project that results must never be written into.
+SOURCE_FOLDERS = (
+    "configs",
+    "dltemplate",
+    "rules",
+    "scripts",
+    "wrappers",
+    "models",
+    "dataset_classes",
+    "profiles",
+    "envs",
+    "report",
+    "tests",
+    "bench",
+    "docs",
+    ".git",
+    ".snakemake",
+)
 
 
 def check_workflow_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -22,3 +43,31 @@ def check_workflow_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
         error = errors[0]
         raise UserError(f"{SOURCE}: at {schemas.key_of(error)}: {schemas.message_of(error)}")
     return config
+
+
+def apply_output_dir(config: Mapping[str, Any], project: str | Path = ".") -> str:
+    """Check `output_dir` and make it this process's results root; return it. Refused: a
+    folder inside the project's sources or configs, the project folder itself, and a place
+    that cannot be created or written."""
+    output_dir = str(config.get("output_dir") or RESULTS)
+    where = f"{SOURCE}: output_dir {output_dir!r}"
+    project = Path(project).resolve()
+    target = (project / output_dir).resolve()
+    if target == project:
+        raise UserError(f"{where} is the project folder itself; name a folder for results")
+    for folder in SOURCE_FOLDERS:
+        if target == project / folder or target.is_relative_to(project / folder):
+            raise UserError(
+                f"{where} lies inside the project's {folder}/; results go to their own folder "
+                "(the default `results`, or a scratch path)"
+            )
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(
+            f"{where} cannot be created or written ({existing} is not a writable folder); "
+            "choose another place or fix its permissions"
+        )
+    use_results_root(output_dir)
+    return output_dir

@@ -6,13 +6,20 @@ cheap: no torch, no Lightning.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
 import time
 from pathlib import Path
 
-from dltemplate.layout import ARCHIVE_NAMES, ExperimentLayout, ProjectLayout, RunLayout
+from dltemplate.layout import (
+    ARCHIVE_NAMES,
+    ExperimentLayout,
+    ProjectLayout,
+    RunLayout,
+    results_root,
+)
 from dltemplate.registry.model import Registry, Run
 from dltemplate.registry.names import NAME_PATTERN
 from dltemplate.workflow.job_spec import JobSpec
@@ -20,19 +27,20 @@ from dltemplate.workflow.job_spec import JobSpec
 WILDCARD_CONSTRAINTS = {"proj": NAME_PATTERN, "exp": NAME_PATTERN, "run": NAME_PATTERN}
 
 
-_ARCHIVED = re.compile(
-    RunLayout.of(*[f"({NAME_PATTERN})"] * 3).folder
-    + "/(?:"
-    + "|".join(re.escape(name) for name in ARCHIVE_NAMES.values())
-    + ")"
-)
+@functools.cache
+def _archived(root: str) -> re.Pattern:
+    """An archived config's path under the results root `root`: (proj, exp, run) groups."""
+    name = f"({NAME_PATTERN})"
+    archives = "|".join(re.escape(n) for n in ARCHIVE_NAMES.values())
+    return re.compile(f"{re.escape(root)}/{name}/{name}/{name}/(?:{archives})")
 
 
 def fit_inputs(registry: Registry, run: Run) -> list[str]:
     """A run whose config is the archived config of another declared run waits for that run's
     fit, which writes it (and reruns when that fit reruns). An undeclared run's archive is
     used as it lies."""
-    match = _ARCHIVED.fullmatch(posixpath.normpath(run.config.replace("\\", "/")))
+    archived = _archived(posixpath.normpath(results_root()))
+    match = archived.fullmatch(posixpath.normpath(run.config.replace("\\", "/")))
     if match is None:
         return []
     proj, exp, name = match.group(1, 2, 3)
