@@ -40,7 +40,7 @@ def write_mnist_format(root: Path, n_train: int = 40, n_test: int = 20, gz: bool
 
 def test_the_example_configs_are_found() -> None:
     names = {p.name for p in ROOT_CONFIGS}
-    assert {"digits_mlp.py", "digits_cnn.py", "exp_on_oracle_mnist.py"} <= names
+    assert {"digits_mlp.py", "digits_cnn.py", "exp_on_oracle_mnist.py", "diabetes_mlp.py"} <= names
 
 
 @pytest.mark.parametrize("config", ROOT_CONFIGS, ids=lambda p: p.name)
@@ -54,7 +54,15 @@ def test_config_builds(config: Path, job: str, tmp_path: Path) -> None:
     assert "max_epochs" in built.trainer_kwargs
     assert built.hparams["seed"] == 1
     x, y = next(iter(built.data_wrapper.train_dataloader()))
-    assert built.task_wrapper(x).shape == (len(y), 10)
+    output = built.task_wrapper(x)
+    assert output.shape[0] == len(y)
+    if y.is_floating_point():  # regression: targets take the outputs' shape, no broadcasting
+        assert output.shape == y.shape
+    task = built.task_wrapper
+    assert task.loss_function(output, y).ndim == 0
+    for metrics in (task.val_metrics, task.test_metrics):
+        metrics.update(output, y)
+        assert all(value.isfinite().all() for value in metrics.compute().values())
 
 
 @pytest.mark.parametrize("gz", [True, False])
