@@ -13,7 +13,7 @@ import pytest
 from dltemplate.layout import JOB_TYPES, ExperimentLayout, ProjectLayout, RunLayout
 from tests.conftest import Project
 
-RUN_PLOTS = ("learning_curves.png", "epochs.html", "confusion_matrix.png")
+RUN_PLOTS = ("learning_curves.png", "epochs.html", "confusion_matrix.png", "regression.png")
 
 
 def declared_paths(project: Project, *targets: str) -> set[str]:
@@ -70,6 +70,7 @@ def test_jobs_write_only_where_the_layout_says(project: Project) -> None:
         run.records,
         run.plots,
         run.test_confusion,
+        run.test_regression,
         run.tracker_record("fit"),
     }
     top_level = {path.split("/")[len(run.folder.split("/"))] for path in named}

@@ -123,6 +123,33 @@ def test_confusion_matrix_from_the_test_record(
         plots.write_run_confusion(test_done=run / "test.done", out_png=run / "plots/cm.png")
 
 
+def test_regression_plot_from_the_test_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = Path("results/p/e/r")
+    run.mkdir(parents=True)
+    rows = "\n".join(f"{i * 0.1 + 0.05},{i * 0.2},{i * 0.1},{i * 0.2 - 0.1}" for i in range(30))
+    (run / "test_regression.csv").write_text(f"pred_0,pred_1,target_0,target_1\n{rows}\n")
+    (run / "test.done").write_text(
+        json.dumps({"metrics": {}, "regression": str(run / "test_regression.csv")})
+    )
+    predicted, true = plots.read_regression(run / "test_regression.csv")
+    assert len(predicted) == len(true) == 2 and len(predicted[0]) == 30
+    assert predicted[1][2] == pytest.approx(0.4) and true[1][2] == pytest.approx(0.3)
+    out = plots.write_run_regression(test_done=run / "test.done", out_png=run / "plots/r.png")
+    width, height = png_size(out)
+    assert width / height < 1.5  # two outputs: two rows of (scatter, histogram)
+
+    (run / "test.done").write_text(json.dumps({"metrics": {}}))  # a classifier's record
+    out = plots.write_run_regression(test_done=run / "test.done", out_png=run / "plots/r.png")
+    width, height = png_size(out)
+    assert width > 2 * height  # the "not a regression run" notice
+    (run / "test.done").write_text(json.dumps({"metrics": {}, "regression": str(run / "gone.csv")}))
+    with pytest.raises(UserError, match="rerun the test"):
+        plots.write_run_regression(test_done=run / "test.done", out_png=run / "plots/r.png")
+
+
 def test_run_plots_say_which_job_the_run_lacks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,14 +160,14 @@ def test_run_plots_say_which_job_the_run_lacks(
         "curves_png": run / "plots/learning_curves.png",
         "epochs_html": run / "plots/epochs.html",
         "confusion_png": run / "plots/confusion_matrix.png",
+        "regression_png": run / "plots/regression.png",
     }
     run.mkdir(parents=True)
     (run / "test.done").write_text('{"metrics": {"test/mse": 0.5}}')  # no class scores
     plots.write_run_plots(run_dir=run, jobs=["test"], **outs)
     assert "No fit job" in outs["epochs_html"].read_text()
-    assert all(
-        outs[name].read_bytes().startswith(PNG_MAGIC) for name in ("curves_png", "confusion_png")
-    )
+    pngs = ("curves_png", "confusion_png", "regression_png")
+    assert all(outs[name].read_bytes().startswith(PNG_MAGIC) for name in pngs)
     (run / "test.done").unlink()
     with pytest.raises(UserError, match=r"test\.done does not exist"):  # a declared job ran first
         plots.write_run_plots(run_dir=run, jobs=["test"], **outs)
@@ -150,8 +177,9 @@ def test_run_plots_say_which_job_the_run_lacks(
         path.unlink()
     plots.write_run_plots(run_dir=run, jobs=["fit"], **outs)
     assert outs["epochs_html"].read_text().count("<tr>") == 3  # header + 2 epochs
-    width, height = png_size(outs["confusion_png"])
-    assert width > 2 * height  # the wide "no test job" notice, not a square matrix
+    for name in ("confusion_png", "regression_png"):
+        width, height = png_size(outs[name])
+        assert width > 2 * height  # the wide "no test job" notice, not a plot
 
 
 def test_comparison_reads_any_summary_columns(tmp_path: Path) -> None:

@@ -59,3 +59,11 @@ def test_diabetes_run_end_to_end(tmp_path) -> None:
     with project.path(f"{run}/predictions.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 66  # the test split
+    assert list(rows[0]) == ["index", "prediction", "target"]
+    predicted = torch.tensor([float(r["prediction"]) for r in rows])
+    true = torch.tensor([float(r["target"]) for r in rows])
+    r2 = 1 - ((predicted - true) ** 2).sum() / ((true - true.mean()) ** 2).sum()
+    assert float(r2) == pytest.approx(test["metrics"]["test/r2"], abs=1e-4)
+    assert test["regression"].endswith("test_regression.csv") and "confusion_matrix" not in test
+    for name in ("regression.png", "confusion_matrix.png", "learning_curves.png"):
+        assert project.path(f"{run}/plots/{name}").read_bytes().startswith(b"\x89PNG")

@@ -8,8 +8,8 @@ from typing import Any
 
 from dltemplate.jobs.checkpointing import check_checkpoint, safe_checkpoint_loading, weights_only
 from dltemplate.jobs.common import build_for_job, checkpoint_hint, fitted_checkpoint
-from dltemplate.jobs.confusion import ConfusionCounter
 from dltemplate.jobs.fit import scalar_metrics
+from dltemplate.jobs.test_outputs import TestOutputs
 from dltemplate.jobs.trainer import make_trainer
 from dltemplate.layout import RunLayout
 from dltemplate.records import portable_path, write_json_atomic
@@ -28,13 +28,15 @@ def test_run(
 ) -> dict[str, Any]:
     """Test the run's best checkpoint; write `done_file` with `{"metrics": {"test/...": ...}}`.
 
-    For a classifier the record also names `test_confusion.csv`, the test set's confusion counts.
+    The record also names the data of the test's plot: a classifier's `test_confusion.csv`
+    (the test set's confusion counts), a regression's `test_regression.csv` (predicted and true
+    values of every test sample); see dltemplate.jobs.task_kind for how the kind is decided.
     """
     checkpoint = fitted_checkpoint(fit_done)
     built = build_for_job("test", config_file, overrides, seed, threads, source)
     check_checkpoint(checkpoint, built.task_wrapper, checkpoint_hint(fit_done, source))
     built.task_wrapper.save_hyperparameters(built.hparams)  # Lightning gives them to the loggers
-    counter = ConfusionCounter()
+    counter = TestOutputs()
     settings = dict(built.trainer_kwargs)
     settings["callbacks"] = [*settings.get("callbacks", []), counter]
     trainer = make_trainer(settings, run_dir, "test")
@@ -49,9 +51,12 @@ def test_run(
         "checkpoint": portable_path(checkpoint),
         "metrics": scalar_metrics(trainer.callback_metrics),
     }
-    confusion = Path(RunLayout.at(run_dir).test_confusion)
-    if trainer.is_global_zero and counter.write_csv(confusion):
+    layout = RunLayout.at(run_dir)
+    confusion, regression = Path(layout.test_confusion), Path(layout.test_regression)
+    if trainer.is_global_zero and counter.write_confusion_csv(confusion):
         record["confusion_matrix"] = portable_path(confusion)
+    if trainer.is_global_zero and counter.write_regression_csv(regression):
+        record["regression"] = portable_path(regression)
     write_json_atomic(done_file, record)
     return record
 
