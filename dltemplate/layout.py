@@ -15,6 +15,7 @@
           records/<job>.json                each job's own record: when, where, how it ended
           plots/                            learning curves, per-epoch table, test plots
           test_confusion.csv                a classifier's test confusion counts (test job)
+          test_multilabel.csv               a multi-label classifier's test counts per label
           test_regression.csv               a regression's test predictions and targets (test job)
           predictions.csv                   the predict job's output
 
@@ -175,6 +176,11 @@ class RunLayout:
     def test_confusion(self) -> str:
         """The test job's confusion counts, for the record job's plot."""
         return self._in("test_confusion.csv")
+
+    @property
+    def test_multilabel(self) -> str:
+        """A multi-label classifier's test counts per label, for the record job's plot."""
+        return self._in("test_multilabel.csv")
 
     @property
     def test_regression(self) -> str:

@@ -158,3 +158,21 @@ def test_a_classifier_test_counts_its_confusion(tmp_path: Path) -> None:
     assert outputs.kind == CLASSIFICATION and int(outputs.counts.sum()) == 10
     assert not outputs.write_regression_csv(tmp_path / "r.csv")
     assert not (tmp_path / "r.csv").exists()  # an earlier test's data do not stay
+
+
+def test_a_multilabel_test_counts_each_label(tmp_path: Path) -> None:
+    model = nn.Linear(3, 2)
+    task = BasicTaskWrapper(
+        model=model, loss_function=nn.BCEWithLogitsLoss(), optimizer=torch.optim.SGD
+    )
+    x, y = torch.randn(10, 3), torch.randint(0, 2, (10, 2)).float()
+    outputs = _tested(task, x, y)
+    assert outputs.kind == MULTILABEL
+    assert outputs.write_label_csv(tmp_path / "m.csv")
+    with (tmp_path / "m.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    predicted = model(x).detach() >= 0  # sigmoid >= 0.5
+    for label, row in enumerate(rows):
+        p, t = predicted[:, label], y[:, label] == 1
+        assert int(row["tp"]) == int((p & t).sum()) and int(row["fn"]) == int((~p & t).sum())
+        assert sum(int(row[k]) for k in ("tp", "fp", "fn", "tn")) == 10

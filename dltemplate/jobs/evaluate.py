@@ -29,7 +29,8 @@ def test_run(
     """Test the run's best checkpoint; write `done_file` with `{"metrics": {"test/...": ...}}`.
 
     The record also names the data of the test's plot: a classifier's `test_confusion.csv`
-    (the test set's confusion counts), a regression's `test_regression.csv` (predicted and true
+    (the test set's confusion counts), a multi-label classifier's `test_multilabel.csv` (its
+    counts per label), a regression's `test_regression.csv` (predicted and true
     values of every test sample); see dltemplate.jobs.task_kind for how the kind is decided.
     """
     checkpoint = fitted_checkpoint(fit_done)
@@ -52,11 +53,13 @@ def test_run(
         "metrics": scalar_metrics(trainer.callback_metrics),
     }
     layout = RunLayout.at(run_dir)
-    confusion, regression = Path(layout.test_confusion), Path(layout.test_regression)
-    if trainer.is_global_zero and counter.write_confusion_csv(confusion):
-        record["confusion_matrix"] = portable_path(confusion)
-    if trainer.is_global_zero and counter.write_regression_csv(regression):
-        record["regression"] = portable_path(regression)
+    for key, path, write in (
+        ("confusion_matrix", layout.test_confusion, counter.write_confusion_csv),
+        ("multilabel", layout.test_multilabel, counter.write_label_csv),
+        ("regression", layout.test_regression, counter.write_regression_csv),
+    ):
+        if trainer.is_global_zero and write(path):
+            record[key] = portable_path(path)
     write_json_atomic(done_file, record)
     return record
 

@@ -1,5 +1,6 @@
 """Keep what the test job's plots need, without a second forward pass: a classifier's
-confusion counts, a regression's (prediction, target) pairs."""
+confusion counts, a multi-label classifier's counts per label, a regression's (prediction,
+target) pairs."""
 
 from __future__ import annotations
 
@@ -11,14 +12,21 @@ from typing import Any
 import lightning as L
 import torch
 
-from dltemplate.jobs.task_kind import CLASSIFICATION, REGRESSION, batch_target, task_kind
+from dltemplate.jobs.task_kind import (
+    MULTILABEL,
+    REGRESSION,
+    batch_target,
+    task_kind,
+)
 from dltemplate.records import write_text_atomic
 
 
 class TestOutputs(L.Callback):
     """Collects the test set's outputs against its targets, by the task's kind
     (dltemplate.jobs.task_kind): the (true class, predicted class) counts of a classifier, the
-    predicted and true values of a regression (every output of every sample).
+    true/false positives/negatives of each label of a multi-label classifier (a label is
+    predicted when the sigmoid of its output is >= 0.5), the predicted and true values of a
+    regression (every output of every sample).
 
     The task wrapper's `test_step` calls the module once per batch; a forward hook keeps that
     output, and `on_test_batch_end` pairs it with the batch's targets. The kind is decided on
@@ -32,12 +40,14 @@ class TestOutputs(L.Callback):
         self.kind: str | None = None
         self.supported = True
         self.counts: torch.Tensor | None = None  # classification: (C, C), rows: true class
+        self.label_counts: torch.Tensor | None = None  # multi-label: (L, 4): tp, fp, fn, tn
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []  # regression: (N, K) each
         self._output: torch.Tensor | None = None
         self._hook = None
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.kind, self.supported, self.counts, self.pairs = None, True, None, []
+        self.label_counts = None
         self._output = None
         self._hook = pl_module.register_forward_hook(self._keep_output)
 
@@ -58,7 +68,7 @@ class TestOutputs(L.Callback):
             return
         target = batch_target(batch)
         kind = task_kind(pl_module, output, target) if target is not None else None
-        if kind not in (CLASSIFICATION, REGRESSION) or self.kind not in (None, kind):
+        if kind is None or self.kind not in (None, kind):
             self.supported = False
             return
         self.kind = kind
@@ -66,6 +76,12 @@ class TestOutputs(L.Callback):
         if kind == REGRESSION:
             n = len(output)
             self.pairs.append((output.reshape(n, -1).float(), target.reshape(n, -1).float()))
+            return
+        if kind == MULTILABEL:
+            p, t = output.sigmoid() >= 0.5, target >= 0.5
+            counts = [p & t, p & ~t, ~p & t, ~p & ~t]
+            counts = torch.stack([c.sum(dim=0) for c in counts], dim=1)
+            self.label_counts = counts if self.label_counts is None else self.label_counts + counts
             return
         classes = output.shape[1]
         if not bool(((target >= 0) & (target < classes)).all()):
@@ -83,6 +99,10 @@ class TestOutputs(L.Callback):
         # Each process saw its share of the test set; put them together (a no-op on one device).
         if self.counts is not None:
             self.counts = trainer.strategy.reduce(self.counts, reduce_op="sum").long().cpu()
+        if self.label_counts is not None:
+            self.label_counts = (
+                trainer.strategy.reduce(self.label_counts, reduce_op="sum").long().cpu()
+            )
         if self.pairs:
             predicted = torch.cat([p for p, _ in self.pairs])
             true = torch.cat([t for _, t in self.pairs])
@@ -121,5 +141,19 @@ class TestOutputs(L.Callback):
         )
         for p, t in zip(predicted.tolist(), true.tolist(), strict=True):
             writer.writerow([f"{v:.6g}" for v in (*p, *t)])
+        write_text_atomic(path, buffer.getvalue())
+        return True
+
+    def write_label_csv(self, path: str | Path) -> bool:
+        """Write a multi-label classifier's counts, one row per label (`label, tp, fp, fn,
+        tn`); False if none (a stale file of an earlier test is removed)."""
+        if not self.supported or self.label_counts is None:
+            Path(path).unlink(missing_ok=True)
+            return False
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["label", "tp", "fp", "fn", "tn"])
+        for label, row in enumerate(self.label_counts.tolist()):
+            writer.writerow([label, *row])
         write_text_atomic(path, buffer.getvalue())
         return True

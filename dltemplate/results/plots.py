@@ -87,6 +87,13 @@ def read_confusion(path: str | Path) -> tuple[list[str], list[list[int]]]:
     return labels, counts
 
 
+def read_label_counts(path: str | Path) -> tuple[list[str], list[list[int]]]:
+    """A multi-label count CSV (`label, tp, fp, fn, tn`) -> labels, counts per label."""
+    with Path(path).open(newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    return [row[0] for row in rows], [[int(v) for v in row[1:5]] for row in rows]
+
+
 def read_regression(path: str | Path) -> tuple[list[list[float]], list[list[float]]]:
     """A test-regression CSV (`pred_<k>` and `target_<k>` columns, a row per sample) ->
     (predicted, true), each one list of values per output k."""
@@ -266,6 +273,42 @@ def plot_confusion_matrix(
     correct = sum(counts[i][i] for i in range(min(n, len(counts))))
     accuracy = f"accuracy {correct / total:.4f} ({correct}/{total})" if total else ""
     ax.set_title(f"{title}\n{accuracy}" if title else accuracy)
+    fig.tight_layout()
+    _save(fig, out)
+    return Path(out)
+
+
+def plot_label_scores(
+    labels: Sequence[str], counts: Sequence[Sequence[int]], out: str | Path, *, title: str = ""
+) -> Path:
+    """A multi-label classifier's precision, recall and F1 per label (bars), from its counts
+    (tp, fp, fn, tn) per label; each label's support (tp + fn) beside it."""
+    if not counts:
+        return _message_png(out, title, "No per-label scores: not a multi-label classifier.")
+    plt = _pyplot()
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else 0.0
+
+    scores = {"precision": [], "recall": [], "F1": []}
+    for tp, fp, fn, _ in counts:
+        scores["precision"].append(ratio(tp, tp + fp))
+        scores["recall"].append(ratio(tp, tp + fn))
+        scores["F1"].append(ratio(2 * tp, 2 * tp + fp + fn))
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(7, max(2.6, 0.7 * n + 1.4)))
+    positions = list(range(n))
+    for i, (name, values) in enumerate(scores.items()):
+        ax.barh([p + (i - 1) * 0.27 for p in positions], values, height=0.27, label=name)
+    for p, (tp, _, fn, _) in zip(positions, counts, strict=True):
+        ax.text(1.01, p, f"support {tp + fn}", va="center", fontsize=8)
+    ax.set_yticks(positions, [f"label {label}" for label in labels], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.2)
+    ax.set_xlabel("score (a label is predicted when sigmoid(output) >= 0.5)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(f"{title}\nper-label scores" if title else "per-label scores")
     fig.tight_layout()
     _save(fig, out)
     return Path(out)
@@ -483,7 +526,13 @@ def _write_test_plot(test_done: str | Path, out_png: str | Path, key: str, what:
 
 
 def write_run_confusion(*, test_done: str | Path, out_png: str | Path) -> Path:
-    """The confusion matrix that the test job counted (named in `test.done`), as a PNG."""
+    """The confusion matrix that the test job counted (named in `test.done`), as a PNG; for a
+    multi-label classifier, its precision, recall and F1 per label."""
+    if read_json(test_done).get("multilabel"):
+        return _write_test_plot(
+            test_done, out_png, "multilabel", "per-label counts", read_label_counts,
+            plot_label_scores,
+        )
     return _write_test_plot(
         test_done, out_png, "confusion_matrix", "confusion counts", read_confusion,
         plot_confusion_matrix,
