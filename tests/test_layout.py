@@ -11,9 +11,7 @@ import re
 import pytest
 
 from dltemplate.layout import JOB_TYPES, ExperimentLayout, ProjectLayout, RunLayout
-from tests.conftest import Project
-
-RUN_PLOTS = ("learning_curves.png", "epochs.html", "confusion_matrix.png", "regression.png")
+from tests.conftest import RUN_PLOTS, Project
 
 
 def declared_paths(project: Project, *targets: str) -> set[str]:
