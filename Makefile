@@ -22,10 +22,16 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed  ## create .venv and install the project with its dependencies
 
 DEMO := results/digits/baseline
-demo: setup  ## run the example project (digits/baseline: mlp and cnn, fit -> test -> predict, plots)
+REGRESSION := results/diabetes
+demo: setup  ## run the examples: digits/baseline (mlp, cnn) and diabetes (regression: 2 runs, a sweep)
 	$(BIN)/snakemake --cores $(CORES) $(DEMO)/summary.csv $(DEMO)/plots/comparison.png \
-		$(DEMO)/mlp/run.json $(DEMO)/cnn/run.json
+		$(DEMO)/mlp/run.json $(DEMO)/cnn/run.json \
+		$(REGRESSION)/baseline/summary.csv $(REGRESSION)/baseline/plots/comparison.png \
+		$(REGRESSION)/baseline/mlp/run.json $(REGRESSION)/baseline/wide/run.json \
+		$(REGRESSION)/sweep/summary.csv
 	$(BIN)/python main.py ls -p digits -e baseline
+	$(BIN)/python main.py ls -p diabetes -e baseline
+	$(BIN)/python main.py ls -p diabetes -e sweep
 
 report: setup  ## build every run and its plots, then report.html (open it in a browser)
 	$(BIN)/snakemake --cores $(CORES)

@@ -13,7 +13,10 @@
           logs/<job>.log                    each job's log (fit.attempt-<n>.log per attempt)
           metrics/<job>/                    CSV logs (fit: attempt-<n>/ and merged metrics.csv)
           records/<job>.json                each job's own record: when, where, how it ended
-          plots/                            learning curves, per-epoch table, confusion matrix
+          plots/                            learning curves, per-epoch table, test plots
+          test_confusion.csv                a classifier's test confusion counts (test job)
+          test_multilabel.csv               a multi-label classifier's test counts per label
+          test_regression.csv               a regression's test predictions and targets (test job)
           predictions.csv                   the predict job's output
 
 `results/` is the default results root: `output_dir` in configs/workflow.yaml (or
@@ -193,6 +196,16 @@ class RunLayout:
     def test_confusion(self) -> str:
         """The test job's confusion counts, for the record job's plot."""
         return self._in("test_confusion.csv")
+
+    @property
+    def test_multilabel(self) -> str:
+        """A multi-label classifier's test counts per label, for the record job's plot."""
+        return self._in("test_multilabel.csv")
+
+    @property
+    def test_regression(self) -> str:
+        """The test job's predicted and true values of a regression, for the record job's plot."""
+        return self._in("test_regression.csv")
 
     @property
     def records(self) -> str:

@@ -41,7 +41,7 @@ def write_mnist_format(root: Path, n_train: int = 40, n_test: int = 20, gz: bool
 
 def test_the_example_configs_are_found() -> None:
     names = {p.name for p in ROOT_CONFIGS}
-    assert {"digits_mlp.py", "digits_cnn.py", "exp_on_oracle_mnist.py"} <= names
+    assert {"digits_mlp.py", "digits_cnn.py", "exp_on_oracle_mnist.py", "diabetes_mlp.py"} <= names
 
 
 @pytest.mark.parametrize("config", ROOT_CONFIGS, ids=lambda p: p.name)

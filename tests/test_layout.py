@@ -11,9 +11,7 @@ import re
 import pytest
 
 from dltemplate.layout import JOB_TYPES, ExperimentLayout, ProjectLayout, RunLayout
-from tests.conftest import TINY_REGISTRY, Project
-
-RUN_PLOTS = ("learning_curves.png", "epochs.html", "confusion_matrix.png")
+from tests.conftest import RUN_PLOTS, TINY_REGISTRY, Project
 
 
 def declare_every_job(project: Project) -> None:
@@ -79,6 +77,7 @@ def test_jobs_write_only_where_the_layout_says(project: Project) -> None:
         run.records,
         run.plots,
         run.test_confusion,
+        run.test_regression,
         run.tracker_record("fit"),
     }
     top_level = {path.split("/")[len(run.folder.split("/"))] for path in named}

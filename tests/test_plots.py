@@ -102,16 +102,21 @@ def test_curves_without_metrics_say_so(tmp_path: Path) -> None:
     assert png_size(out)[0] > 0
 
 
+def make_tested_run(key: str, name: str, text: str) -> Path:
+    """A run folder (under the working folder) whose test.done names `name` under `key`."""
+    run = Path("results/p/e/r")
+    run.mkdir(parents=True, exist_ok=True)
+    (run / name).write_text(text)
+    (run / "test.done").write_text(json.dumps({"metrics": {}, key: str(run / name)}))
+    return run
+
+
 def test_confusion_matrix_from_the_test_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    run = Path("results/p/e/r")
-    run.mkdir(parents=True)
-    (run / "test_confusion.csv").write_text("true\\predicted,0,1,2\n0,5,1,0\n1,0,4,0\n2,2,0,3\n")
-    (run / "test.done").write_text(
-        json.dumps({"metrics": {}, "confusion_matrix": str(run / "test_confusion.csv")})
-    )
+    counts = "true\\predicted,0,1,2\n0,5,1,0\n1,0,4,0\n2,2,0,3\n"
+    run = make_tested_run("confusion_matrix", "test_confusion.csv", counts)
     labels, counts = plots.read_confusion(run / "test_confusion.csv")
     assert labels == ["0", "1", "2"] and counts[2] == [2, 0, 3]
     out = plots.write_run_confusion(test_done=run / "test.done", out_png=run / "plots/cm.png")
@@ -121,6 +126,43 @@ def test_confusion_matrix_from_the_test_record(
     (run / "test_confusion.csv").unlink()
     with pytest.raises(UserError, match="rerun the test"):
         plots.write_run_confusion(test_done=run / "test.done", out_png=run / "plots/cm.png")
+
+
+def test_regression_plot_from_the_test_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    rows = "\n".join(f"{i * 0.1 + 0.05},{i * 0.2},{i * 0.1},{i * 0.2 - 0.1}" for i in range(30))
+    header = "pred_0,pred_1,target_0,target_1"
+    run = make_tested_run("regression", "test_regression.csv", f"{header}\n{rows}\n")
+    predicted, true = plots.read_regression(run / "test_regression.csv")
+    assert len(predicted) == len(true) == 2 and len(predicted[0]) == 30
+    assert predicted[1][2] == pytest.approx(0.4) and true[1][2] == pytest.approx(0.3)
+    out = plots.write_run_regression(test_done=run / "test.done", out_png=run / "plots/r.png")
+    width, height = png_size(out)
+    assert width / height < 1.5  # two outputs: two rows of (scatter, histogram)
+
+    (run / "test.done").write_text(json.dumps({"metrics": {}}))  # a classifier's record
+    out = plots.write_run_regression(test_done=run / "test.done", out_png=run / "plots/r.png")
+    width, height = png_size(out)
+    assert width > 2 * height  # the "not a regression run" notice
+    (run / "test.done").write_text(json.dumps({"metrics": {}, "regression": str(run / "gone.csv")}))
+    with pytest.raises(UserError, match="rerun the test"):
+        plots.write_run_regression(test_done=run / "test.done", out_png=run / "plots/r.png")
+
+
+def test_multilabel_scores_in_place_of_the_confusion_matrix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    counts = "label,tp,fp,fn,tn\n0,8,2,1,9\n1,0,0,5,15\n"
+    run = make_tested_run("multilabel", "test_multilabel.csv", counts)
+    assert plots.read_label_counts(run / "test_multilabel.csv") == (
+        ["0", "1"],
+        [[8, 2, 1, 9], [0, 0, 5, 15]],
+    )
+    out = plots.write_run_confusion(test_done=run / "test.done", out_png=run / "plots/cm.png")
+    assert out.read_bytes().startswith(PNG_MAGIC)
 
 
 def test_run_plots_say_which_job_the_run_lacks(
@@ -133,14 +175,14 @@ def test_run_plots_say_which_job_the_run_lacks(
         "curves_png": run / "plots/learning_curves.png",
         "epochs_html": run / "plots/epochs.html",
         "confusion_png": run / "plots/confusion_matrix.png",
+        "regression_png": run / "plots/regression.png",
     }
     run.mkdir(parents=True)
     (run / "test.done").write_text('{"metrics": {"test/mse": 0.5}}')  # no class scores
     plots.write_run_plots(run_dir=run, jobs=["test"], **outs)
     assert "No fit job" in outs["epochs_html"].read_text()
-    assert all(
-        outs[name].read_bytes().startswith(PNG_MAGIC) for name in ("curves_png", "confusion_png")
-    )
+    pngs = ("curves_png", "confusion_png", "regression_png")
+    assert all(outs[name].read_bytes().startswith(PNG_MAGIC) for name in pngs)
     (run / "test.done").unlink()
     with pytest.raises(UserError, match=r"test\.done does not exist"):  # a declared job ran first
         plots.write_run_plots(run_dir=run, jobs=["test"], **outs)
@@ -150,8 +192,9 @@ def test_run_plots_say_which_job_the_run_lacks(
         path.unlink()
     plots.write_run_plots(run_dir=run, jobs=["fit"], **outs)
     assert outs["epochs_html"].read_text().count("<tr>") == 3  # header + 2 epochs
-    width, height = png_size(outs["confusion_png"])
-    assert width > 2 * height  # the wide "no test job" notice, not a square matrix
+    for name in ("confusion_png", "regression_png"):
+        width, height = png_size(outs[name])
+        assert width > 2 * height  # the wide "no test job" notice, not a plot
 
 
 def test_comparison_reads_any_summary_columns(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import RUN_PLOTS, Project
 
 TWO_RUNS = """\
 description: A tiny project for tests
@@ -46,10 +46,7 @@ def test_a_runs_plots_come_with_its_record(project: Project) -> None:
     # sweep's own target (the experiment's summary.csv) carries three outputs fewer per run.
     exp = "results/tiny/exp"
     for run in ("small", "wide"):
-        plots = ", ".join(
-            f"{exp}/{run}/plots/{name}"
-            for name in ("learning_curves.png", "epochs.html", "confusion_matrix.png")
-        )
+        plots = ", ".join(f"{exp}/{run}/plots/{name}" for name in RUN_PLOTS)
         assert f"output: {exp}/{run}/run.json, {plots}" in result.stdout
     sweep = project.snakemake("-n", "--cores", "1", f"{exp}/summary.csv").stdout
     assert "rule summary:" in sweep and "rule fit:" in sweep
@@ -83,14 +80,14 @@ def test_report_holds_every_plot_and_table(project: Project) -> None:
         "learning curves",
         "metrics per epoch",
         "confusion matrices",
+        "regression",
         "all runs",
     }
     results = report_data(page, "results", "results")
-    expected = [
-        f"{exp}/{run}/plots/{name}"
-        for run in ("small", "wide")
-        for name in ("learning_curves.png", "epochs.html", "confusion_matrix.png")
-    ] + [f"{exp}/plots/comparison.png", f"{exp}/plots/summary.html"]
+    expected = [f"{exp}/{run}/plots/{name}" for run in ("small", "wide") for name in RUN_PLOTS] + [
+        f"{exp}/plots/comparison.png",
+        f"{exp}/plots/summary.html",
+    ]
     assert sorted(results) == sorted(expected)
     for path, result in results.items():
         # Embedded, not linked: the page works offline and on its own.

@@ -80,6 +80,9 @@ def test_full_run_fit_test_predict(project: Project) -> None:
         rows = list(csv.DictReader(f))
     assert len(rows) == json.loads(project.path(f"{run}/predict.done").read_text())["rows"] > 0
     assert rows[0]["index"] == "0" and 0 <= int(rows[0]["predicted_class"]) < 10
+    assert list(rows[0])[:3] == ["index", "predicted_class", "target"]  # the label beside it
+    hits = sum(row["predicted_class"] == row["target"] for row in rows) / len(rows)
+    assert hits == pytest.approx(metrics["test/acc"], abs=1e-6)  # predict split = test split
     assert abs(sum(float(rows[0][f"prob_{i}"]) for i in range(10)) - 1) < 1e-4
     with project.path(f"{run}/metrics/predict/metrics.csv").open() as f:  # the default logger
         assert next(csv.DictReader(f))["predict/samples"] == str(len(rows))

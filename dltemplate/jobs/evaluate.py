@@ -8,8 +8,8 @@ from typing import Any
 
 from dltemplate.jobs.checkpointing import check_checkpoint, safe_checkpoint_loading, weights_only
 from dltemplate.jobs.common import build_for_job, checkpoint_hint, fitted_checkpoint
-from dltemplate.jobs.confusion import ConfusionCounter
 from dltemplate.jobs.fit import scalar_metrics
+from dltemplate.jobs.test_outputs import TestOutputs
 from dltemplate.jobs.trainer import make_trainer
 from dltemplate.layout import RunLayout
 from dltemplate.records import portable_path, write_json_atomic
@@ -28,12 +28,18 @@ def _evaluate(
     source: str,
 ) -> dict[str, Any]:
     """Run Lightning's `trainer.<job>` (validate or test) on the run's fitted checkpoint and
-    write `done_file` with its scalar metrics; a test also keeps its confusion counts."""
+    write `done_file` with its scalar metrics.
+
+    A test's record also names the data of its plot: a classifier's `test_confusion.csv`
+    (the test set's confusion counts), a multi-label classifier's `test_multilabel.csv` (its
+    counts per label), a regression's `test_regression.csv` (predicted and true values of every
+    test sample); see dltemplate.jobs.task_kind for how the kind is decided.
+    """
     checkpoint = fitted_checkpoint(fit_done)
     built = build_for_job(job, config_file, overrides, seed, threads, source)
     check_checkpoint(checkpoint, built.task_wrapper, checkpoint_hint(fit_done, source))
     built.task_wrapper.save_hyperparameters(built.hparams)  # Lightning gives them to the loggers
-    counter = ConfusionCounter() if job == "test" else None
+    counter = TestOutputs() if job == "test" else None
     settings = dict(built.trainer_kwargs)
     if counter is not None:
         settings["callbacks"] = [*settings.get("callbacks", []), counter]
@@ -49,9 +55,15 @@ def _evaluate(
         "checkpoint": portable_path(checkpoint),
         "metrics": scalar_metrics(trainer.callback_metrics),
     }
-    confusion = Path(RunLayout.at(run_dir).test_confusion)
-    if counter is not None and trainer.is_global_zero and counter.write_csv(confusion):
-        record["confusion_matrix"] = portable_path(confusion)
+    layout = RunLayout.at(run_dir)
+    if counter is not None:
+        for key, path, write in (
+            ("confusion_matrix", layout.test_confusion, counter.write_confusion_csv),
+            ("multilabel", layout.test_multilabel, counter.write_label_csv),
+            ("regression", layout.test_regression, counter.write_regression_csv),
+        ):
+            if trainer.is_global_zero and write(path):
+                record[key] = portable_path(path)
     write_json_atomic(done_file, record)
     return record
 

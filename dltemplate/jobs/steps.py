@@ -121,6 +121,7 @@ def run_record(snakemake: Any) -> None:
         curves_png=snakemake.output.curves,
         epochs_html=snakemake.output.epochs,
         confusion_png=snakemake.output.confusion,
+        regression_png=snakemake.output.regression,
     )
 
 

@@ -1,4 +1,5 @@
-"""Plots and tables of runs and experiments: learning curves, confusion matrices, comparisons.
+"""Plots and tables of runs and experiments: learning curves, confusion matrices, regression
+scatters and residuals, comparisons.
 
 Everything here reads files that the jobs wrote (metrics CSVs, `.done` records, `summary.csv`)
 and draws with matplotlib's headless Agg backend: no torch, no display. matplotlib itself is
@@ -84,6 +85,26 @@ def read_confusion(path: str | Path) -> tuple[list[str], list[list[int]]]:
     labels = rows[0][1:]
     counts = [[int(v) for v in row[1:]] for row in rows[1:]]
     return labels, counts
+
+
+def read_label_counts(path: str | Path) -> tuple[list[str], list[list[int]]]:
+    """A multi-label count CSV (`label, tp, fp, fn, tn`) -> labels, counts per label."""
+    with Path(path).open(newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    return [row[0] for row in rows], [[int(v) for v in row[1:5]] for row in rows]
+
+
+def read_regression(path: str | Path) -> tuple[list[list[float]], list[list[float]]]:
+    """A test-regression CSV (`pred_<k>` and `target_<k>` columns, a row per sample) ->
+    (predicted, true), each one list of values per output k."""
+    with Path(path).open(newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        rows = [[float(v) for v in row] for row in reader]
+    width = len(header) // 2
+    predicted = [[row[k] for row in rows] for k in range(width)]
+    true = [[row[width + k] for row in rows] for k in range(width)]
+    return predicted, true
 
 
 def read_summary(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -257,6 +278,92 @@ def plot_confusion_matrix(
     return Path(out)
 
 
+def plot_label_scores(
+    labels: Sequence[str], counts: Sequence[Sequence[int]], out: str | Path, *, title: str = ""
+) -> Path:
+    """A multi-label classifier's precision, recall and F1 per label (bars), from its counts
+    (tp, fp, fn, tn) per label; each label's support (tp + fn) beside it."""
+    if not counts:
+        return _message_png(out, title, "No per-label scores: not a multi-label classifier.")
+    plt = _pyplot()
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else 0.0
+
+    scores = {"precision": [], "recall": [], "F1": []}
+    for tp, fp, fn, _ in counts:
+        scores["precision"].append(ratio(tp, tp + fp))
+        scores["recall"].append(ratio(tp, tp + fn))
+        scores["F1"].append(ratio(2 * tp, 2 * tp + fp + fn))
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(7, max(2.6, 0.7 * n + 1.4)))
+    positions = list(range(n))
+    for i, (name, values) in enumerate(scores.items()):
+        ax.barh([p + (i - 1) * 0.27 for p in positions], values, height=0.27, label=name)
+    for p, (tp, _, fn, _) in zip(positions, counts, strict=True):
+        ax.text(1.01, p, f"support {tp + fn}", va="center", fontsize=8)
+    ax.set_yticks(positions, [f"label {label}" for label in labels], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.2)
+    ax.set_xlabel("score (a label is predicted when sigmoid(output) >= 0.5)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(f"{title}\nper-label scores" if title else "per-label scores")
+    fig.tight_layout()
+    _save(fig, out)
+    return Path(out)
+
+
+REGRESSION_OUTPUTS_SHOWN = 8  # outputs beyond these are left out of the plot (the CSV has all)
+
+
+def plot_regression(
+    predicted: Sequence[Sequence[float]],
+    true: Sequence[Sequence[float]],
+    out: str | Path,
+    *,
+    title: str = "",
+) -> Path:
+    """Per output (one row each): predicted against true with the identity line, and the
+    histogram of the residuals (predicted - true) with their mean and RMSE."""
+    if not predicted or not predicted[0]:
+        message = "Not a regression run: the test outputs and targets were not values of one shape."
+        return _message_png(out, title, message)
+    plt = _pyplot()
+    shown = min(len(predicted), REGRESSION_OUTPUTS_SHOWN)
+    fig, axes = plt.subplots(shown, 2, figsize=(9, 3.8 * shown), squeeze=False)
+    for k in range(shown):
+        p, t = predicted[k], true[k]
+        name = f"output {k}" if len(predicted) > 1 else "test set"
+        residuals = [a - b for a, b in zip(p, t, strict=True)]
+        n = len(residuals)
+        mean = sum(residuals) / n
+        rmse = math.sqrt(sum(r * r for r in residuals) / n)
+        scatter, histogram = axes[k]
+        scatter.scatter(t, p, s=12, alpha=0.6, edgecolors="none")
+        low, high = min(min(p), min(t)), max(max(p), max(t))
+        scatter.plot([low, high], [low, high], color="0.3", linestyle="--", linewidth=1, label="y = x")
+        scatter.set_xlabel("true")
+        scatter.set_ylabel("predicted")
+        scatter.set_title(f"{name}: predicted against true ({n} samples)", fontsize=10)
+        scatter.set_aspect("equal", adjustable="datalim")
+        scatter.grid(alpha=0.3)
+        scatter.legend(fontsize=8)
+        histogram.hist(residuals, bins=min(40, max(5, n // 5)), color="tab:blue", alpha=0.8)
+        histogram.axvline(0, color="0.3", linestyle="--", linewidth=1)
+        histogram.set_xlabel("residual (predicted - true)")
+        histogram.set_ylabel("samples")
+        histogram.set_title(f"{name}: residuals, mean {mean:.3g}, RMSE {rmse:.3g}", fontsize=10)
+        histogram.grid(alpha=0.3)
+    if len(predicted) > shown:
+        fig.text(0.5, 0, f"{len(predicted) - shown} more outputs in the CSV", ha="center")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, out)
+    return Path(out)
+
+
 def best_runs(rows: Sequence[Mapping[str, str]], metric: str, mode: str | None = None) -> list[str]:
     """The runs whose `metric` is best (the darker bars of the comparison chart)."""
     values = {r.get("run", "?"): _number(r.get(metric)) for r in rows}
@@ -405,20 +512,38 @@ def write_run_curves(
     return rows
 
 
-def write_run_confusion(*, test_done: str | Path, out_png: str | Path) -> Path:
-    """The confusion matrix that the test job counted (named in `test.done`), as a PNG."""
-    record = read_json(test_done)
+def _write_test_plot(test_done: str | Path, out_png: str | Path, key: str, what: str, read, draw):
+    """Draw the test's plot whose data `test.done` names under `key` (`read` reads them, `draw`
+    draws them); without that key, `draw` gets no data and says what the run is not."""
     title = f"{_run_title(Path(test_done).parent)}: test set"
-    path = record.get("confusion_matrix")
-    if not path:
-        return plot_confusion_matrix([], [], out_png, title=title)
-    if not Path(path).is_file():
+    path = read_json(test_done).get(key)
+    if path and not Path(path).is_file():
         raise UserError(
-            f"{test_done} names the confusion counts {path}, which do not exist; "
+            f"{test_done} names the {what} {path}, which do not exist; "
             f"rerun the test: {rerun_command(test_done, 'test')}"
         )
-    labels, counts = read_confusion(path)
-    return plot_confusion_matrix(labels, counts, out_png, title=title)
+    return draw(*(read(path) if path else ([], [])), out_png, title=title)
+
+
+def write_run_confusion(*, test_done: str | Path, out_png: str | Path) -> Path:
+    """The confusion matrix that the test job counted (named in `test.done`), as a PNG; for a
+    multi-label classifier, its precision, recall and F1 per label."""
+    if read_json(test_done).get("multilabel"):
+        return _write_test_plot(
+            test_done, out_png, "multilabel", "per-label counts", read_label_counts,
+            plot_label_scores,
+        )
+    return _write_test_plot(
+        test_done, out_png, "confusion_matrix", "confusion counts", read_confusion,
+        plot_confusion_matrix,
+    )
+
+
+def write_run_regression(*, test_done: str | Path, out_png: str | Path) -> Path:
+    """The regression plot of the test's predicted and true values (named in `test.done`)."""
+    return _write_test_plot(
+        test_done, out_png, "regression", "regression values", read_regression, plot_regression
+    )
 
 
 def write_run_plots(
@@ -428,10 +553,12 @@ def write_run_plots(
     curves_png: str | Path,
     epochs_html: str | Path,
     confusion_png: str | Path,
+    regression_png: str | Path,
 ) -> None:
     """A run's plots, drawn once its jobs are done: the learning curves and per-epoch table of
-    its fit, the confusion matrix of its test. Where the run declares no such job, the image
-    (and page) says so."""
+    its fit; of its test, a classifier's confusion matrix or a regression's predicted-against-
+    true scatter and residual histogram (the other of the two says what the run is not).
+    Where the run declares no such job, the image (and page) says so."""
     run_dir, jobs = Path(run_dir), set(jobs)
     title = _run_title(run_dir)
     if "fit" in jobs:
@@ -441,9 +568,12 @@ def write_run_plots(
         _message_png(curves_png, title, message)
         write_text_atomic(epochs_html, html_table([], [], title=f"{title}: {message}"))
     if "test" in jobs:
-        write_run_confusion(test_done=RunLayout.at(run_dir).done("test"), out_png=confusion_png)
+        test_done = RunLayout.at(run_dir).done("test")
+        write_run_confusion(test_done=test_done, out_png=confusion_png)
+        write_run_regression(test_done=test_done, out_png=regression_png)
     else:
-        _message_png(confusion_png, title, "No test job: this run declares none.")
+        for png in (confusion_png, regression_png):
+            _message_png(png, title, "No test job: this run declares none.")
 
 
 def write_experiment_comparison(

@@ -1,12 +1,11 @@
 """Getter for a classification task wrapper: cross-entropy, AdamW, plateau schedule, accuracy."""
 
-from functools import partial
-
-import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from wrappers import BasicTaskWrapper
+
+from .common import adamw_plateau_task
 
 
 def get_classifier(
@@ -24,17 +23,11 @@ def get_classifier(
             "f1": MulticlassF1Score(num_classes=num_classes, average="macro"),
         }
 
-    return BasicTaskWrapper(
+    return adamw_plateau_task(
         model=model,
         loss_function=nn.CrossEntropyLoss(label_smoothing=label_smoothing),
-        optimizer=partial(torch.optim.AdamW, lr=lr, weight_decay=weight_decay),
-        lr_scheduler={
-            "scheduler": partial(
-                torch.optim.lr_scheduler.ReduceLROnPlateau, factor=0.5, patience=lr_patience
-            ),
-            "monitor": "val/loss",
-            "interval": "epoch",
-        },
-        val_metrics=metrics(),
-        test_metrics=metrics(),
+        metrics=metrics,
+        lr=lr,
+        weight_decay=weight_decay,
+        lr_patience=lr_patience,
     )
