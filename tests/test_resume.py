@@ -87,6 +87,7 @@ def metrics_of(project: Project, run: str) -> dict[str, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # three fits, two of them interrupted and resumed
 def test_killed_and_stopped_fits_resume_exactly(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
