@@ -28,15 +28,16 @@ class Project:
         return path
 
     def snakemake(
-        self, *args: str, check: bool = True, timeout: int = 600
+        self, *args: str, check: bool = True, timeout: int = 600, env: dict | None = None
     ) -> subprocess.CompletedProcess:
+        """Run Snakemake here; `env` adds variables (the test hooks' DLT_TEST_*)."""
         result = subprocess.run(
             [str(BIN / "snakemake"), *args],
             cwd=self.root,
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         if check and result.returncode != 0:
             raise AssertionError(

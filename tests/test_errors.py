@@ -289,7 +289,12 @@ def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(project: Proj
 @pytest.mark.slow
 def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(project: Project) -> None:
     """The first fit is held open in epoch 2 by a test hook (tests/fit_hooks.py) until the
-    second Snakemake has been turned away and the Ctrl-C has arrived: no race with a clock."""
+    second Snakemake has been turned away and the Ctrl-C has arrived: no race with a clock.
+
+    A resume, not a restart: the trace hook records the global step at which each attempt
+    starts training, and the second must start at the Ctrl-C's checkpoint.
+    Broken on purpose: with the fit's `ckpt_path` forced to None (dltemplate/jobs/fit.py, a
+    silent restart from scratch) the trace reads [0, 0] and this test fails."""
     config = project.add_fit_hooks()
     project.write(
         REGISTRY,
@@ -311,7 +316,7 @@ def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(projec
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
-        env={**os.environ, "DLT_TEST_HOLD": f"1,2,{hold}"},
+        env={**os.environ, "DLT_TEST_HOLD": f"1,2,{hold}", "DLT_TEST_TRACE": "trace.json"},
     )
     deadline = time.monotonic() + 300
     while not Path(f"{hold}.held").exists():
@@ -329,8 +334,10 @@ def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(projec
     saved = json.loads(project.path("results/tiny/exp/long/checkpoints/last.json").read_text())
     assert saved["global_step"] == 5 + 3  # 5 steps an epoch; held after epoch 2's third batch
 
-    project.snakemake("--cores", "1", target)
+    project.snakemake("--cores", "1", target, env={"DLT_TEST_TRACE": "trace.json"})
     assert json.loads(project.path(target).read_text())["resumed_from_step"] == saved["global_step"]
+    trace = json.loads(project.path("results/tiny/exp/long/trace.json").read_text())
+    assert trace["starts"] == [0, saved["global_step"]]  # trained only the remaining batches
 
 
 class Payload:
