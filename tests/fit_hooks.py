@@ -9,7 +9,8 @@ environment variable is set (a job inherits Snakemake's environment):
 - DLT_TEST_HOLD="epoch,batch,path": after that batch the fit writes `path.held` and waits until
   `path` exists or it receives SIGTERM (a Ctrl-C becomes one), then goes on. It holds once.
 - DLT_TEST_TRACE="name": the fit keeps `<run folder>/<name>` (JSON): the lr at the start of each
-  epoch and the global step at which each attempt started training.
+  epoch and the global step at which each attempt started training; and the weights each
+  attempt started training with, as `<run folder>/<name>.start-<n>.pt` (n = 0, 1, ...).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 
 
 def _at(variable: str, trainer: L.Trainer, batch_idx: int) -> str | None:
@@ -78,6 +80,9 @@ class Trace(L.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._update("starts", trainer.global_step)
+        if self.path is not None:
+            attempt = len(json.loads(self.path.read_text())["starts"]) - 1
+            torch.save(pl_module.state_dict(), f"{self.path}.start-{attempt}.pt")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._update(
