@@ -82,8 +82,11 @@ from .digits_mlp import get_task_wrapper
 from .fit_hooks import fit_hooks
 
 
-def get_trainer(*, max_epochs: int = 20) -> dict:
-    return {**default_trainer(max_epochs=max_epochs), "callbacks": fit_hooks()}
+def get_trainer(
+    *, max_epochs: int = 20, monitor: str = "val/loss", monitor_mode: str = "min"
+) -> dict:
+    settings = default_trainer(max_epochs=max_epochs, monitor=monitor, monitor_mode=monitor_mode)
+    return {**settings, "callbacks": fit_hooks()}
 
 
 def get_root_config_instance() -> RootConfig:

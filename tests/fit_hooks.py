@@ -10,7 +10,8 @@ environment variable is set (a job inherits Snakemake's environment):
   `path` exists or it receives SIGTERM (a Ctrl-C becomes one), then goes on. It holds once.
 - DLT_TEST_TRACE="name": the fit keeps `<run folder>/<name>` (JSON): the lr at the start of each
   epoch and the global step at which each attempt started training; and the weights each
-  attempt started training with, as `<run folder>/<name>.start-<n>.pt` (n = 0, 1, ...).
+  attempt started training with, as `<run folder>/<name>.start-<n>.pt` (n = 0, 1, ...); in a
+  test or predict job, the weights it evaluates with, as `<name>.test.pt` or `<name>.predict.pt`.
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ class Trace(L.Callback):
         if self.path is not None:
             attempt = len(json.loads(self.path.read_text())["starts"]) - 1
             torch.save(pl_module.state_dict(), f"{self.path}.start-{attempt}.pt")
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        if self.path is not None:
+            torch.save(pl_module.state_dict(), f"{self.path}.test.pt")
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        if self.path is not None:
+            torch.save(pl_module.state_dict(), f"{self.path}.predict.pt")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._update(
