@@ -8,6 +8,8 @@ environment variable is set (a job inherits Snakemake's environment):
   once per run folder (a marker file there says it was sent; a retried job is not signalled).
 - DLT_TEST_HOLD="epoch,batch,path": after that batch the fit writes `path.held` and waits until
   `path` exists or it receives SIGTERM (a Ctrl-C becomes one), then goes on. It holds once.
+- DLT_TEST_BARRIER="epoch,batch,folder,count": after that batch the fit writes `folder/<pid>` and
+  waits until `count` fits have done so: they all run at once then, whatever the load.
 - DLT_TEST_TRACE="name": the fit keeps `<run folder>/<name>` (JSON): the lr at the start of each
   epoch and the global step at which each attempt started training; and the weights each
   attempt started training with, as `<run folder>/<name>.start-<n>.pt` (n = 0, 1, ...); in a
@@ -59,6 +61,21 @@ class HoldOpen(L.Callback):
             time.sleep(0.05)
 
 
+class Barrier(L.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        spec = _at("DLT_TEST_BARRIER", trainer, batch_idx)
+        if not spec:
+            return
+        folder, count = spec.rsplit(",", 1)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / str(os.getpid())).write_text(trainer.default_root_dir)
+        deadline = time.monotonic() + 300  # never hang a test run for good
+        while len(list(Path(folder).iterdir())) < int(count):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DLT_TEST_BARRIER: fewer than {count} fits in {folder}")
+            time.sleep(0.05)
+
+
 class Trace(L.Callback):
     def __init__(self) -> None:
         self.path: Path | None = None
@@ -100,4 +117,4 @@ class Trace(L.Callback):
 
 
 def fit_hooks() -> list[L.Callback]:
-    return [Trace(), HoldOpen(), SignalAt()]
+    return [Trace(), HoldOpen(), Barrier(), SignalAt()]
