@@ -24,8 +24,11 @@ def write_text_atomic(path: str | Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            # write(2) and fsync(2) name no file (a full disk): name it, for the job's one line
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

@@ -186,21 +186,32 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path) ->
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
-def test_job_log_turns_a_file_error_into_one_line(tmp_path: Path) -> None:
+def test_a_write_past_the_file_size_limit_ends_the_job_with_one_line(tmp_path: Path) -> None:
+    """A real failing write (a file-size limit, as a full disk: EFBIG from write(2)) of a record
+    inside a job's log: one line naming the file, no traceback, no file left behind.
+
+    Broken on purpose: without the path that write_text_atomic (dltemplate/records.py) adds to
+    the OSError (write(2)'s error names no file), job_log keeps the traceback and this test
+    fails; so it did before that was added."""
+    target = tmp_path / "results/p/e/r/hparams.yaml"
     code = textwrap.dedent(
         f"""
-        import errno
+        import resource, signal
         from dltemplate.jobs.logs import job_log
+        from dltemplate.records import write_yaml_atomic
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
         with job_log({str(tmp_path / "job.log")!r}):
-            raise OSError(errno.ENOSPC, "No space left on device", "results/p/e/r/hparams.yaml")
+            resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+            write_yaml_atomic({str(target)!r}, {{"values": list(range(10_000))}})
         """
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
     assert one_error_line(result.stderr) == (
-        "Error: Cannot write or read results/p/e/r/hparams.yaml: No space left on device; free "
-        "disk space, then rerun the same target (earlier checkpoints and results are kept)"
+        f"Error: Cannot write or read {target}: File too large; the file size limit (ulimit -f) "
+        "is too low, then rerun the same target (earlier checkpoints and results are kept)"
     )
+    assert list(target.parent.iterdir()) == []  # neither the record nor its temp file
 
 
 # -- faults during a fit -----------------------------------------------------------------------
