@@ -17,17 +17,20 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write `text` to a temp file beside `path`, flush it to disk, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:
-            # write(2) and fsync(2) name no file (a full disk): name it, for the job's one line
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            # Name the record, for the job's one line: not its temp file, and write(2) and
+            # fsync(2) (a full disk) name no file at all.
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
