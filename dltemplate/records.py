@@ -27,16 +27,22 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     the temporary file, so colleagues who share the results can read them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            # Name the record, for the job's one line: not its temp file, and write(2) and
+            # fsync(2) (a full disk) name no file at all.
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

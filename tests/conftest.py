@@ -30,15 +30,16 @@ class Project:
         return path
 
     def snakemake(
-        self, *args: str, check: bool = True, timeout: int = 600
+        self, *args: str, check: bool = True, timeout: int = 600, env: dict | None = None
     ) -> subprocess.CompletedProcess:
+        """Run Snakemake here; `env` adds variables (the test hooks' DLT_TEST_*)."""
         result = subprocess.run(
             [str(BIN / "snakemake"), *args],
             cwd=self.root,
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         if check and result.returncode != 0:
             raise AssertionError(
@@ -83,8 +84,11 @@ from .digits_mlp import get_task_wrapper
 from .fit_hooks import fit_hooks
 
 
-def get_trainer(*, max_epochs: int = 20) -> dict:
-    return {**default_trainer(max_epochs=max_epochs), "callbacks": fit_hooks()}
+def get_trainer(
+    *, max_epochs: int = 20, monitor: str = "val/loss", monitor_mode: str = "min"
+) -> dict:
+    settings = default_trainer(max_epochs=max_epochs, monitor=monitor, monitor_mode=monitor_mode)
+    return {**settings, "callbacks": fit_hooks()}
 
 
 def get_root_config_instance() -> RootConfig:

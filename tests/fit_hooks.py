@@ -8,8 +8,12 @@ environment variable is set (a job inherits Snakemake's environment):
   once per run folder (a marker file there says it was sent; a retried job is not signalled).
 - DLT_TEST_HOLD="epoch,batch,path": after that batch the fit writes `path.held` and waits until
   `path` exists or it receives SIGTERM (a Ctrl-C becomes one), then goes on. It holds once.
+- DLT_TEST_BARRIER="epoch,batch,folder,count": after that batch the fit writes `folder/<pid>` and
+  waits until `count` fits have done so: they all run at once then, whatever the load.
 - DLT_TEST_TRACE="name": the fit keeps `<run folder>/<name>` (JSON): the lr at the start of each
-  epoch and the global step at which each attempt started training.
+  epoch and the global step at which each attempt started training; and the weights each
+  attempt started training with, as `<run folder>/<name>.start-<n>.pt` (n = 0, 1, ...); in a
+  test or predict job, the weights it evaluates with, as `<name>.test.pt` or `<name>.predict.pt`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 
 
 def _at(variable: str, trainer: L.Trainer, batch_idx: int) -> str | None:
@@ -56,6 +61,21 @@ class HoldOpen(L.Callback):
             time.sleep(0.05)
 
 
+class Barrier(L.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        spec = _at("DLT_TEST_BARRIER", trainer, batch_idx)
+        if not spec:
+            return
+        folder, count = spec.rsplit(",", 1)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / str(os.getpid())).write_text(trainer.default_root_dir)
+        deadline = time.monotonic() + 300  # never hang a test run for good
+        while len(list(Path(folder).iterdir())) < int(count):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DLT_TEST_BARRIER: fewer than {count} fits in {folder}")
+            time.sleep(0.05)
+
+
 class Trace(L.Callback):
     def __init__(self) -> None:
         self.path: Path | None = None
@@ -78,6 +98,17 @@ class Trace(L.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._update("starts", trainer.global_step)
+        if self.path is not None:
+            attempt = len(json.loads(self.path.read_text())["starts"]) - 1
+            torch.save(pl_module.state_dict(), f"{self.path}.start-{attempt}.pt")
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        if self.path is not None:
+            torch.save(pl_module.state_dict(), f"{self.path}.test.pt")
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        if self.path is not None:
+            torch.save(pl_module.state_dict(), f"{self.path}.predict.pt")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._update(
@@ -86,4 +117,4 @@ class Trace(L.Callback):
 
 
 def fit_hooks() -> list[L.Callback]:
-    return [Trace(), HoldOpen(), SignalAt()]
+    return [Trace(), HoldOpen(), Barrier(), SignalAt()]

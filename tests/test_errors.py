@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from dltemplate.errors import RegistryError
+from dltemplate.layout import RunLayout
 from dltemplate.registry.model import load_registry
 from dltemplate.registry.run_paths import check_run_paths
 from tests.conftest import BIN, Project
@@ -186,21 +187,32 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path: Path) ->
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
-def test_job_log_turns_a_file_error_into_one_line(tmp_path: Path) -> None:
+def test_a_write_past_the_file_size_limit_ends_the_job_with_one_line(tmp_path: Path) -> None:
+    """A real failing write (a file-size limit, as a full disk: EFBIG from write(2)) of a record
+    inside a job's log: one line naming the file, no traceback, no file left behind.
+
+    Broken on purpose: without the path that write_text_atomic (dltemplate/records.py) adds to
+    the OSError (write(2)'s error names no file), job_log keeps the traceback and this test
+    fails; so it did before that was added."""
+    target = tmp_path / "results/p/e/r/hparams.yaml"
     code = textwrap.dedent(
         f"""
-        import errno
+        import resource, signal
         from dltemplate.jobs.logs import job_log
+        from dltemplate.records import write_yaml_atomic
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
         with job_log({str(tmp_path / "job.log")!r}):
-            raise OSError(errno.ENOSPC, "No space left on device", "results/p/e/r/hparams.yaml")
+            resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+            write_yaml_atomic({str(target)!r}, {{"values": list(range(10_000))}})
         """
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
     assert one_error_line(result.stderr) == (
-        "Error: Cannot write or read results/p/e/r/hparams.yaml: No space left on device; free "
-        "disk space, then rerun the same target (earlier checkpoints and results are kept)"
+        f"Error: Cannot write or read {target}: File too large; the file size limit (ulimit -f) "
+        "is too low, then rerun the same target (earlier checkpoints and results are kept)"
     )
+    assert list(target.parent.iterdir()) == []  # neither the record nor its temp file
 
 
 # -- faults during a fit -----------------------------------------------------------------------
@@ -289,7 +301,12 @@ def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(project: Proj
 @pytest.mark.slow
 def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(project: Project) -> None:
     """The first fit is held open in epoch 2 by a test hook (tests/fit_hooks.py) until the
-    second Snakemake has been turned away and the Ctrl-C has arrived: no race with a clock."""
+    second Snakemake has been turned away and the Ctrl-C has arrived: no race with a clock.
+
+    A resume, not a restart: the trace hook records the global step at which each attempt
+    starts training, and the second must start at the Ctrl-C's checkpoint.
+    Broken on purpose: with the fit's `ckpt_path` forced to None (dltemplate/jobs/fit.py, a
+    silent restart from scratch) the trace reads [0, 0] and this test fails."""
     config = project.add_fit_hooks()
     project.write(
         REGISTRY,
@@ -311,7 +328,7 @@ def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(projec
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
-        env={**os.environ, "DLT_TEST_HOLD": f"1,2,{hold}"},
+        env={**os.environ, "DLT_TEST_HOLD": f"1,2,{hold}", "DLT_TEST_TRACE": "trace.json"},
     )
     deadline = time.monotonic() + 300
     while not Path(f"{hold}.held").exists():
@@ -332,8 +349,10 @@ def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(projec
     log = project.path("results/tiny/exp/long/logs/fit.log").read_text()
     assert "Fit stopped by Ctrl-C in epoch 2, step 8" in log
 
-    project.snakemake("--cores", "1", target)
+    project.snakemake("--cores", "1", target, env={"DLT_TEST_TRACE": "trace.json"})
     assert json.loads(project.path(target).read_text())["resumed_from_step"] == saved["global_step"]
+    trace = json.loads(project.path("results/tiny/exp/long/trace.json").read_text())
+    assert trace["starts"] == [0, saved["global_step"]]  # trained only the remaining batches
 
 
 class Payload:
@@ -390,19 +409,28 @@ def test_test_of_a_run_whose_fit_fails_writes_nothing(project: Project) -> None:
     assert not any(project.path("results/tiny/exp/bad").glob("*.done"))
 
 
-def test_results_that_cannot_be_written_stop_with_the_path(project: Project) -> None:
-    results = project.path("results")
-    results.mkdir()
-    if subprocess.run(["chattr", "+i", str(results)], capture_output=True).returncode != 0:
+@pytest.mark.slow
+def test_results_that_cannot_be_written_stop_the_job_with_one_line(project: Project) -> None:
+    """The run's checkpoints/ folder is immutable (chattr +i: even root cannot write there), so
+    the fit itself fails at its first file there: the template's one line, not Snakemake's.
+
+    Broken on purpose: without the OSError branch of job_log (dltemplate/jobs/logs.py) the job
+    ends with a traceback and no "Error:" line, and this test fails; before write_text_atomic
+    (dltemplate/records.py) named the record, the line named its absolute temp file."""
+    run = RunLayout.of("tiny", "exp", "mlp")
+    checkpoints = project.path(run.checkpoints)
+    checkpoints.mkdir(parents=True)
+    if subprocess.run(["chattr", "+i", str(checkpoints)], capture_output=True).returncode != 0:
         pytest.skip("chattr +i is not available on this file system")
     try:
         result = project.snakemake("--cores", "1", "results/tiny/exp/mlp/fit.done", check=False)
     finally:
-        subprocess.run(["chattr", "-i", str(results)], check=True)
+        subprocess.run(["chattr", "-i", str(checkpoints)], check=True)
     assert result.returncode != 0
-    # refused while the workflow is parsed, before any job: output_dir cannot be written
-    assert one_error_line(result.stderr).startswith(
-        "Error: Workflow config (configs/workflow.yaml or --config): output_dir 'results' "
-        "cannot be created or written"
+    assert one_error_line(result.stderr) == (
+        f"Error: Cannot write or read {run.fit_state}: Operation not permitted; fix the "
+        "permissions (or the immutable flag), then rerun the same target (earlier checkpoints "
+        "and results are kept)"
     )
-    assert list(results.iterdir()) == []
+    assert list(checkpoints.iterdir()) == []
+    assert not project.path("results/tiny/exp/mlp/fit.done").exists()

@@ -124,6 +124,13 @@ def _slot_lines(project: Project, runs: list[str]) -> dict[str, tuple[str, float
 def test_concurrent_gpu_jobs_get_their_own_devices(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A test hook (tests/fit_hooks.py) holds each fit after its first batch until both are
+    there, so the two fits hold their slots at the same time, whatever the load.
+
+    Broken on purpose: with `acquire` (dltemplate/jobs/gpu_slots.py) closing its lock files as
+    soon as it has chosen (locks not held for the job's duration), both fits get the same device
+    (the holder's device 0, then free too) and `dev_a != dev_b` fails."""
+    config = project.add_fit_hooks()
     project.write(
         "configs/projects/tiny.yaml",
         """\
@@ -133,21 +140,23 @@ def test_concurrent_gpu_jobs_get_their_own_devices(
             description: two one-epoch fits on a GPU each
             resources: {cpus: 1, gpus: 1}
             runs:
-              a: {description: R, config: configs/digits_mlp.py, jobs: [fit], overrides: {trainer.max_epochs: 1, task_wrapper.model.hidden_dim: 8}}
-              b: {description: R, config: configs/digits_mlp.py, jobs: [fit], overrides: {trainer.max_epochs: 1, task_wrapper.model.hidden_dim: 8}}
-        """,
+              a: {description: R, config: CONFIG, jobs: [fit], overrides: {trainer.max_epochs: 1, task_wrapper.model.hidden_dim: 8}}
+              b: {description: R, config: CONFIG, jobs: [fit], overrides: {trainer.max_epochs: 1, task_wrapper.model.hidden_dim: 8}}
+        """.replace("CONFIG", config),
     )
     # Three GPUs on this pretend machine; device 0 is busy with someone else's job.
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
     monkeypatch.setenv(gpu_slots.SLOTS_DIR_ENV, str(tmp_path / "slots"))
+    monkeypatch.setenv("DLT_TEST_BARRIER", f"0,0,{tmp_path / 'barrier'},2")
     holder = Holder(1, "0", tmp_path / "slots" / "local")
     try:
         project.snakemake("--cores", "2", "--resources", "gpu=2")
     finally:
         holder.stop()
     got = _slot_lines(project, ["a", "b"])
-    assert {got["a"][0], got["b"][0]} <= {"1", "2"}  # never the busy device 0, one each
     (dev_a, start_a, end_a), (dev_b, start_b, end_b) = got["a"], got["b"]
-    if start_a < end_b and start_b < end_a:  # they ran at the same time
-        assert dev_a != dev_b
+    assert start_a < end_b and start_b < end_a  # they ran at the same time (the barrier)
+    assert dev_a != dev_b
+    assert {got["a"][0], got["b"][0]} <= {"1", "2"}  # never the busy device 0, one each
+    assert len(list((tmp_path / "barrier").iterdir())) == 2
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1,2"  # the jobs changed only their own

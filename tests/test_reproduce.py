@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from dltemplate.config.build import build_run
+from dltemplate.layout import RunLayout
 from tests.conftest import REPO, Project, make_project
 
 NOISE_CONFIG = """\
@@ -228,3 +229,67 @@ def test_a_broken_config_stops_its_job_with_one_line(runs) -> None:
     assert re.search(pattern, output), output
     assert re.search(pattern, project.path("results/tiny/exp/broken/logs/fit.log").read_text())
     assert "Traceback" not in project.path("results/tiny/exp/broken/logs/fit.log").read_text()
+
+
+TINY_FIT = (
+    "{trainer.max_epochs: 1, trainer.limit_train_batches: 4, trainer.limit_val_batches: 2, "
+    "task_wrapper.model.hidden_dim: 16}"
+)
+ARCHIVED = RunLayout.of("tiny", "exp", "a")
+ARCHIVES = f"""\
+description: Runs from archives in every format
+experiments:
+  exp:
+    description: a, then z from a's zip archive, then f from z's folder archive
+    runs:
+      a: {{description: the original, config: configs/digits_mlp.py, jobs: [fit], overrides: {TINY_FIT}}}
+      z: {{description: from a's zip, config: {ARCHIVED.archive("zip")}, jobs: [fit]}}
+      f: {{description: "from z's folder", config: results/tiny/exp/z/archived_config, jobs: [fit]}}
+"""
+EDITED = """) -> MLP:
+    raise RuntimeError("the project's edited model getter ran, not the archived one")
+"""
+
+
+@pytest.mark.slow
+def test_zip_and_folder_archives_run_their_own_code_and_the_format_reruns_nothing(
+    project: Project,
+) -> None:
+    """a fits with archive_format zip; switched to folder, nothing reruns; with the project's
+    model getter then edited to raise, z (from a's zip) and f (from z's folder, which the
+    switch made) still fit, with a's overrides and a's very weights: the archived code ran.
+
+    Broken on purpose: with dltemplate/config/loader._import_archive importing the project's
+    own file of the archive's root module when there is one, z's fit fails ("the project's
+    edited model getter ran"); with the archive's modules last on sys.meta_path (`append` in
+    dltemplate/config/embedded.install) the repo's configs win and it fails too; with
+    archive_format in the fit rule's params (rules/fit.smk), the switch reruns a's fit and the
+    "Nothing to be done" check fails."""
+    settings = project.path("configs/workflow.yaml")
+    settings.write_text(settings.read_text().replace("archive_format: py", "archive_format: zip"))
+    project.write("configs/projects/tiny.yaml", ARCHIVES)
+    project.snakemake("--cores", "1", ARCHIVED.done("fit"))
+    assert project.path(ARCHIVED.archive("zip")).is_file()
+
+    settings.write_text(
+        settings.read_text().replace("archive_format: zip", "archive_format: folder")
+    )
+    again = project.snakemake("-n", "--cores", "1", ARCHIVED.done("fit"))
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # a is finished: take it out of the registry (else its edited config would ask to rerun it)
+    # and break the project's own model getter.
+    registry = project.path("configs/projects/tiny.yaml")
+    registry.write_text("\n".join(ln for ln in ARCHIVES.splitlines() if "the original" not in ln))
+    model = project.path("configs/components/models/mlp.py")  # the same getter, raising
+    model.write_text(model.read_text().replace(") -> MLP:\n", EDITED, 1))
+    with pytest.raises(Exception, match="edited model getter ran"):
+        build_run(project.path("configs/digits_mlp.py"))
+
+    z, f = RunLayout.of("tiny", "exp", "z"), RunLayout.of("tiny", "exp", "f")
+    project.snakemake("--cores", "1", f.done("fit"))
+    assert project.path(z.archive("folder")).is_dir()
+    expected = torch.load(project.path(ARCHIVED.last_checkpoint), weights_only=False)
+    for run in (z, f):
+        assert record(project, run.names[2], "hparams.yaml") == record(project, "a", "hparams.yaml")
+        got = torch.load(project.path(run.last_checkpoint), weights_only=False)["state_dict"]
+        assert all(torch.equal(got[k], v) for k, v in expected["state_dict"].items()), run

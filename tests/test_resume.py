@@ -87,9 +87,13 @@ def metrics_of(project: Project, run: str) -> dict[str, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # three fits, two of them interrupted and resumed
 def test_killed_and_stopped_fits_resume_exactly(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Broken on purpose: with the fit's `ckpt_path` forced to None (dltemplate/jobs/fit.py, a
+    silent restart from scratch) the metrics and weights still match the reference (same seed),
+    but the trace of the second attempt's start reads 0 and this test fails."""
     project.add_fit_hooks()
     project.write("configs/projects/tiny.yaml", REGISTRY)
     monkeypatch.chdir(project.root)

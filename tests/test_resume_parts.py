@@ -290,7 +290,24 @@ class CrashAt(L.Callback):
             raise RuntimeError("out of memory (a test)")
 
 
-def shrunk_fit(folder: Path, *, crash_at: int | None = None, resume: bool = False) -> dict:
+class CountSteps(L.Callback):
+    """The global step the fit started training at, and the batches it trained."""
+
+    def __init__(self) -> None:
+        self.started_at: int | None = None
+        self.trained = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.started_at = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.trained += 1
+
+
+def shrunk_fit(
+    folder: Path, *, crash_at: int | None = None, resume: bool = False
+) -> tuple[dict, CountSteps]:
+    """Two epochs of 20 steps; returns the final weights and what the fit trained."""
     built = build_run(
         REPO / "configs/digits_mlp.py",
         overrides={"task_wrapper.model.hidden_dim": 8, "data_wrapper.batch_size": 16},
@@ -299,7 +316,8 @@ def shrunk_fit(folder: Path, *, crash_at: int | None = None, resume: bool = Fals
     keeper = ResumeCheckpoint(
         folder / "last.ckpt", seed=3, every_n_train_steps=7, state_file=folder / "last.json"
     )
-    callbacks = [CrashAt(crash_at)] if crash_at is not None else []
+    steps = CountSteps()
+    callbacks = [steps, CrashAt(crash_at)] if crash_at is not None else [steps]
     trainer = L.Trainer(
         max_epochs=2,
         limit_train_batches=20,
@@ -316,11 +334,14 @@ def shrunk_fit(folder: Path, *, crash_at: int | None = None, resume: bool = Fals
         ckpt_path=str(folder / "last.ckpt") if resume else None,
         weights_only=False,
     )
-    return built.task_wrapper.state_dict()
+    return built.task_wrapper.state_dict(), steps
 
 
 def test_a_crash_mid_epoch_resumes_from_the_step_checkpoint_exactly(tmp_path: Path) -> None:
-    expected = shrunk_fit(tmp_path / "whole")
+    """Broken on purpose: resumed with `resume=False` (a restart from scratch, which ends in
+    the same weights for the same seed) the fit starts at step 0 and trains 40 batches, and
+    this test fails."""
+    expected, _ = shrunk_fit(tmp_path / "whole")
     with pytest.raises(RuntimeError, match="out of memory"):
         shrunk_fit(tmp_path / "cut", crash_at=31)
     saved = json.loads((tmp_path / "cut/last.json").read_text())
@@ -330,6 +351,7 @@ def test_a_crash_mid_epoch_resumes_from_the_step_checkpoint_exactly(tmp_path: Pa
         "global_step": 28,  # the crash inside a batch kept the consistent checkpoint of step 28
         "why": "every 7 steps",
     }
-    got = shrunk_fit(tmp_path / "cut", resume=True)
+    got, steps = shrunk_fit(tmp_path / "cut", resume=True)
+    assert (steps.started_at, steps.trained) == (28, 40 - 28)  # a resume: only the rest
     for key, tensor in expected.items():
         assert torch.equal(got[key], tensor), key

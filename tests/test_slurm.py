@@ -110,7 +110,7 @@ experiments:
 """
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1200)  # queued jobs: the cluster's wait comes on top
 def test_each_run_is_one_slurm_job_with_its_resources(slurm: None, project: Project) -> None:
     project.write("configs/projects/tiny.yaml", RUNS)
     result = project.snakemake(*TEST_SETTINGS)
@@ -156,7 +156,7 @@ def squeue_jobs_in(folder: Path) -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.split()[1:] == [str(folder)]]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1200)
 def test_cancelled_fit_resumes_from_its_checkpoint_in_the_retry(
     slurm: None, project: Project
 ) -> None:
@@ -210,7 +210,7 @@ def test_cancelled_fit_resumes_from_its_checkpoint_in_the_retry(
     assert scontrol_job(running[0])["JobState"] == "CANCELLED"
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_ddp_inside_a_one_task_slurm_job(slurm: None, tmp_path: Path) -> None:
     # As the slurm plugin starts a job: one task (`srun -n1`) with the job's CPUs.
     launcher = ["srun", "-n1", "-c2", "--mem", "2000", "-t", "10"]

@@ -85,11 +85,27 @@ def test_split_is_seeded_and_sized() -> None:
 
 
 def test_only_train_shuffles() -> None:
+    """Train: a permutation of its split, another one each epoch; val and test: in split order.
+
+    Broken on purpose: with EpochShuffleSampler (dltemplate/jobs/sampling.py) yielding
+    `range(length)` the train batch is in split order and this test fails; with the val and
+    test loaders made with `shuffle=True` it fails too."""
     dataset = TensorDataset(torch.arange(40).float(), torch.zeros(40))
     data = BasicDataWrapper(dataset=dataset, split_fractions=(0.5, 0.25, 0.25), batch_size=40)
     data.setup()
-    test_order = next(iter(data.test_dataloader()))[0]
-    assert torch.equal(test_order, next(iter(data.test_dataloader()))[0])
+
+    def in_order(split: str) -> torch.Tensor:
+        return torch.stack([data.splits[split][i][0] for i in range(len(data.splits[split]))])
+
+    train = data.train_dataloader()
+    first = next(iter(train))[0]
+    assert torch.equal(first.sort().values, in_order("train").sort().values)  # all, once each
+    assert not torch.equal(first, in_order("train"))
+    train.sampler.set_epoch(1)
+    assert not torch.equal(next(iter(train))[0], first)  # another order in the next epoch
+    for split, loader in (("val", data.val_dataloader()), ("test", data.test_dataloader())):
+        assert torch.equal(next(iter(loader))[0], in_order(split)), split
+        assert torch.equal(next(iter(loader))[0], in_order(split)), split
 
 
 def test_fractions_must_match_the_missing_splits() -> None:
