@@ -119,7 +119,7 @@ def test_empty_split_is_a_clear_error() -> None:
         train_dataset=TensorDataset(torch.zeros(4)), test_dataset=TensorDataset(torch.zeros(0))
     )
     data.setup()
-    with pytest.raises(UserError, match="test split is empty"):
+    with pytest.raises(UserError, match="The test, predict splits are empty"):
         data.test_dataloader()
 
 

@@ -131,6 +131,11 @@ class BasicDataWrapper(L.LightningDataModule):
         if unknown:
             raise ValueError(f"batch_size has unknown splits {sorted(unknown)}; use {list(SPLITS)}")
         self.batch_sizes = {split: int(sizes.get(split, sizes.get("test", 32))) for split in SPLITS}
+        small = {split: n for split, n in self.batch_sizes.items() if n < 1}
+        if small:
+            raise UserError(
+                f"batch_size must be at least 1, got {small}; set data_wrapper.batch_size"
+            )
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.collate_fn = collate_fn
@@ -170,9 +175,15 @@ class BasicDataWrapper(L.LightningDataModule):
                 "split_fractions) in the data-wrapper getter"
             )
         if len(dataset) == 0:
+            empty = [s for s in SPLITS if (d := self.splits.get(s)) is not None and len(d) == 0]
+            what = (
+                f"The {empty[0]} split is"
+                if len(empty) == 1
+                else f"The {', '.join(empty)} splits are"
+            )
             raise UserError(
-                f"The {split} split is empty (0 samples); check split_fractions or the "
-                f"{split} dataset"
+                f"{what} empty (0 samples); check split_fractions or the dataset (the {split} "
+                "loader asked first)"
             )
         workers = self._workers()
         collate_fn = self.collate_fn

@@ -29,7 +29,13 @@ class BuiltRun:
 def resolve_seed(overrides: Mapping[str, Any], default_seed: int, source: str) -> int:
     if "seed" not in overrides:
         return default_seed
-    return check_value(overrides["seed"], int, "seed", f"override seed from {source}")
+    seed = check_value(overrides["seed"], int, "seed", f"override seed from {source}")
+    if not 0 <= seed < 2**32:
+        raise OverrideError(
+            f"Override seed={seed} from {source} is out of range: seeds run from 0 to "
+            f"{2**32 - 1} (NumPy's)"
+        )
+    return seed
 
 
 def build_run(

@@ -30,6 +30,11 @@ def parse_assignment(text: str, source: str = "the command line") -> tuple[str, 
         value = safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw  # not YAML: keep the text; the type check decides
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise OverrideError(
+            f"Override {path} from {source} cannot be read ({str(exc).split(';')[0]}); give a "
+            "shorter number"
+        ) from None
     return path, value
 
 

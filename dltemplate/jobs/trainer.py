@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
+from dltemplate.errors import UserError
 from dltemplate.jobs.distributed import single_process_launch
 from dltemplate.jobs.guards import FiniteLossGuard
 from dltemplate.jobs.loggers import make_loggers
@@ -27,6 +28,21 @@ def progress_callbacks() -> tuple[list[L.Callback], bool]:
     return [PlainProgress()], False
 
 
+def check_bounded(kwargs: Mapping[str, Any]) -> None:
+    """Refuse a fit without an end: `max_epochs=-1` (Lightning's "forever") needs `max_steps`
+    or `max_time`; other negative epoch counts are mistakes."""
+    epochs = kwargs.get("max_epochs")
+    if epochs is None or epochs >= 0:
+        return
+    steps, time_limit = kwargs.get("max_steps", -1), kwargs.get("max_time")
+    if epochs == -1 and ((steps is not None and steps > 0) or time_limit):
+        return
+    raise UserError(
+        f"trainer max_epochs={epochs} never ends the fit; set trainer.max_epochs to 0 or more "
+        "(or -1 together with max_steps or max_time)"
+    )
+
+
 def make_trainer(
     settings: Mapping[str, Any], run_dir: str | Path, job: str, log_version: str | None = None
 ) -> L.Trainer:
@@ -37,6 +53,7 @@ def make_trainer(
     """
     layout = RunLayout.at(run_dir)
     kwargs = {k: v for k, v in settings.items() if k not in TEMPLATE_KEYS}
+    check_bounded(kwargs)
     single_process_launch(kwargs)  # DDP ranks forked from the job's one process
     callbacks = list(kwargs.pop("callbacks", []))
     progress, bar = progress_callbacks()
