@@ -199,3 +199,19 @@ def test_a_fit_with_mismatched_shapes_stops_at_its_first_batch_with_the_fix(proj
     assert "Traceback" not in project.path(run.log("fit")).read_text()
     assert not project.path(run.done("fit")).exists()
     assert not project.path(run.last_checkpoint).exists()  # no step was taken
+
+
+def test_the_shape_check_changes_no_state() -> None:
+    """Broken on purpose (the check run in training mode): batch norm's running statistics
+    move, and a fit would no longer equal one without the check."""
+    wrapper = BasicTaskWrapper(
+        model=nn.Sequential(nn.Linear(10, 4), nn.BatchNorm1d(4), nn.Linear(4, 1)),
+        loss_function=nn.MSELoss(),
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.01),
+    )
+    wrapper.train()
+    before = {k: v.clone() for k, v in wrapper.state_dict().items()}
+    wrapper.check_shapes(batch((32, 1)))
+    assert wrapper.training
+    for key, value in wrapper.state_dict().items():
+        assert torch.equal(value, before[key]), key

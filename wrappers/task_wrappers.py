@@ -173,7 +173,16 @@ class BasicTaskWrapper(L.LightningModule):
 
     def check_shapes(self, batch: Any) -> None:
         """Raise ShapeError unless outputs, targets, the loss and the metrics fit together on
-        `batch` (one forward pass without gradients; metric states are left untouched)."""
+        `batch` (one forward pass in eval mode without gradients, so that no state changes:
+        batch-norm statistics, a stateful loss and metric states are left untouched)."""
+        training = self.training
+        self.eval()
+        try:
+            self._check_shapes(batch)
+        finally:
+            self.train(training)
+
+    def _check_shapes(self, batch: Any) -> None:
         with torch.no_grad():
             output, target = self._outputs(batch)
             where = f"outputs {_shape(output)}, targets {_shape(target)}"
