@@ -21,7 +21,7 @@ from tests.conftest import REPO
 CONFIG = """\
 from dltemplate import RootConfig
 
-from .parts import get_net
+from .parts import get_data, get_net
 
 
 def get_task(*, width: int = 3) -> object:
@@ -33,24 +33,33 @@ def get_trainer(*, max_epochs: int = 1) -> dict:
 
 
 def get_root_config_instance() -> RootConfig:
-    return RootConfig(task_wrapper=get_task, data_wrapper=get_task, trainer=get_trainer)
+    return RootConfig(task_wrapper=get_task, data_wrapper=get_data, trainer=get_trainer)
 """
 PARTS = """\
-from toynets import Net
+from toynets import Data, Net
 
 
 def get_net(*, width: int = 1, scale: float = 2.0) -> Net:
     return Net(width=width, scale=scale)
+
+
+def get_data(*, n: int = 1) -> Data:
+    return Data()
 """
 TOYNETS = '''\
 """A local model package, outside the config package (like models/)."""
 
+import lightning as L
 from torch import nn
 
 from .layers import SCALE_NOTE
 
 
-class Net(nn.Module):
+class Data(L.LightningDataModule):
+    pass
+
+
+class Net(L.LightningModule):
     def __init__(self, *, width: int, scale: float) -> None:
         super().__init__()
         self.layer = nn.Linear(width, 2)

@@ -73,18 +73,29 @@ def test_hparams_are_plain_yaml() -> None:
 SGD_CONFIG = """\
 from functools import partial
 
+import lightning as L
 import torch
 from torch import nn
 
 from dltemplate import RootConfig
 
 
-def get_task(*, lr: float = 0.1) -> nn.Module:
+class Task(L.LightningModule):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+
+def get_task(*, lr: float = 0.1) -> Task:
     nn.Linear(2, 2)  # built, then dropped: recorded under objects.other
     loss = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 0.5]), label_smoothing=0.25)
     model = nn.Sequential(nn.Linear(4, 3))
     model.extra = {"optimizer": partial(torch.optim.SGD, lr=lr, momentum=0.9), "loss": loss}
-    return model
+    return Task(model)
+
+
+def get_data(*, n: int = 1) -> L.LightningDataModule:
+    return L.LightningDataModule()
 
 
 def get_trainer(*, max_epochs: int = 1) -> dict:
@@ -92,7 +103,7 @@ def get_trainer(*, max_epochs: int = 1) -> dict:
 
 
 def get_root_config_instance() -> RootConfig:
-    return RootConfig(task_wrapper=get_task, data_wrapper=get_task, trainer=get_trainer)
+    return RootConfig(task_wrapper=get_task, data_wrapper=get_data, trainer=get_trainer)
 """
 
 
@@ -106,7 +117,7 @@ def test_objects_nobody_holds_and_tensors(tmp_path: Path) -> None:
     assert losses[0]["weight"] == [1.0, 2.0, 0.5]  # a small tensor as its values
     assert losses[0]["label_smoothing"] == 0.25
     assert any(o["_target_"] == "torch.nn.modules.linear.Linear" for o in other)
-    assert hparams["objects"]["task_wrapper"]["_target_"].endswith("Sequential")
+    assert hparams["objects"]["task_wrapper"]["model"]["_target_"].endswith("Sequential")
 
 
 def test_partial_records_keywords_then_defaults() -> None:

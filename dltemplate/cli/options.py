@@ -84,13 +84,15 @@ def parse_jobs(text: str) -> tuple[str, ...]:
 def config_path(config: str) -> str:
     """The config file as the registry stores it: relative to the project root when inside."""
     from dltemplate.records import portable_path
+    from dltemplate.registry.run_paths import check_config_path
 
     if not Path(config).is_file():
         raise UserError(
             f"Config file {config} does not exist (paths are relative to the project root, "
             "e.g. configs/digits_mlp.py)"
         )
-    return portable_path(config)
+    # the registry loader's confinement, before the config is imported (its code would run)
+    return check_config_path(portable_path(config), f"Config {config}")
 
 
 def check_run_builds(config: str, jobs: Sequence[str], overrides: Mapping[str, Any]) -> None:

@@ -77,6 +77,8 @@ def build_run(
     build.check_consumed(config_file)
     for key in archived & set(build.origins):
         build.origins[key] = "archived"
+    _check_part(config_file, "task_wrapper", parts["task_wrapper"], lightning.LightningModule)
+    _check_part(config_file, "data_wrapper", parts["data_wrapper"], lightning.LightningDataModule)
     trainer_path = next(p for p in getters if p.endswith("trainer"))
     trainer_kwargs = parts[trainer_path]
     if not isinstance(trainer_kwargs, Mapping):
@@ -91,6 +93,21 @@ def build_run(
         trainer_kwargs=dict(trainer_kwargs),
         hparams=hparams,
         build=build,
+    )
+
+
+def _check_part(config_file: str | Path, path: str, part: Any, expected: type) -> None:
+    """A root getter must return its part of the job: one line naming it and what it gave."""
+    if isinstance(part, expected):
+        return
+    hint = {
+        "task_wrapper": "wrap the model: return BasicTaskWrapper(model=..., ...)",
+        "data_wrapper": "return BasicDataWrapper(...) (or your LightningDataModule)",
+    }[path]
+    raise ConfigError(
+        f"Config {config_file}: the {path} getter returned {type(part).__module__}."
+        f"{type(part).__qualname__}, not a {expected.__module__.split('.')[0]}."
+        f"{expected.__name__}; {hint}"
     )
 
 

@@ -68,6 +68,12 @@ class Build:
             key = f"{path}.{name}"
             hint = hints.get(name, param.annotation)
             self.types[key] = type_name(hint)
+            if hint is inspect.Parameter.empty and param.default not in (
+                inspect.Parameter.empty,
+                None,
+            ):  # no type hint: the default's type, so `--set` cannot pass text for a number
+                hint = type(param.default)
+                self.types[key] = f"{type_name(hint)} (from its default)"
             if key in self.overrides:
                 bound[name] = check_value(self.overrides[key], hint, key, self._origin_text(key))
                 self.consumed.add(key)

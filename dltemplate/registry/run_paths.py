@@ -51,14 +51,22 @@ def _inside(path: str, folders: tuple[str, ...]) -> bool:
     return top == "data" or real.startswith(os.path.realpath(top) + os.sep)
 
 
+def check_config_path(config: str, where: str) -> str:
+    """`config` as the registry stores it, or a RegistryError when it lies outside the
+    project's configs/ (or an earlier run's archive): checked before anything is imported."""
+    if not _inside(config, CONFIG_FOLDERS):
+        raise RegistryError(
+            f"{where}: config {config!r} must be a relative path under configs/ (or the "
+            f"archived config of a run under {results_root()}/); copy or link the file into "
+            "configs/ (a link must point inside the project)"
+        )
+    return config
+
+
 def check_run_paths(run: Run) -> Run:
     """Return `run`, or raise a RegistryError naming the run, the key and what to do."""
     where = f"Registry {run.source}: run {run.key}"
-    if not _inside(run.config, CONFIG_FOLDERS):
-        raise RegistryError(
-            f"{where}: config {run.config!r} must be a relative path under configs/ (or the "
-            f"archived config of a run under {results_root()}/)"
-        )
+    check_config_path(run.config, where)
     produced = _under_results(run.config)  # made by the declared run's fit
     if not produced and not _exists(run.config):
         raise RegistryError(
