@@ -39,8 +39,7 @@ from dltemplate.errors import ConfigError, UserError
 from dltemplate.layout import ARCHIVE_NAMES
 from dltemplate.workflow import sources
 
-ARCHIVE_FORMATS = ("py", "zip", "folder")
-ARCHIVE_NAMES = ARCHIVE_NAMES  # dltemplate.layout: py, zip, folder
+ARCHIVE_FORMATS = tuple(ARCHIVE_NAMES)
 MANIFEST = "archive.json"
 TABLE_NAME = "MODULES"  # the module table of an archived_config.py
 ROOT_NAME = "ROOT"
