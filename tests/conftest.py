@@ -88,7 +88,7 @@ def get_trainer(
     *, max_epochs: int = 20, monitor: str = "val/loss", monitor_mode: str = "min"
 ) -> dict:
     settings = default_trainer(max_epochs=max_epochs, monitor=monitor, monitor_mode=monitor_mode)
-    return {**settings, "callbacks": fit_hooks()}
+    return {**settings, "callbacks": [*settings["callbacks"], *fit_hooks()]}
 
 
 def get_root_config_instance() -> RootConfig:

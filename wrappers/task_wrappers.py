@@ -141,6 +141,15 @@ class BasicTaskWrapper(L.LightningModule):
         self.test_metrics = _collection(test_metrics, "test/")
         self._loss_means = {stage: EpochMean() for stage in ("train", "val", "test")}
 
+    def logged_metric_names(self) -> list[str]:
+        """What a fit logs, so that a monitor (best checkpoint, early stopping, a plateau
+        scheduler) naming anything else is refused before training. A subclass that logs more
+        adds its names here."""
+        names = ["train/loss", "val/loss"]
+        if self.val_metrics is not None:
+            names += list(self.val_metrics.keys(keep_base=False))
+        return names
+
     def forward(self, *inputs: Any, **named: Any) -> torch.Tensor:
         output = self.model(*inputs, **named)
         if self.squeeze_output and output.dim() > 1 and output.shape[-1] == 1:

@@ -10,6 +10,7 @@ from typing import Any
 from dltemplate.config.capture import Capture
 from dltemplate.config.getters import Build, call_root_getter
 from dltemplate.config.loader import load_root_config
+from dltemplate.config.trainer_args import apply_trainer_overrides, settable_paths
 from dltemplate.config.values import check_value
 from dltemplate.errors import ConfigError, OverrideError, UserError
 from dltemplate.records import portable_path
@@ -74,11 +75,6 @@ def build_run(
                 raise
             except Exception as exc:
                 raise ConfigError(_getter_failure(path, config_file, exc)) from exc
-    build.check_consumed(config_file)
-    for key in archived & set(build.origins):
-        build.origins[key] = "archived"
-    _check_part(config_file, "task_wrapper", parts["task_wrapper"], lightning.LightningModule)
-    _check_part(config_file, "data_wrapper", parts["data_wrapper"], lightning.LightningDataModule)
     trainer_path = next(p for p in getters if p.endswith("trainer"))
     trainer_kwargs = parts[trainer_path]
     if not isinstance(trainer_kwargs, Mapping):
@@ -86,11 +82,18 @@ def build_run(
             f"Config {config_file}: the {trainer_path} getter returned "
             f"{type(trainer_kwargs).__name__}; return a dict of lightning.Trainer arguments"
         )
+    trainer_kwargs = apply_trainer_overrides(build, trainer_path, trainer_kwargs)
+    parts[trainer_path] = trainer_kwargs  # the objects record shows what the Trainer gets
+    build.check_consumed(config_file, also=settable_paths(trainer_path))
+    for key in archived & set(build.origins):
+        build.origins[key] = "archived"
+    _check_part(config_file, "task_wrapper", parts["task_wrapper"], lightning.LightningModule)
+    _check_part(config_file, "data_wrapper", parts["data_wrapper"], lightning.LightningDataModule)
     hparams = {"seed": seed, **build.tree, "objects": capture.describe_results(parts)}
     return BuiltRun(
         task_wrapper=parts["task_wrapper"],
         data_wrapper=parts["data_wrapper"],
-        trainer_kwargs=dict(trainer_kwargs),
+        trainer_kwargs=trainer_kwargs,
         hparams=hparams,
         build=build,
     )

@@ -15,7 +15,7 @@ import difflib
 import functools
 import inspect
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -94,12 +94,14 @@ class Build:
     def _origin_text(self, key: str) -> str:
         return f"override {key} from {self.source}"
 
-    def check_consumed(self, config_file: str | Path) -> None:
-        """Fail on overrides that no getter of this build took, with the closest valid paths."""
+    def check_consumed(self, config_file: str | Path, also: Iterable[str] = ()) -> None:
+        """Fail on overrides that no getter of this build took, with the closest valid paths
+        (among the getters' parameters and `also`)."""
         for key in self.overrides:
             if key in self.consumed or key == "seed":
                 continue
-            close = difflib.get_close_matches(key, list(self.types), n=3, cutoff=0.5)
+            candidates = list(dict.fromkeys([*self.types, *also]))
+            close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.5)
             hint = f"; closest: {', '.join(close)}" if close else ""
             raise OverrideError(
                 f"Unknown override path {key!r} (from {self.source}) for config "

@@ -127,6 +127,11 @@ class ResumeCheckpoint(Checkpoint):
 
     Plateau schedulers: see dltemplate.jobs.plateau for the epoch-end steps that Lightning
     skips on a resume, and how this callback takes them.
+
+    Gradient accumulation: a fit interrupted inside an accumulation window (SIGTERM after batch
+    2 of 4) saves the gradients accumulated so far, and the resumed fit puts them back before
+    its next batch, so the window's optimizer step sees all of its batches. Saves at steps and
+    at epoch ends fall between windows.
     """
 
     def __init__(
@@ -150,6 +155,7 @@ class ResumeCheckpoint(Checkpoint):
         self.state_file = Path(state_file) if state_file else None
         self.saved_step = -1  # global step of the latest save
         self._pending_rng: Mapping[str, Any] | None = None
+        self._pending_grads: list[torch.Tensor | None] | None = None
         # Plateau steps that Lightning takes right after the epoch-end save: stored in that
         # checkpoint, taken on resume ({scheduler index: monitor value}).
         self._plateau_after_save: dict[int, float] = {}
@@ -192,6 +198,10 @@ class ResumeCheckpoint(Checkpoint):
         if self._pending_rng is not None:  # resumed part way through an epoch
             _set_rng_states(self._pending_rng)
             self._pending_rng = None
+        if self._pending_grads is not None:  # ... and inside an accumulation window
+            for param, grad in zip(pl_module.parameters(), self._pending_grads, strict=True):
+                param.grad = None if grad is None else grad.to(param.device)
+            self._pending_grads = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         n = self.every_n_train_steps
@@ -239,6 +249,7 @@ class ResumeCheckpoint(Checkpoint):
             "rng": _rng_states(),
             "plateau_after_save": dict(self._plateau_after_save),
             "callback_metrics": plateau.callback_metrics(self._trainer) if self._trainer else {},
+            "accumulated_grads": _accumulated_grads(self._trainer),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -246,6 +257,19 @@ class ResumeCheckpoint(Checkpoint):
         self._pending_rng = state_dict.get("rng")
         self._plateau_after_save = dict(state_dict.get("plateau_after_save") or {})
         self._saved_metrics = dict(state_dict.get("callback_metrics") or {})
+        self._pending_grads = state_dict.get("accumulated_grads")
+
+
+def _accumulated_grads(trainer: L.Trainer | None) -> list[torch.Tensor | None] | None:
+    """The gradients accumulated so far when training stands inside an accumulation window."""
+    if trainer is None or trainer.accumulate_grad_batches == 1 or not trainer.training:
+        return None
+    if not trainer.fit_loop.epoch_loop._should_accumulate():
+        return None
+    return [
+        None if p.grad is None else p.grad.detach().cpu().clone()
+        for p in trainer.lightning_module.parameters()
+    ]
 
 
 def _between_batches(trainer: L.Trainer) -> bool:

@@ -32,6 +32,19 @@ def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
+def stopped_early(trainer) -> dict[str, Any] | None:
+    """Where and why early stopping ended the fit (None when it did not)."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    for callback in trainer.callbacks:
+        if isinstance(callback, EarlyStopping) and callback.stopped_epoch > 0:
+            return {
+                "epoch": callback.stopped_epoch + 1,  # counted from 1, as the logs count
+                "reason": callback.stopping_reason_message,
+            }
+    return None
+
+
 class FitInterrupted(SystemExit):
     """The fit stopped on SIGTERM or Ctrl-C after saving a checkpoint: exit 143, no fit.done."""
 
@@ -131,30 +144,12 @@ def _fit(
         weights_only,
     )
     from dltemplate.jobs.common import build_for_job
+    from dltemplate.jobs.monitors import check_before_fit
     from dltemplate.jobs.trainer import make_trainer
 
     built = build_for_job("fit", config_file, overrides, seed, threads, source)
-    resumed_step = None
-    if plan.resume_from is not None:
-        meta = check_checkpoint(plan.resume_from, built.task_wrapper, resume.restart_hint(run_dir))
-        resumed_step = meta.get("global_step")
-        epoch = meta.get("epoch")
-        where = f"in epoch {epoch + 1}" if isinstance(epoch, int) else "in an unknown epoch"
-        print(f"The checkpoint was saved {where}, at step {resumed_step}", flush=True)
-    resume.start_attempt(run_dir, plan.attempt, resumed_step)
-    write_yaml_atomic(RunLayout.at(run_dir).hparams, built.hparams)
-    archive_config(
-        config_file,
-        run_dir,
-        archive_format,
-        {**built.build.overrides, "seed": built.hparams["seed"]},
-    )
-    built.task_wrapper.save_hyperparameters(built.hparams)
-    if init_from and plan.resume_from is None:  # a resumed fit restores its own weights
-        from dltemplate.jobs.init_from import load_init_weights
-
-        load_init_weights(built.task_wrapper, init_from)
-
+    # The trainer and the monitor check come before anything is written: a setting that
+    # Lightning refuses leaves the run's folder as it was.
     every = {**CHECKPOINT_DEFAULTS, **(checkpoint or {})}
     layout = RunLayout.at(run_dir)
     last = Path(layout.last_checkpoint)
@@ -169,7 +164,34 @@ def _fit(
     settings["callbacks"] = [*settings.get("callbacks", []), keeper]
     settings["plugins"] = [*settings.get("plugins", []), AtomicCheckpointIO()]
     trainer = make_trainer(settings, run_dir, "fit", log_version=f"fit/attempt-{plan.attempt}")
+    names_check = check_before_fit(
+        trainer, built.task_wrapper, f"see {config_file} and the trainer.* overrides"
+    )
+    if names_check is not None:
+        trainer.callbacks.append(names_check)
     place_last(trainer, keeper)
+
+    resumed_step = None
+    if plan.resume_from is not None:
+        meta = check_checkpoint(plan.resume_from, built.task_wrapper, resume.restart_hint(run_dir))
+        resumed_step = meta.get("global_step")
+        epoch = meta.get("epoch")
+        where = f"in epoch {epoch + 1}" if isinstance(epoch, int) else "in an unknown epoch"
+        print(f"The checkpoint was saved {where}, at step {resumed_step}", flush=True)
+    resume.start_attempt(run_dir, plan.attempt, resumed_step)
+    write_yaml_atomic(layout.hparams, built.hparams)
+    archive_config(
+        config_file,
+        run_dir,
+        archive_format,
+        {**built.build.overrides, "seed": built.hparams["seed"]},
+    )
+    built.task_wrapper.save_hyperparameters(built.hparams)
+    if init_from and plan.resume_from is None:  # a resumed fit restores its own weights
+        from dltemplate.jobs.init_from import load_init_weights
+
+        load_init_weights(built.task_wrapper, init_from)
+
     try:
         with graceful_interrupts(), warnings.catch_warnings():
             # The run's checkpoints/ folder holds earlier checkpoints on purpose (resume).
@@ -199,7 +221,8 @@ def _fit(
         if keeper_of_best
         else None,
         "last_checkpoint": portable_path(last) if last.is_file() else None,
-        "epochs": trainer.current_epoch,
+        "epochs": trainer.current_epoch,  # trained, early stopping included
+        "stopped_early": stopped_early(trainer),
         "global_step": trainer.global_step,
         "attempts": plan.attempt,
         "resumed_from_step": resumed_step,

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
-from dltemplate.errors import UserError
+from dltemplate.config.trainer_args import JOB_OWNED
+from dltemplate.errors import UserError, one_line
 from dltemplate.jobs.distributed import single_process_launch
 from dltemplate.jobs.guards import FiniteLossGuard
 from dltemplate.jobs.loggers import make_loggers
@@ -19,6 +21,8 @@ from dltemplate.layout import RunLayout
 
 # Keys of the trainer getter's dict that are the template's, not lightning.Trainer's.
 TEMPLATE_KEYS = ("monitor", "monitor_mode", "loggers", "stop_on_nonfinite_loss")
+# Trainer arguments that the job sets itself (dltemplate.config.trainer_args says why).
+SET_BY_THE_JOB = ("default_root_dir", "enable_checkpointing", "enable_progress_bar")
 
 
 def progress_callbacks() -> tuple[list[L.Callback], bool]:
@@ -53,6 +57,9 @@ def make_trainer(
     """
     layout = RunLayout.at(run_dir)
     kwargs = {k: v for k, v in settings.items() if k not in TEMPLATE_KEYS}
+    for name in SET_BY_THE_JOB:
+        if name in kwargs:
+            raise UserError(f"The trainer getter returns {name!r}: {JOB_OWNED[name]}; remove it")
     check_bounded(kwargs)
     single_process_launch(kwargs)  # DDP ranks forked from the job's one process
     callbacks = list(kwargs.pop("callbacks", []))
@@ -78,11 +85,17 @@ def make_trainer(
         logger = (
             make_loggers(names, run_dir, job, resuming=resuming, csv_version=log_version) or False
         )
-    return L.Trainer(
-        default_root_dir=str(run_dir),
-        logger=logger,
-        callbacks=callbacks,
-        enable_progress_bar=bar,
-        enable_checkpointing=job == "fit",
-        **kwargs,
-    )
+    try:
+        return L.Trainer(
+            default_root_dir=str(run_dir),
+            logger=logger,
+            callbacks=callbacks,
+            enable_progress_bar=bar,
+            enable_checkpointing=job == "fit",
+            **kwargs,
+        )
+    except (MisconfigurationException, ValueError, TypeError) as exc:
+        raise UserError(
+            f"lightning.Trainer refuses the run's trainer settings: {one_line(exc)}; fix the "
+            "trainer getter or the trainer.* overrides"
+        ) from exc

@@ -46,7 +46,45 @@ LOWER_IS_BETTER = frozenset(
         "ece",
     }
 )
-_WORDS = re.compile(r"[a-z]+")
+# Words that mark a metric whose higher values are better beyond doubt (`known_direction`).
+HIGHER_IS_BETTER = frozenset(
+    {
+        "acc",
+        "accuracy",
+        "auroc",
+        "auc",
+        "f1",
+        "fbeta",
+        "precision",
+        "recall",
+        "iou",
+        "jaccard",
+        "dice",
+        "r2",
+        "bleu",
+        "rouge",
+        "map",
+        "psnr",
+        "ssim",
+        "top1",
+        "top5",
+        "kappa",
+        "mcc",
+        "spearman",
+        "pearson",
+        "explained",
+    }
+)
+_WORDS = re.compile(r"[a-z]+[0-9]*")
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+
+
+def _words(metric: str) -> tuple[str, set[str]]:
+    """The metric's last name part in lower case, and its words (`MeanSquaredError` -> mean,
+    squared, error; `top1_err` -> top1, err)."""
+    last = metric.rsplit("/", 1)[-1]
+    last = _CAMEL.sub(r"\1_\2", last).lower()
+    return last, set(_WORDS.findall(last))
 
 
 def direction(metric: str, declared_mode: str | None = None) -> str:
@@ -55,9 +93,20 @@ def direction(metric: str, declared_mode: str | None = None) -> str:
         if declared_mode not in MODES:
             raise ValueError(f"metric mode {declared_mode!r} is not one of {MODES}")
         return declared_mode
-    last = metric.rsplit("/", 1)[-1].lower()
-    words = set(_WORDS.findall(last))
+    last, words = _words(metric)
     return MIN if words & LOWER_IS_BETTER or last.endswith("loss") else MAX
+
+
+def known_direction(metric: str) -> str | None:
+    """"min" or "max" when the metric's name leaves no doubt (a loss, an error, an accuracy, an
+    F1 ...), else None: what a declared mode may be checked against."""
+    last, words = _words(metric)
+    lower, higher = bool(words & LOWER_IS_BETTER or last.endswith("loss")), bool(
+        words & HIGHER_IS_BETTER
+    )
+    if lower == higher:
+        return None
+    return MIN if lower else MAX
 
 
 def lower_is_better(metric: str, declared_mode: str | None = None) -> bool:

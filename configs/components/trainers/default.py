@@ -5,7 +5,13 @@ checkpointing and progress reporting. Four keys are the template's own: `monitor
 `monitor_mode` pick the best checkpoint, `loggers` names the experiment trackers the jobs
 log to (any of "csv", "tensorboard", "mlflow", "wandb"; see dltemplate/jobs/loggers.py), and
 `stop_on_nonfinite_loss` stops a fit whose loss becomes NaN or infinite.
+
+Any other `lightning.Trainer` argument can be set by path without a parameter here
+(`--set trainer.accumulate_grad_batches=4`); the callbacks are at `trainer.callbacks.*`
+(configs/components/callbacks/default.py).
 """
+
+from ..callbacks.default import get_callbacks
 
 
 def get_trainer(
@@ -39,4 +45,5 @@ def get_trainer(
         "log_every_n_steps": 10,
         "loggers": loggers,
         "stop_on_nonfinite_loss": stop_on_nonfinite_loss,
+        "callbacks": get_callbacks(monitor=monitor, mode=monitor_mode),
     }
