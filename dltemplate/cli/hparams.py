@@ -91,6 +91,10 @@ def print_tree(config: str, job: str, seed: dict[str, Any], built, show_objects:
     # Piped output is read by people too: wider than rich's 80 columns, so lines rarely wrap.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     console.print(tree)
+    console.print(
+        "[dim]Any other lightning.Trainer argument: --set trainer.<argument>=<value> "
+        "(docs/configs.md)[/]"
+    )
     if show_objects:
         import yaml
 
