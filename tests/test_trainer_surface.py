@@ -138,7 +138,10 @@ experiments:
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("trainer.monitor: val/accuracy", "ModelCheckpoint watches val/accuracy, which the task"),
+        (
+            "trainer.monitor: val/los",
+            "watches val/los, which the task wrapper never logs; did you mean val/loss?",
+        ),
         (
             "trainer.callbacks.early_stopping.monitor: val/f1",
             "EarlyStopping watches val/f1 with mode 'min', but val/f1 is better when higher",
@@ -150,11 +153,13 @@ def test_bad_monitors_stop_before_anything_is_written(project: Project, override
     override += "\n          trainer.callbacks.early_stopping.patience: 2"
     project.write("configs/projects/tiny.yaml", BAD_REGISTRY.format(override=override))
     run = project.path("results/tiny/exp/bad")
-    result = project.snakemake("-j1", f"{run}/fit.done", check=False)
-    assert result.returncode != 0
+    result = project.snakemake("-j1", "results/tiny/exp/bad/fit.done", check=False)
+    assert result.returncode != 0, result.stdout
     log = (run / "logs" / "fit.log").read_text()
     last = log.strip().splitlines()[-1]
     assert last.startswith("Error: ") and expected in last, log[-3000:]
     assert "Traceback" not in log
-    for name in ("fit.done", "hparams.yaml", "checkpoints", "archived_config.py"):
+    # Only the job's log and bookkeeping (its record, the attempt count, the lock) are written.
+    for name in ("fit.done", "hparams.yaml", "archived_config.py", "metrics"):
         assert not (run / name).exists(), name
+    assert not list(run.rglob("*.ckpt"))

@@ -21,6 +21,8 @@ UNACTIONABLE_WARNINGS = (
     r"The `srun` command is available on your system but is not used",  # jobs inside SLURM
 )
 TIP_PREFIX = "💡 Tip"  # Lightning's advertisements
+# Lightning's notes on what the job asked for on purpose (the callbacks getter's ModelSummary).
+UNACTIONABLE_NOTES = ("Trainer already configured with model summary callbacks",)
 
 
 class _NotTwice(logging.Filter):
@@ -40,7 +42,8 @@ class _NotTwice(logging.Filter):
 
 class _NoTips(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(TIP_PREFIX)
+        message = str(record.msg)
+        return not message.startswith((TIP_PREFIX, *UNACTIONABLE_NOTES))
 
 
 def quiet_third_parties() -> None:
