@@ -24,8 +24,6 @@ def positive(text: str) -> int:
 
 def cmd_debug(args: argparse.Namespace) -> int:
     target = declared_run(args)
-    layout = target.run.layout
-    print(f"debug {args.mode} of {target.run.key}: log in {layout.debug_log(args.mode)}")
     from dltemplate.jobs.debug import debug_run
 
     summary = debug_run(

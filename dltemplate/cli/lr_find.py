@@ -31,7 +31,6 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
         from dltemplate.errors import UserError
 
         raise UserError(f"--min-lr {args.min_lr:g} must be below --max-lr {args.max_lr:g}")
-    print(f"lr-find of {target.run.key}: log in {layout.debug_log('lr_find')}")
     from dltemplate.jobs.lr_find import lr_find_run
 
     found = lr_find_run(

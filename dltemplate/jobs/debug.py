@@ -47,6 +47,7 @@ def in_debug_folder(
     (an error ends it with one line and exit status 1); keep what it returns in `summary_file`
     (default: the mode's summary.json)."""
     shutil.rmtree(layout.debug_mode(mode), ignore_errors=True)
+    print(f"{mode} of {'/'.join(layout.names)}: log in {layout.debug_log(mode)}", flush=True)
     with job_log(layout.debug_log(mode)):
         summary = work()
         write_json_atomic(summary_file or layout.debug_summary(mode), summary)
