@@ -4,9 +4,10 @@ Real Lightning on the real digits and diabetes configs, in process, on a scratch
 commands write only under the run's debug/ folder: a run that was never fitted has nothing
 else afterwards, and a fitted run's files are byte-identical (slow: a real Snakemake fit).
 
-Broken on purpose: the overfit monitor's LR schedule left on (diabetes stalls and is told it
-cannot fit), or the debug trainer pointed at the run folder instead of debug/<mode>/ (its CSV
-log lands among the run's files), fails these tests.
+Broken on purpose: the overfit monitor's LR schedule left on (the example models stall and
+are told they cannot fit), the debug trainer pointed at the run folder instead of
+debug/<mode>/ (its CSV log lands among the run's files), or ResumableDataLoader refusing the
+sequential sampler that Lightning's overfit_batches puts in (overfit crashes), fails these tests.
 """
 
 from __future__ import annotations
@@ -207,6 +208,16 @@ def test_lr_find_without_an_lr_parameter_still_saves_the_plot(examples, capfd) -
     assert "--set" not in out.replace("no --set applies it", "")
     assert Path(run.lr_find_plot).is_file()
     assert json.loads(Path(run.lr_find_json).read_text())["parameter"] is None
+
+
+def test_lr_find_with_too_few_steps_says_so_and_keeps_the_plot(examples, capfd) -> None:
+    run = RunLayout.of("digits", "baseline", "mlp")
+    code, out, err = run_cli(capfd, "lr-find", "-p", "digits", "-e", "baseline", "-n", "mlp",
+                             "--steps", "5")  # fmt: skip
+    assert code == 0, err
+    assert "lr-find: no suggestion: 5 steps are too few" in out and "--set" not in out
+    assert Path(run.lr_find_plot).is_file()
+    assert json.loads(Path(run.lr_find_json).read_text())["suggestion"] is None
 
 
 @pytest.mark.parametrize(
