@@ -18,6 +18,8 @@
           test_multilabel.csv               a multi-label classifier's test counts per label
           test_regression.csv               a regression's test predictions and targets (test job)
           predictions.csv                   the predict job's output
+          debug/<mode>/                     `main.py debug` and `lr-find` (never read by jobs):
+          debug/lr_find.png lr_find.json      the log, summary.json, metrics/, profiler report
 
 `results/` is the default results root: `output_dir` in configs/workflow.yaml (or
 `--config output_dir=/scratch/me/results`) moves every path below it; the workflow, each job and
@@ -220,6 +222,41 @@ class RunLayout:
 
     def plot(self, name: str) -> str:
         return self._in("plots", name)
+
+    # -- debug runs (main.py debug, main.py lr-find): beside the jobs' files, never theirs ----
+    @property
+    def debug(self) -> str:
+        return self._in("debug")
+
+    def debug_mode(self, mode: str) -> str:
+        """One mode's folder (fast, overfit, profile, lr_find), emptied when the mode runs."""
+        return self._in("debug", mode)
+
+    def debug_log(self, mode: str) -> str:
+        return self._in("debug", mode, f"{mode}.log")
+
+    def debug_summary(self, mode: str) -> str:
+        """What the mode found (JSON): the batches it ran, the overfit's losses and verdict."""
+        return self._in("debug", mode, "summary.json")
+
+    def debug_metrics(self, mode: str) -> str:
+        """The mode's CSV log folder (metrics.csv), Lightning's CSVLogger writes it."""
+        return self._in("debug", mode, "metrics")
+
+    @property
+    def profile_report(self) -> str:
+        """The profiler's report of `main.py debug --mode profile` (Lightning names it
+        `<stage>-<filename>.txt`: the fit stage, filename `profile`)."""
+        return self._in("debug", "profile", "fit-profile.txt")
+
+    @property
+    def lr_find_plot(self) -> str:
+        return self._in("debug", "lr_find.png")
+
+    @property
+    def lr_find_json(self) -> str:
+        """The learning rates tried, their losses, the suggestion and the --set that applies it."""
+        return self._in("debug", "lr_find.json")
 
 
 @dataclass(frozen=True)

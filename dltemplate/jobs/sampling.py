@@ -103,6 +103,11 @@ class ResumableDataLoader(DataLoader):
 
     def __iter__(self) -> Iterator:
         sampler = self.sampler
+        if not isinstance(sampler, EpochShuffleSampler):
+            # Lightning rebuilt the loader with its own sampler (`overfit_batches` takes the
+            # first batches in order): nothing to seed or skip.
+            self._batches = 0
+            return _CountingIterator(super().__iter__(), self)
         skip = sampler._skip
         self._batches = (
             skip[1] // (self.batch_size or 1) if skip and skip[0] == sampler.epoch else 0
@@ -112,7 +117,7 @@ class ResumableDataLoader(DataLoader):
         return _CountingIterator(super().__iter__(), self)
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.sampler.epoch, "batches": self._batches}
+        return {"epoch": getattr(self.sampler, "epoch", 0), "batches": self._batches}
 
     def load_state_dict(self, state: Mapping[str, int]) -> None:
         self.sampler.set_epoch(state["epoch"])
