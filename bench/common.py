@@ -93,6 +93,26 @@ def stats(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def verdict(s: dict[str, float], limit: float, below: bool = True) -> str:
+    """ "met" when every repetition meets the goal, "not met" when none does, "not shown" when
+    the repetitions fall on both sides of the limit: a median alone does not show a goal met."""
+    good = (s["max"] <= limit) if below else (s["min"] >= limit)
+    bad = (s["min"] > limit) if below else (s["max"] < limit)
+    return "met" if good else "not met" if bad else "not shown"
+
+
+def goal(what: str, measured: str, s: dict[str, float], limit: float, below: bool) -> dict:
+    """A goal such as `c/b <= 1.02`: the measured value as text (with the repetitions' range)
+    and its verdict from the range `s`; `below`: the goal is to stay under `limit`."""
+    judged = verdict(s, limit, below)
+    return {
+        "goal": what,
+        "measured": f"{measured}; range {s['min']:.3g} to {s['max']:.3g}",
+        "verdict": judged,
+        "met": judged == "met",
+    }
+
+
 def fmt(s: dict[str, float], unit: str = "s", digits: int = 3) -> str:
     """`1.23 s (1.20-1.31)`: the median, then min-max."""
     f = f"{{:.{digits}g}}"
@@ -122,10 +142,6 @@ class Result:
     def table(self, caption: str, columns: list[str], rows: list[list[Any]]) -> None:
         self.tables.append({"caption": caption, "columns": columns, "rows": rows})
 
-    def goal(self, what: str, met: bool, measured: str) -> None:
-        """A goal such as `c/b <= 1.02`, whether it was met, and the measured value as text."""
-        self.goals.append({"goal": what, "met": bool(met), "measured": measured})
-
     def write(self, out: Path, extra_machine: dict[str, Any] | None = None) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         data = {
@@ -148,7 +164,7 @@ class Result:
         tmp.replace(path)
         print(f"wrote {path}")
         for g in self.goals:
-            print(f"  goal {g['goal']}: {g['measured']} -> {'met' if g['met'] else 'MISSED'}")
+            print(f"  goal {g['goal']}: {g['measured']} -> {g['verdict']}")
         return path
 
 
