@@ -73,6 +73,11 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def uptime() -> list[float]:
+    """The 1-, 5- and 15-minute load averages, as `uptime` prints them."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def machine(*packages: str) -> dict[str, Any]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
@@ -138,6 +143,7 @@ class Result:
     def __post_init__(self) -> None:
         self.started = dt.datetime.now().astimezone()
         self.load_before = load()
+        self.uptime_before = uptime()
 
     def table(self, caption: str, columns: list[str], rows: list[list[Any]]) -> None:
         self.tables.append({"caption": caption, "columns": columns, "rows": rows})
@@ -152,6 +158,7 @@ class Result:
             "date": self.started.strftime("%Y-%m-%d %H:%M %Z"),
             "machine": {**machine(*self.packages), **(extra_machine or {})},
             "load": {"before": self.load_before, "after": load()},
+            "uptime": {"before": self.uptime_before, "after": uptime()},
             "quick": self.quick,
             "tables": self.tables,
             "goals": self.goals,

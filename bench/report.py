@@ -59,6 +59,14 @@ def machine_line(m: dict[str, Any]) -> str:
     return f"{m['cpu']}, {m['cores']} cores, {m['os']}{gpu}; {packages}"
 
 
+def uptime_note(r: dict[str, Any]) -> str:
+    """The 1-, 5- and 15-minute load averages (what `uptime` prints), where recorded."""
+    if "uptime" not in r:
+        return ""
+    before, after = (", ".join(str(x) for x in r["uptime"][k]) for k in ("before", "after"))
+    return f" (`uptime` 1, 5, 15 min: {before} before; {after} after)"
+
+
 def section(r: dict[str, Any]) -> list[str]:
     lines = [f"## {r['title']}", ""]
     if r.get("quick"):
@@ -68,7 +76,7 @@ def section(r: dict[str, Any]) -> list[str]:
         f"- Command: `{r['command']}`",
         f"- Machine: {machine_line(r['machine'])}",
         f"- Date: {r['date']}; load average {r['load']['before']} before, "
-        f"{r['load']['after']} after",
+        f"{r['load']['after']} after{uptime_note(r)}",
         "",
     ]
     load, cores = max(r["load"].values()), r["machine"]["cores"]
