@@ -73,6 +73,11 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def uptime() -> list[float]:
+    """The 1-, 5- and 15-minute load averages, as `uptime` prints them."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def machine(*packages: str) -> dict[str, Any]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
@@ -90,6 +95,26 @@ def stats(values: Sequence[float]) -> dict[str, float]:
         "min": min(values),
         "max": max(values),
         "n": len(values),
+    }
+
+
+def verdict(s: dict[str, float], limit: float, below: bool = True) -> str:
+    """ "met" when every repetition meets the goal, "not met" when none does, "not shown" when
+    the repetitions fall on both sides of the limit: a median alone does not show a goal met."""
+    good = (s["max"] <= limit) if below else (s["min"] >= limit)
+    bad = (s["min"] > limit) if below else (s["max"] < limit)
+    return "met" if good else "not met" if bad else "not shown"
+
+
+def goal(what: str, measured: str, s: dict[str, float], limit: float, below: bool) -> dict:
+    """A goal such as `c/b <= 1.02`: the measured value as text (with the repetitions' range)
+    and its verdict from the range `s`; `below`: the goal is to stay under `limit`."""
+    judged = verdict(s, limit, below)
+    return {
+        "goal": what,
+        "measured": f"{measured}; range {s['min']:.3g} to {s['max']:.3g}",
+        "verdict": judged,
+        "met": judged == "met",
     }
 
 
@@ -118,13 +143,10 @@ class Result:
     def __post_init__(self) -> None:
         self.started = dt.datetime.now().astimezone()
         self.load_before = load()
+        self.uptime_before = uptime()
 
     def table(self, caption: str, columns: list[str], rows: list[list[Any]]) -> None:
         self.tables.append({"caption": caption, "columns": columns, "rows": rows})
-
-    def goal(self, what: str, met: bool, measured: str) -> None:
-        """A goal such as `c/b <= 1.02`, whether it was met, and the measured value as text."""
-        self.goals.append({"goal": what, "met": bool(met), "measured": measured})
 
     def write(self, out: Path, extra_machine: dict[str, Any] | None = None) -> Path:
         out.mkdir(parents=True, exist_ok=True)
@@ -136,6 +158,7 @@ class Result:
             "date": self.started.strftime("%Y-%m-%d %H:%M %Z"),
             "machine": {**machine(*self.packages), **(extra_machine or {})},
             "load": {"before": self.load_before, "after": load()},
+            "uptime": {"before": self.uptime_before, "after": uptime()},
             "quick": self.quick,
             "tables": self.tables,
             "goals": self.goals,
@@ -148,7 +171,7 @@ class Result:
         tmp.replace(path)
         print(f"wrote {path}")
         for g in self.goals:
-            print(f"  goal {g['goal']}: {g['measured']} -> {'met' if g['met'] else 'MISSED'}")
+            print(f"  goal {g['goal']}: {g['measured']} -> {g['verdict']}")
         return path
 
 

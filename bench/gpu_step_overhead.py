@@ -1,6 +1,7 @@
 """Training-step overhead on a GPU: item 1 (bench/step_overhead.py) on CUDA with bf16-mixed.
 
-The same three variants, interleaved, with `precision="bf16-mixed"` for (b) and (c) and
+The same three variants as bench/step_overhead.py (the same batch fetch in all three, (c) the
+fit job's own function), interleaved, with `precision="bf16-mixed"` for (b) and (c) and
 `torch.autocast(dtype=torch.bfloat16)` for (a), and `deterministic=False` for all three;
 batches live on the CPU and are moved per step in all three (as Lightning does). Two sizes:
 a small one (SmallCNN channels=8, batch 64), where a step is a few kernel launches and
@@ -15,11 +16,18 @@ import argparse
 import copy
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.common import Result, command_line, parser
 from bench.step_overhead import add_options, measure, quick, report
+from bench.step_overhead import goals as size_goals
 
 SIZES = ((8, 64), (64, 256))  # (channels, batch size)
+
+
+def goals(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each size's goals (bench.step_overhead.goals), on wall time."""
+    return [g for size in raw.values() for g in size_goals(size)]
 
 
 def main(argv: Sequence[str] | None = None) -> Path | None:

@@ -11,6 +11,21 @@ from typing import Any
 from bench.common import REPO, RESULTS
 
 ORDER = ("step_overhead", "data_path", "orchestration", "sweep_throughput", "gpu_step_overhead")
+# Results measured with older code and not rerun since, by (name, date): rendered under
+# "Historical figures" with the reason, their goals kept out of the Goals table. A rerun has
+# another date, so its result is current again.
+HISTORICAL = {
+    ("gpu_step_overhead", "2026-11-26 16:10 UTC"): (
+        "Measured on 2026-11-26 16:10 UTC on a lent GPU machine with the code of commit "
+        "56c37c9, and not rerun after the resume checkpoint and fsync'd writes (the fit job's "
+        "`last.ckpt` every epoch, atomic checkpoint and record writes), nor after the fairness "
+        "fixes of the CPU benchmark: in that code (c) rebuilt the fit job's Trainer by hand, and "
+        "(a) indexed the tensors by hand while (b) used a per-sample DataLoader, so the ratios "
+        "mix data paths with training loops. bench/gpu_step_overhead.py now runs the same "
+        "variants as bench/step_overhead.py; rerun it on a GPU machine to replace these."
+    ),
+}
+VERDICTS = {"met": "yes", "not met": "**no**", "not shown": "not shown"}
 HEADER = """\
 # Benchmarks
 
@@ -20,7 +35,9 @@ from `bench/results/*.json`; edit `bench/findings.md` or the scripts, not this f
 table gives the median over its repetitions with (min-max); the scripts are under `bench/`,
 one job each, and `--quick` runs any of them at a tiny size (`tests/test_bench.py` does).
 Timings move with the machine's load: each section gives the 1-minute load average before
-and after it ran.
+and after it ran. A goal is met when every repetition meets it, and "not shown" when the
+repetitions fall on both sides of it. Every figure in the generated sections comes from a
+result file (`tests/test_bench.py` checks it).
 """
 
 
@@ -42,6 +59,14 @@ def machine_line(m: dict[str, Any]) -> str:
     return f"{m['cpu']}, {m['cores']} cores, {m['os']}{gpu}; {packages}"
 
 
+def uptime_note(r: dict[str, Any]) -> str:
+    """The 1-, 5- and 15-minute load averages (what `uptime` prints), where recorded."""
+    if "uptime" not in r:
+        return ""
+    before, after = (", ".join(str(x) for x in r["uptime"][k]) for k in ("before", "after"))
+    return f" (`uptime` 1, 5, 15 min: {before} before; {after} after)"
+
+
 def section(r: dict[str, Any]) -> list[str]:
     lines = [f"## {r['title']}", ""]
     if r.get("quick"):
@@ -51,7 +76,7 @@ def section(r: dict[str, Any]) -> list[str]:
         f"- Command: `{r['command']}`",
         f"- Machine: {machine_line(r['machine'])}",
         f"- Date: {r['date']}; load average {r['load']['before']} before, "
-        f"{r['load']['after']} after",
+        f"{r['load']['after']} after{uptime_note(r)}",
         "",
     ]
     load, cores = max(r["load"].values()), r["machine"]["cores"]
@@ -69,15 +94,37 @@ def section(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def goal_rows(r: dict[str, Any]) -> list[str]:
+    return [
+        f"| {g['goal']} | {g['measured']} | {verdict(g)} | [{r['title']}](#{anchor(r)}) |"
+        for g in r["goals"]
+    ]
+
+
+def verdict(g: dict[str, Any]) -> str:
+    return VERDICTS[g["verdict"]] if "verdict" in g else ("yes" if g["met"] else "**no**")
+
+
+GOAL_HEAD = ["| goal | measured | met | where |", "| --- | --- | --- | --- |"]
+
+
 def goals(results: list[dict[str, Any]]) -> list[str]:
-    lines = ["## Goals", "", "| goal | measured | met | where |", "| --- | --- | --- | --- |"]
+    lines = ["## Goals", "", *GOAL_HEAD]
     for r in results:
-        for g in r["goals"]:
-            met = "yes" if g["met"] else "**no**"
-            lines.append(
-                f"| {g['goal']} | {g['measured']} | {met} | [{r['title']}](#{anchor(r)}) |"
-            )
+        lines += goal_rows(r)
     return [*lines, ""]
+
+
+def historical(results: list[dict[str, Any]]) -> list[str]:
+    """Old results, each with why it is old, its goals, and its section one level down."""
+    if not results:
+        return []
+    lines = ["## Historical figures", ""]
+    for r in results:
+        lines += [f"**{HISTORICAL[(r['name'], r['date'])]}**", ""]
+        lines += ["Its goals, then:", "", *GOAL_HEAD, *goal_rows(r), ""]
+        lines += ["#" + line if line.startswith("## ") else line for line in section(r)]
+    return lines
 
 
 def anchor(r: dict[str, Any]) -> str:
@@ -88,13 +135,16 @@ def anchor(r: dict[str, Any]) -> str:
 def render(folder: Path) -> str:
     found = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
     results = [found[name] for name in ORDER if name in found]
+    old = [r for r in results if (r["name"], r["date"]) in HISTORICAL]
+    current = [r for r in results if r not in old]
     lines = [HEADER]
-    lines += goals(results)
+    lines += goals(current)
     findings = REPO / "bench" / "findings.md"
     if findings.is_file():
         lines += [findings.read_text().strip(), ""]
-    for r in results:
+    for r in current:
         lines += section(r)
+    lines += historical(old)
     missing = [name for name in ORDER if name not in found]
     if missing:
         lines += [f"Not measured yet: {', '.join(missing)}.", ""]

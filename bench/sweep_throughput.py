@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     BIN,
@@ -22,6 +23,7 @@ from bench.common import (
     command_line,
     copy_workflow,
     fmt,
+    goal,
     parser,
     scratch_dir,
     stats,
@@ -38,6 +40,14 @@ def small_registry(runs: int, epochs: int, jobs: str) -> str:
         f"{{trainer.max_epochs: {epochs},",
         f"{{trainer.max_epochs: {epochs}, task_wrapper.model.hidden_dim: 32,",
     )
+
+
+def goals(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """--cores 2 against --cores 1, the workflow as it comes, paired per repetition."""
+    times = raw["times"]
+    one, two = times["snakemake --cores 1 (-j1)"], times["snakemake --cores 2 (-j2)"]
+    s = stats([t / o for t, o in zip(two, one, strict=True)])
+    return [goal("snakemake --cores 2 <= 0.6 of --cores 1", f"{s['median']:.2f}", s, 0.6, True)]
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -87,10 +97,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         ["command", "wall time", "relative to --cores 1"],
         rows,
     )
-    name = "snakemake --cores 2 (-j2)"  # the goal: the workflow as it comes
-    value = stats([t / o for t, o in zip(times[name], one, strict=True)])["median"]
-    result.goal("snakemake --cores 2 <= 0.6 of --cores 1", value <= 0.6, f"{value:.2f}")
     result.raw = {"options": {k: v for k, v in vars(opts).items() if k != "out"}, "times": times}
+    result.goals += goals(result.raw)
     return result.write(opts.out)
 
 

@@ -6,11 +6,13 @@ No timings are asserted: the figures belong in BENCHMARKS.md, made by `make benc
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from bench import (
+    batches,
     data_path,
     gpu_step_overhead,
     orchestration,
@@ -18,6 +20,7 @@ from bench import (
     step_overhead,
     sweep_throughput,
 )
+from bench.common import REPO, RESULTS
 
 
 @pytest.fixture(autouse=True)
@@ -39,10 +42,14 @@ def test_data_path_quick_and_the_report(tmp_path: Path) -> None:
     data = read(data_path.main(["--quick", "--out", str(tmp_path)]))
     rows = {row[0]: row for row in data["tables"][0]["rows"]}
     assert "data wrapper, train_dataset=TensorDataset" in rows
-    assert [g["goal"] for g in data["goals"]] == ["data wrapper >= 0.8 of by hand"]
+    assert [g["goal"] for g in data["goals"]] == [
+        "data wrapper >= 0.8 of by hand with index_select (batch 64)"
+    ]
+    assert data["goals"][0]["verdict"] in ("met", "not met", "not shown")
+    assert data["tables"][-1]["caption"].startswith("The data wrapper's own gain")
     text = report.render(tmp_path)
     assert "## Data path: batches per second" in text
-    assert "| data wrapper >= 0.8 of by hand |" in text
+    assert "| data wrapper >= 0.8 of by hand with index_select (batch 64) |" in text
     assert "Not measured yet: step_overhead" in text
 
 
@@ -52,8 +59,9 @@ def test_step_overhead_quick(tmp_path: Path, scratch: Path) -> None:
     epochs, ratios = data["tables"]
     assert [row[0][:3] for row in epochs["rows"]] == ["(a)", "(b)", "(c)"]
     assert [row[0][:3] for row in ratios["rows"]] == ["c/b", "c/a", "b/a"]
-    # (c) ran as the fit job does: its checkpoints, CSV metrics and progress lines exist.
+    # (c) was the fit job itself: its fit.done, checkpoints, CSV metrics and log exist.
     run = scratch / "step_overhead_cpu" / "c0"
+    assert json.loads((run / "fit.done").read_text())["epochs"] == 2
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert "train/loss" in (run / "metrics" / "fit" / "metrics.csv").read_text()
     assert (run / "logs" / "fit.log").is_file()  # (pytest captures what job_log would redirect)
@@ -106,3 +114,58 @@ def test_sweep_throughput_quick(tmp_path: Path, scratch: Path) -> None:
     ]
     summary = scratch / "sweep_throughput" / sweep_throughput.TARGET
     assert summary.read_text().count("\n") == 2  # header and 1 run
+
+
+def test_the_baselines_fetch_batches_as_the_data_wrapper_does() -> None:
+    """Variants (a) and (b) of step_overhead get the same batches, by the same one
+    `index_select` per tensor, as the data wrapper's TensorBatches gives (c)."""
+    import torch
+
+    from bench.common import synthetic_images
+    from wrappers.data_wrappers import TensorBatches
+
+    data = synthetic_images(50, seed=3)
+    indices = [7, 0, 42, 7, 13]
+    ours = batches.WholeBatches(data).__getitems__(indices)
+    theirs = TensorBatches.of(data).__getitems__(indices)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    loader = batches.batch_loader(data, batch_size=16, shuffle=False)
+    assert [len(x) for x, _ in loader] == [16, 16, 16, 2]
+
+
+def test_a_goal_straddled_by_its_repetitions_is_not_shown() -> None:
+    from bench.common import verdict
+
+    assert verdict({"min": -0.33, "max": 3.14}, 1) == "not shown"
+    assert verdict({"min": 0.2, "max": 0.9}, 1) == "met"
+    assert verdict({"min": 1.1, "max": 1.3}, 1) == "not met"
+    assert verdict({"min": 0.7, "max": 0.9}, 0.8, below=False) == "not shown"
+    assert verdict({"min": 0.81, "max": 0.9}, 0.8, below=False) == "met"
+
+
+# --- BENCHMARKS.md holds only what the committed result files hold ---------------------------
+
+# A number standing alone (not inside a name such as yaml12.py or a commit hash): 1,000 0.98
+# 2.89e+04 and the like.
+NUMBER = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?:e[+-]?\d+)?(?!\w)")
+
+
+def test_benchmarks_md_is_rendered_from_the_committed_results() -> None:
+    """No hand edits: BENCHMARKS.md is what `python -m bench.report` makes of
+    bench/results/*.json and bench/findings.md."""
+    rendered = report.render(RESULTS)
+    assert (REPO / "BENCHMARKS.md").read_text() == rendered, "run: python -m bench.report"
+
+
+def test_every_figure_in_benchmarks_md_is_in_a_result_file() -> None:
+    """Each number on the page (tables, goals, notes, findings; code spans aside) appears in a
+    committed result file under bench/results/, so no figure outlives the measurement that
+    made it."""
+    stored = set()
+    for path in RESULTS.glob("*.json"):
+        stored |= set(NUMBER.findall(path.read_text()))
+    text = (REPO / "BENCHMARKS.md").read_text()
+    text = re.sub(r"\]\(#[^)]*\)", "]", text)  # anchors repeat the titles' words
+    text = re.sub(r"`[^`]*`", "", text)  # code: commands, paths, versions (`YAML 1.2`)
+    missing = sorted(set(NUMBER.findall(text)) - stored)
+    assert not missing, f"figures in BENCHMARKS.md that no bench/results/*.json holds: {missing}"

@@ -8,6 +8,7 @@ not override paths here. The sizes that the benchmarks vary are this file's own 
 
 from functools import partial
 
+from bench.clock import EpochClock
 from bench.common import synthetic_images
 from configs.components.task_wrappers.classifier import get_classifier
 from configs.components.trainers.default import get_trainer as get_default_trainer
@@ -41,14 +42,18 @@ def get_trainer(
     accelerator: str = "cpu",
     precision: str = "32-true",
     deterministic: bool = True,
+    epoch_clock: bool = False,  # True: bench/step_overhead.py times the fit job's epochs
 ) -> dict:
-    return get_default_trainer(
+    settings = get_default_trainer(
         max_epochs=max_epochs,
         accelerator=accelerator,
         devices=1,
         precision=precision,
         deterministic=deterministic,
     )
+    if epoch_clock:  # the trainer getter's callbacks go to the fit job's Trainer
+        settings["callbacks"] = [EpochClock()]
+    return settings
 
 
 def get_root_config_instance() -> RootConfig:
