@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -47,6 +48,7 @@ class DiabetesDataset(Dataset):
         mean, std = features[train].mean(0), features[train].std(0)
         target_mean, target_std = target[train].mean(0), target[train].std(0)
         rows = parts[split]
+        self.mean, self.std = mean, std
         self.features = (features[rows] - mean) / std
         self.targets = (target[rows] - target_mean) / target_std
 
@@ -55,3 +57,23 @@ class DiabetesDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.features[index], self.targets[index]
+
+
+def read_patients(
+    path: Path, *, val_fraction: float = 0.15, test_fraction: float = 0.15, split_seed: int = 0
+) -> torch.Tensor:
+    """Raw rows of the 10 diabetes features (age, sex, bmi, bp, s1-s6, as scikit-learn's
+    `load_diabetes(scaled=False)` gives them), standardised with the train split's mean and std
+    into [N, 10] float32. Predictions are in train standard deviations of the score."""
+    from dltemplate.jobs.inputs import InputError, load_array
+
+    array = load_array(path)
+    if array.ndim != 2 or array.shape[1] != 10:
+        raise InputError(
+            f"Input {path} has shape {list(array.shape)}; give one patient per row: [N, 10] "
+            "raw feature values"
+        )
+    train = DiabetesDataset(
+        split="train", val_fraction=val_fraction, test_fraction=test_fraction, split_seed=split_seed
+    )
+    return (torch.as_tensor(array, dtype=torch.float32) - train.mean) / train.std

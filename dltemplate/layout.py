@@ -52,8 +52,10 @@ def use_results_root(path: str | Path) -> None:
 
 REGISTRY = "configs/projects"  # the default registry folder (configs/workflow.yaml: registry)
 # Every job type, in pipeline order; a run declares a subset (validate only when it asks).
-JOB_TYPES = ("fit", "validate", "test", "predict")
+JOB_TYPES = ("fit", "validate", "test", "predict", "export")
 DEFAULT_JOBS = ("fit", "test", "predict")  # a run's jobs when its `jobs:` names none
+# What the export job can write, by the name a run's `export:` gives it (default: all).
+EXPORT_FILES = {"pt2": "model.pt2", "onnx": "model.onnx"}
 ARCHIVE_NAMES = {
     "py": "archived_config.py",
     "zip": "archived_config.zip",
@@ -68,6 +70,8 @@ EXPERIMENT_FILES = (
     "summary.png",
     "plots",
     "logs",
+    "best_export",
+    "best_export.done",
 )
 PROJECT_FILES = ("summary.csv", "summary.md", "project.json", "logs")
 # No project, experiment or run may be named like a file the layout writes beside one.
@@ -128,6 +132,24 @@ class RunLayout:
     @property
     def predictions(self) -> str:
         return self._in("predictions.csv")
+
+    # -- the export job's files ------------------------------------------------------------
+    @property
+    def export(self) -> str:
+        return self._in("export")
+
+    def exported(self, export_format: str) -> str:
+        """The exported model in `export_format` (pt2, onnx): export/model.pt2 ..."""
+        return self._in("export", EXPORT_FILES[export_format])
+
+    @property
+    def export_signature(self) -> str:
+        """Input and output names, shapes and dtypes, preprocessing, the run's metrics (JSON)."""
+        return self._in("export", "signature.json")
+
+    @property
+    def export_readme(self) -> str:
+        return self._in("export", "README.md")
 
     # -- checkpoints and the fit's own files -----------------------------------------------
     @property
@@ -291,6 +313,15 @@ class ExperimentLayout(_Folder):
     @property
     def comparison_png(self) -> str:
         return self.file("plots/comparison.png")
+
+    @property
+    def best_export(self) -> str:
+        """`export: best`: the experiment's best run, exported (as a run's export/ folder)."""
+        return self.file("best_export")
+
+    @property
+    def best_export_done(self) -> str:
+        return self.file("best_export.done")
 
 
 class ProjectLayout(_Folder):

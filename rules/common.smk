@@ -68,6 +68,38 @@ def get_fit_done(wildcards):
     return targets.fitted_input(get_run(wildcards))
 
 
+@per_job
+def get_test_done(wildcards):
+    return targets.test_done(get_run(wildcards))
+
+
+@per_job
+def get_export_formats(wildcards):
+    return list(get_run(wildcards).export)
+
+
+def get_experiment_fit_dones(wildcards):
+    return exit_on_user_error(
+        targets.best_export_fits, REGISTRY, wildcards.proj, wildcards.exp
+    )
+
+
+def get_experiment_fit_files(wildcards):
+    return list(get_experiment_fit_dones(wildcards).values())
+
+
+def get_experiment_job_specs(wildcards):
+    return exit_on_user_error(
+        targets.best_export_specs, REGISTRY, wildcards.proj, wildcards.exp, config["seed"]
+    )
+
+
+def get_experiment_metric(wildcards):
+    return exit_on_user_error(
+        targets.best_export_metric, REGISTRY, wildcards.proj, wildcards.exp
+    )
+
+
 def get_retries(job):
     return config.get("retries", {}).get(job)  # None: the profile's or --retries' value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -88,6 +89,11 @@ class BasicDataWrapper(L.LightningDataModule):
     `num_workers="auto"` uses the job's threads minus one (the main process takes the other).
     A TensorDataset (or a split of one) without a `collate_fn` is served a batch per
     indexing op (see TensorBatches).
+
+    `input_reader(path)` reads a file of new, raw samples and returns the model's inputs for
+    them, preprocessed as the dataset preprocesses its own (a tensor, or a tuple of them);
+    `main.py predict --input` uses it through `predict_from`, and the export job quotes its
+    docstring as the model's preprocessing. Without one, new inputs are taken as they are.
     """
 
     def __init__(
@@ -105,8 +111,10 @@ class BasicDataWrapper(L.LightningDataModule):
         pin_memory: bool = False,
         collate_fn: Callable | None = None,
         shuffle_seed: int | None = None,
+        input_reader: Callable[[Path], torch.Tensor | tuple[torch.Tensor, ...]] | None = None,
     ) -> None:
         super().__init__()
+        self.input_reader = input_reader
         self._given = {
             "train": train_dataset,
             "val": val_dataset,
@@ -144,6 +152,13 @@ class BasicDataWrapper(L.LightningDataModule):
         self.shuffle_seed = torch.initial_seed() if shuffle_seed is None else shuffle_seed
         self.threads = 1
         self.splits: dict[str, Dataset | None] = {}
+
+    def predict_from(self, path: str | Path) -> tuple[torch.Tensor, ...] | None:
+        """The model's inputs for the raw samples in `path`, or None without an input_reader."""
+        if self.input_reader is None:
+            return None
+        inputs = self.input_reader(Path(path))
+        return tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
 
     def set_threads(self, threads: int) -> None:
         """Called by the job with the threads Snakemake gave it."""

@@ -106,6 +106,34 @@ def predict(snakemake: Any, spec: JobSpec) -> None:
     )
 
 
+@_run_job("export")
+def export(snakemake: Any, spec: JobSpec) -> None:
+    from dltemplate.jobs.export import export_run
+
+    export_run(
+        **_common(snakemake, spec),
+        fit_done=snakemake.input.fit_done,
+        out_dir=snakemake.output.folder,
+        done_file=snakemake.output.done,
+        formats=snakemake.params.formats,
+    )
+
+
+def export_best(snakemake: Any) -> None:
+    from dltemplate.jobs.export import export_best as export
+
+    export(
+        summary_csv=snakemake.input.summary,
+        metric=snakemake.params.metric["metric"],
+        mode=snakemake.params.metric["mode"],
+        specs=snakemake.params.specs,
+        fit_dones=snakemake.params.fit_dones,
+        threads=snakemake.threads,
+        out_dir=snakemake.output.folder,
+        done_file=snakemake.output.done,
+    )
+
+
 def run_record(snakemake: Any) -> None:
     """A run's run.json, from its jobs' records, and its plots."""
     from dltemplate.layout import RunLayout

@@ -19,7 +19,7 @@ import yaml
 from dltemplate import schemas
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
-from dltemplate.layout import DEFAULT_JOBS, RunLayout
+from dltemplate.layout import DEFAULT_JOBS, EXPORT_FILES, ExperimentLayout, RunLayout
 from dltemplate.registry import ids
 from dltemplate.registry.names import name_problem
 from dltemplate.registry.resources import job_layers
@@ -45,6 +45,7 @@ class Run:
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     init_from: str | None = None  # "<proj>/<exp>/<run>" whose best weights start the fit
     swept: bool = False  # declared by its experiment's `sweep:` (its seed from `seeds:`)
+    export: tuple[str, ...] = tuple(EXPORT_FILES)  # the formats its export job writes
 
     @property
     def key(self) -> str:
@@ -69,6 +70,11 @@ class Experiment:
     metric: str | None = None  # None: the first test metric
     metric_mode: str | None = None  # None: "min" for loss-like names, else "max"
     id: int | None = None  # within its project (dltemplate.registry.ids); None until assigned
+    export_best: bool = False  # `export: best`: export the best run by `metric`
+
+    @property
+    def layout(self) -> ExperimentLayout:
+        return ExperimentLayout.of(self.proj, self.name)
 
 
 @dataclass(frozen=True)
@@ -226,6 +232,7 @@ def load_project(path: Path) -> Project:
                 ckpt=run.get("ckpt"),
                 resources=job_layers(exp.get("resources"), run.get("resources")),
                 init_from=_init_from(path, run, f"experiments.{exp_name}.runs.{run_name}"),
+                export=tuple(f for f in EXPORT_FILES if f in run.get("export", EXPORT_FILES)),
             )
         if "sweep" in exp:
             runs.update(_sweep_runs(path, proj, exp_name, exp, runs))

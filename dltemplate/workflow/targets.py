@@ -12,6 +12,7 @@ import posixpath
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from dltemplate.layout import (
     ARCHIVE_NAMES,
@@ -107,9 +108,15 @@ def init_from_fit(key: str) -> str:
 
 
 def all_targets(registry: Registry) -> list[str]:
-    """Every declared job of every run, every experiment's summary and every project's."""
+    """Every declared job of every run, every experiment's summary and every project's, and
+    the best run's export of each experiment that asks for it (`export: best`)."""
     targets = [t for run in registry.runs() for t in run_targets(run)]
     for project in registry.projects.values():
+        targets += [
+            e.layout.best_export_done
+            for e in project.experiments.values()
+            if e.export_best and e.runs
+        ]
         summaries = project_summary_inputs(registry, project.name)
         targets += summaries
         if summaries:
@@ -141,6 +148,31 @@ def job_spec(run: Run, default_seed: int) -> JobSpec:
         init_from=init_from_fit(run.init_from) if run.init_from else None,
         sources=source_digests(run),
     )
+
+
+def test_done(run: Run) -> list[str]:
+    """The run's test record, when it has a test job (the export quotes its metrics)."""
+    return [run.layout.done("test")] if "test" in run.jobs else []
+
+
+def tested_runs(registry: Registry, proj: str, exp: str) -> list[Run]:
+    """The runs of an experiment that have a test job: the candidates of `export: best`."""
+    return [r for r in registry.experiment(proj, exp).runs.values() if "test" in r.jobs]
+
+
+def best_export_fits(registry: Registry, proj: str, exp: str) -> dict[str, str]:
+    """{run: its fit.done (or ckpt:)} for the candidates of an experiment's `export: best`."""
+    return {run.name: fitted_input(run) for run in tested_runs(registry, proj, exp)}
+
+
+def best_export_specs(registry: Registry, proj: str, exp: str, seed: int) -> dict[str, Any]:
+    """{run: its job spec as params} for the candidates of an experiment's `export: best`."""
+    return {run.name: job_spec(run, seed).as_params() for run in tested_runs(registry, proj, exp)}
+
+
+def best_export_metric(registry: Registry, proj: str, exp: str) -> dict[str, str | None]:
+    experiment = registry.experiment(proj, exp)
+    return {"metric": experiment.metric, "mode": experiment.metric_mode}
 
 
 def rerun_command(target: str | Path, job: str) -> str:

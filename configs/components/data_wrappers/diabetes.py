@@ -7,6 +7,7 @@ Batches are (features [N, 10], targets [N, 1]).
 from functools import partial
 
 from dataset_classes import DiabetesDataset
+from dataset_classes.diabetes import read_patients
 from wrappers import BasicDataWrapper
 
 
@@ -29,4 +30,10 @@ def get_data_wrapper(
         test_dataset=partial(split, split="test"),
         batch_size=batch_size,
         num_workers=0,  # 442 rows in memory: worker processes cost more than they save
+        input_reader=partial(  # main.py predict --input: raw feature rows
+            read_patients,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            split_seed=split_seed,
+        ),
     )

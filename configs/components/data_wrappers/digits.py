@@ -1,6 +1,7 @@
 """Getter for scikit-learn's digits, split train/val/test with a fixed seed."""
 
 from dataset_classes import DigitsDataset
+from dataset_classes.digits import read_digit_images
 from wrappers import BasicDataWrapper
 
 
@@ -17,4 +18,5 @@ def get_data_wrapper(
         split_seed=split_seed,
         batch_size=batch_size,
         num_workers=0,  # 1,797 tensors in memory: worker processes cost more than they save
+        input_reader=read_digit_images,  # main.py predict --input: raw 0-16 pixel rows
     )
