@@ -10,11 +10,11 @@ import argparse
 import sys
 import traceback
 
-from dltemplate.cli import add_exp, add_run, execute, hparams, init, ls, rm, show
+from dltemplate.cli import add_exp, add_run, diff, execute, hparams, init, ls, reproduce, rm, show
 from dltemplate.cli.options import resolve_ids
 from dltemplate.errors import UserError
 
-COMMANDS = [init, add_exp, add_run, execute, ls, rm, hparams, show]
+COMMANDS = [init, add_exp, add_run, execute, ls, rm, hparams, show, diff, reproduce]
 
 
 def build_parser() -> argparse.ArgumentParser:
