@@ -107,12 +107,13 @@ def _git(cwd: str | Path, *args: str) -> str | None:
 
 def git_state(cwd: str | Path = ".") -> dict[str, Any]:
     """The commit of the project's git tree and whether it has uncommitted changes (tracked or
-    untracked files); both None outside a git tree."""
-    commit = _git(cwd, "rev-parse", "HEAD") if in_git_tree(cwd) else None
-    if commit is None:
+    untracked files); both None outside a git tree. One `git status` tells both."""
+    status = _git(cwd, "status", "--porcelain=v2", "--branch") if in_git_tree(cwd) else None
+    lines = (status or "").splitlines()
+    commit = next((ln.split()[2] for ln in lines if ln.startswith("# branch.oid ")), None)
+    if commit is None or commit == "(initial)":  # not a tree, or no commit yet
         return {"commit": None, "dirty": None}
-    status = _git(cwd, "status", "--porcelain")
-    return {"commit": commit.strip(), "dirty": bool(status.strip()) if status is not None else None}
+    return {"commit": commit, "dirty": any(not ln.startswith("#") for ln in lines)}
 
 
 def git_diff(cwd: str | Path = ".") -> str:
@@ -221,10 +222,9 @@ def _keep(layout: RunLayout, job: str, shared: str, own: str, text: str) -> str:
     with the same environment share one file) or the job is the fit (the run's own); else to the
     job's `own` file. Returns the name used, relative to the run folder."""
     path = Path(shared)
-    if job == "fit" or not path.is_file():
-        write_text_atomic(path, text)
-    elif path.read_text() != text:
-        path = Path(own)
+    current = path.read_text() if path.is_file() else None
+    if current != text:
+        path = path if job == "fit" or current is None else Path(own)
         write_text_atomic(path, text)
     return path.relative_to(layout.path).as_posix()
 
