@@ -13,6 +13,8 @@
           logs/<job>.log                    each job's log (fit.attempt-<n>.log per attempt)
           metrics/<job>/                    CSV logs (fit: attempt-<n>/ and merged metrics.csv)
           records/<job>.json                each job's own record: when, where, how it ended
+          env/packages.txt  env/diff.patch  the jobs' installed packages and uncommitted changes
+          env/reproduces/                   the archived config a reproduction was made from
           plots/                            learning curves, per-epoch table, test plots
           test_confusion.csv                a classifier's test confusion counts (test job)
           test_multilabel.csv               a multi-label classifier's test counts per label
@@ -237,6 +239,25 @@ class RunLayout:
 
     def record(self, job: str) -> str:
         return self._in("records", f"{job}.json")
+
+    # -- the environment the jobs ran in (dltemplate.results.environment) -------------------
+    @property
+    def env(self) -> str:
+        return self._in("env")
+
+    def packages(self, job: str | None = None) -> str:
+        """The installed distributions the run's jobs share; `job`: that job's own list, kept
+        when it differs from the shared one."""
+        return self._in("env", f"packages-{job}.txt" if job else "packages.txt")
+
+    def reproduced_archive(self, archive_format: str) -> str:
+        """`main.py reproduce`'s copy of the archived config of the run this one reproduces
+        (the new run's config; its own fit archives it again as `archive(...)`)."""
+        return self._in("env", "reproduces", ARCHIVE_NAMES[archive_format])
+
+    def diff_patch(self, job: str | None = None) -> str:
+        """`git diff HEAD` of a dirty tree, shared by the run's jobs, or one job's own."""
+        return self._in("env", f"diff-{job}.patch" if job else "diff.patch")
 
     @property
     def plots(self) -> str:

@@ -132,3 +132,47 @@ def make_project(root: Path, registry: str = TINY_REGISTRY) -> Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path / "proj")
+
+
+SMALL = (
+    "trainer.max_epochs: 1, trainer.limit_train_batches: 4, trainer.limit_val_batches: 2, "
+    "task_wrapper.model.hidden_dim: 32"
+)
+FINISHED_REGISTRY = f"""\
+description: Two finished runs to compare
+experiments:
+  exp:
+    description: a, then b on the next commit with other overrides and seed
+    runs:
+      a: {{description: the first run, config: configs/digits_mlp.py, jobs: [fit, test],
+          overrides: {{{SMALL}}}}}
+      b: {{description: the second run, config: configs/digits_mlp.py, jobs: [fit, test],
+          overrides: {{{SMALL.replace("32", "16")}, seed: 7}}}}
+"""
+UNCOMMITTED = "# an uncommitted edit, made before run a\n"
+
+
+def git(root: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args]
+    return subprocess.run(command, cwd=root, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="session")
+def finished_runs(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """tiny/exp/a and tiny/exp/b, fitted and tested by Snakemake in a git tree: a with an
+    uncommitted edit of configs/digits_mlp.py; then that edit and a change of the model getter's
+    file are committed, and b runs on the clean tree, with another hidden_dim and seed 7.
+    Shared by the environment, diff and reproduce tests: read a and b, never change them."""
+    project = make_project(tmp_path_factory.mktemp("finished") / "proj", FINISHED_REGISTRY)
+    project.write(".gitignore", "results/\n.snakemake/\n__pycache__/\n")
+    git(project.root, "init", "-q")
+    git(project.root, "add", "-A")
+    git(project.root, "commit", "-qm", "the project")
+    config = project.path("configs/digits_mlp.py")
+    config.write_text(config.read_text() + UNCOMMITTED)
+    project.snakemake("--cores", "2", "results/tiny/exp/a/test.done")
+    model = project.path("configs/components/models/mlp.py")
+    model.write_text(model.read_text().replace("# 8x8 digits", "# 8x8 digits, flattened"))
+    git(project.root, "commit", "-qam", "a comment")
+    project.snakemake("--cores", "2", "results/tiny/exp/b/test.done")
+    return project

@@ -79,6 +79,7 @@ def test_jobs_write_only_where_the_layout_says(project: Project) -> None:
         run.test_confusion,
         run.test_regression,
         run.tracker_record("fit"),
+        run.env,
     }
     top_level = {path.split("/")[len(run.folder.split("/"))] for path in named}
     found = {p.name for p in folder.iterdir()}
@@ -95,6 +96,7 @@ def test_jobs_write_only_where_the_layout_says(project: Project) -> None:
         run.log("fit"),
         *(run.record(job) for job in JOB_TYPES),
         *(run.plot(name) for name in RUN_PLOTS),
+        run.packages(),
     ):
         assert project.path(path).is_file(), path
 

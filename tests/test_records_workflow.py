@@ -90,8 +90,12 @@ def test_concurrent_add_run_then_exec_j4_records(tmp_path: Path) -> None:
             assert job_record == json.loads((folder / f"records/{job}.json").read_text())
             assert job_record["status"] == "done" and job_record["job"] == job
             assert job_record["started"] <= job_record["ended"]
-            assert {"host", "pid", "git", "versions", "slurm_job_id"} <= set(job_record)
-            assert set(job_record["versions"]) == {"python", "torch", "lightning", "snakemake"}
+            facts = {"host", "pid", "pid_started", "git", "versions", "packages", "cpu"}
+            assert facts | {"gpus", "snakemake", "slurm_job_id"} <= set(job_record)
+            assert set(job_record["versions"]) == {
+                *("python", "torch", "lightning", "snakemake"),
+                *("cuda", "cudnn"),  # torch's, added at the job's end
+            }
     assert 0 <= runs["r1"]["metrics"]["test/acc"] <= 1
 
     # The same command again: the run matches its declaration, and nothing is left to do.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,65 @@ def test_zip_and_folder_archives_run_their_own_code_and_the_format_reruns_nothin
         assert record(project, run.names[2], "hparams.yaml") == record(project, "a", "hparams.yaml")
         got = torch.load(project.path(run.last_checkpoint), weights_only=False)["state_dict"]
         assert all(torch.equal(got[k], v) for k, v in expected["state_dict"].items()), run
+
+
+# -- main.py reproduce: a finished run again, from its folder alone -----------------------------
+@pytest.mark.slow
+def test_reproduce_runs_the_archive_again_and_the_metrics_match(finished_runs: Project) -> None:
+    """b (seed 7, hidden_dim 16) reproduced as b_again: declared in the registry with a copy
+    of b's archived config, run by Snakemake, the same test metrics to the last bit on CPU.
+
+    Broken on purpose: with the new run declared with b's registry config
+    (configs/digits_mlp.py) instead of the copy of its archive, b_again trains without b's
+    overrides and seed, the metrics differ, and reproduce exits 1."""
+    project = finished_runs
+    result = project.main("reproduce", "tiny/exp/b", "--as", "b_again", "-j", "1", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Reproduced tiny/exp/b as tiny/exp/b_again: the test metrics match exactly (CPU)" in (
+        result.stdout
+    )
+    again = RunLayout.of("tiny", "exp", "b_again")
+    declared = yaml.safe_load(project.path("configs/projects/tiny.yaml").read_text())
+    entry = declared["experiments"]["exp"]["runs"]["b_again"]
+    assert entry["config"] == again.reproduced_archive("py") and entry["jobs"] == ["fit", "test"]
+    assert "overrides" not in entry  # the archive carries b's overrides and seed
+    assert (
+        record(project, "b_again", "test.done")["metrics"]
+        == record(project, "b", "test.done")["metrics"]
+    )
+    assert record(project, "b_again", "hparams.yaml") == record(project, "b", "hparams.yaml")
+    assert project.path(again.run_json).is_file()
+    missing = project.main("reproduce", "tiny/exp/nope", check=False)
+    assert missing.returncode == 1 and "No run folder results/tiny/exp/nope" in missing.stderr
+
+
+@pytest.mark.slow
+def test_reproduce_names_what_differs_when_the_metrics_do_not_match(
+    finished_runs: Project,
+) -> None:
+    """A copy of a whose records say it ran under another torch, and whose recorded test loss
+    is not what its code gives: the reproduction says the metrics differ, names the loss and
+    the torch version, and exits 1."""
+    project = finished_runs
+    other = RunLayout.of("tiny", "exp", "a_elsewhere")
+    shutil.copytree(
+        project.path(RunLayout.of("tiny", "exp", "a").folder), project.path(other.folder)
+    )
+    done = project.path(other.done("test"))
+    test = json.loads(done.read_text())
+    done.write_text(json.dumps({**test, "metrics": {**test["metrics"], "test/loss": 9.5}}))
+    for job in ("fit", "test"):
+        path = project.path(other.record(job))
+        data = json.loads(path.read_text())
+        data["versions"]["torch"] = "0.0.1"
+        path.write_text(json.dumps(data))
+    result = project.main("reproduce", "tiny/exp/a_elsewhere", "-j", "1", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert (
+        "Reproduced tiny/exp/a_elsewhere as tiny/exp/a_elsewhere-repro: the test metrics DIFFER "
+        "(compared exactly (CPU))" in out
+    )
+    assert "test/loss" in out and "9.5" in out
+    assert "fit: torch" in out and "0.0.1" in out
+    assert "test/acc" not in out  # the accuracy matches

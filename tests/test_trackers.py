@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import math
+import platform
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,6 +124,16 @@ def test_tensorboard_and_mlflow_follow_proj_exp_run(
     assert run.data.metrics["predict/samples"] == rows > 0
     assert run.data.metrics["predict/batches"] == math.ceil(rows / batch_size)
     assert run.data.params["predict/predictions"] == f"{RUN}/predictions.csv"
+    # Each job's environment, as its record has it (dltemplate.results.environment).
+    torch_version = importlib.metadata.version("torch")
+    packages_sha = hashlib.sha256(Path(RUN, "env/packages.txt").read_bytes()).hexdigest()
+    for job in ("fit", "test", "predict"):
+        assert run.data.tags[f"env/{job}/python_version"] == platform.python_version(), job
+        assert run.data.tags[f"env/{job}/torch_version"] == torch_version, job
+        assert run.data.tags[f"env/{job}/host"] == socket.gethostname(), job
+        assert run.data.tags[f"env/{job}/packages"].endswith(
+            "in env/packages.txt (sha256 " + packages_sha + ")"
+        ), job
     history = client.get_metric_history(run.info.run_id, "val/loss")
     assert len(history) == 2  # one value per epoch; the resumed attempt had none left to train
 
@@ -219,4 +233,4 @@ def test_wandb_logs_offline_into_the_run_folder(
         if r.WhichOneof("record_type") == "config"
         for item in r.config.update
     }
-    assert {"trainer", "predict"} <= config
+    assert {"trainer", "predict", "env"} <= config  # env: the job's environment

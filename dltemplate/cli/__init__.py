@@ -10,11 +10,24 @@ import argparse
 import sys
 import traceback
 
-from dltemplate.cli import add_exp, add_run, debug, execute, hparams, init, lr_find, ls, rm, show
+from dltemplate.cli import (
+    add_exp,
+    add_run,
+    debug,
+    diff,
+    execute,
+    hparams,
+    init,
+    lr_find,
+    ls,
+    reproduce,
+    rm,
+    show,
+)
 from dltemplate.cli.options import resolve_ids
 from dltemplate.errors import UserError
 
-COMMANDS = [init, add_exp, add_run, execute, ls, rm, hparams, show, debug, lr_find]
+COMMANDS = [init, add_exp, add_run, execute, ls, rm, hparams, show, diff, reproduce, debug, lr_find]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -86,15 +86,26 @@ def restart_fit(run: Run, passthrough: Sequence[str] = ()) -> list[str]:
     return ["--forcerun=fit"]
 
 
+def require_snakefile(command: str) -> None:
+    """Commands that run Snakemake run from the project root, where the Snakefile is."""
+    if not Path("Snakefile").is_file():
+        raise UserError(
+            f"main.py {command} runs Snakemake here, and this folder has no Snakefile; "
+            "run it from the project root"
+        )
+
+
+def run_snakemake(command: Sequence[str]) -> int:
+    """Show the command, run it, and return its exit status."""
+    print("$ " + shlex.join(command), file=sys.stderr, flush=True)
+    return subprocess.call(command)
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
     from dltemplate.registry.model import load_registry
     from dltemplate.results.run_records import run_record_file
 
-    if not Path("Snakefile").is_file():
-        raise UserError(
-            "main.py exec runs Snakemake here, and this folder has no Snakefile; "
-            "run it from the project root"
-        )
+    require_snakefile("exec")
     registry = load_registry(args.registry)
     project = registry.projects.get(args.proj)
     experiment = project.experiments.get(args.exp) if project else None
@@ -123,8 +134,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         registry=args.registry,
         passthrough=[*restart, *args.passthrough],
     )
-    print("$ " + shlex.join(command), file=sys.stderr, flush=True)
-    return subprocess.call(command)
+    return run_snakemake(command)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 
 from dltemplate.errors import UserError
+from dltemplate.results.environment import nvidia_smi
 
 SLOTS_DIR_ENV = "DLT_GPU_SLOTS_DIR"  # where the lock files live (default: per user, in /tmp)
 WAIT_NOTICE_SECONDS = 60  # how often a job waiting for a device says so
@@ -37,18 +37,8 @@ def visible_devices(environ: MutableMapping[str, str]) -> list[str] | None:
     value = environ.get("CUDA_VISIBLE_DEVICES")
     if value is not None:
         return [d.strip() for d in value.split(",") if d.strip()]
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        return None
-    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    rows = nvidia_smi("index")
+    return None if rows is None else [index for (index,) in rows if index]
 
 
 def slots_dir(environ: MutableMapping[str, str]) -> Path:

@@ -14,6 +14,7 @@ the MLflow and W&B runs its earlier attempt started; the test and predict jobs a
 fit's MLflow run (a run declared with `ckpt:` has no fit: each starts its own) and get W&B runs of
 their own in the run's group. Predict logs what it wrote (`predict/samples`, `predict/batches`,
 the predictions file), as Lightning's predict loop has no `self.log` (dltemplate.jobs.predict).
+MLflow and W&B also get the job's environment, as its record has it (`log_environment`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from dltemplate.errors import UserError
 from dltemplate.layout import RunLayout, results_root
 from dltemplate.records import read_json, write_json_atomic
+from dltemplate.results.environment import tracker_facts
 
 TRACKERS = ("csv", "tensorboard", "mlflow", "wandb")
 
@@ -106,7 +108,25 @@ def make_loggers(
             loggers.append(logger)
     if record and rank_zero_only.rank == 0:
         write_json_atomic(RunLayout.at(run_dir).tracker_record(job), record)
+        log_environment(loggers, run_dir, job)
     return loggers
+
+
+def log_environment(loggers: Sequence[Logger], run_dir: str | Path, job: str) -> None:
+    """Give MLflow and W&B what the job's record says about its environment
+    (dltemplate.results.environment): MLflow as tags `env/<job>/<fact>` (one MLflow run holds
+    the fit, test and predict, which may run on other machines), W&B as the config `env` of
+    the job's own run."""
+    facts = tracker_facts(run_dir, job)
+    for logger in loggers:
+        if isinstance(logger, MLFlowLogger):
+            from mlflow.entities import RunTag
+
+            tags = [RunTag(f"env/{job}/{k.removeprefix('env/')}", v) for k, v in facts.items()]
+            logger.experiment.log_batch(logger.run_id, tags=tags)
+        elif type(logger).__name__ == "WandbLogger":
+            env = {k.removeprefix("env/"): v for k, v in facts.items()}
+            logger.experiment.config.update({"env": env}, allow_val_change=True)
 
 
 def csv_logger(run_dir: Path, version: str) -> CSVLogger:

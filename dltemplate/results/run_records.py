@@ -14,68 +14,20 @@ Torch-free: imported while Snakemake parses the workflow.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
-import json
-import os
-import platform
-import socket
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from dltemplate.records import read_json, write_json_atomic
-from dltemplate.registry.model import Project, Registry, Run
-from dltemplate.layout import ProjectLayout, RunLayout
-from dltemplate.records import now
 from dltemplate.errors import one_line
-
-PACKAGES = ("torch", "lightning", "snakemake")
+from dltemplate.layout import ProjectLayout, RunLayout
+from dltemplate.records import now, read_json, write_json_atomic
+from dltemplate.registry.model import Project, Registry, Run
+from dltemplate.results.environment import complete, job_environment
 
 
 def job_record_path(run_dir: str | Path, job: str) -> Path:
     return Path(RunLayout.at(run_dir).record(job))
-
-
-def git_state(cwd: str | Path = ".") -> dict[str, Any]:
-    """The commit of the project's git tree and whether it has uncommitted changes."""
-
-    def git(*args: str) -> str | None:
-        try:
-            result = subprocess.run(
-                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return result.stdout if result.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
-        return {"commit": None, "dirty": None}
-    status = git("status", "--porcelain")
-    return {"commit": commit.strip(), "dirty": bool(status.strip()) if status is not None else None}
-
-
-def versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
-    return found
-
-
-def environment() -> dict[str, Any]:
-    """Where and with what a job runs: host, process, git tree, versions, SLURM job."""
-    return {
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "git": git_state(),
-        "versions": versions(),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-    }
 
 
 @contextlib.contextmanager
@@ -92,7 +44,7 @@ def job_record(run_dir: str | Path, job: str) -> Iterator[dict[str, Any]]:
         "started": now(),
         "ended": None,
         "seconds": None,
-        **environment(),
+        **job_environment(run_dir, job),
     }
     write_json_atomic(path, record)
     started = time.monotonic()
@@ -107,6 +59,7 @@ def job_record(run_dir: str | Path, job: str) -> Iterator[dict[str, Any]]:
     else:
         record["status"] = "done"
     finally:
+        complete(record)  # torch's CUDA and cuDNN, the GPUs: known once the job has run
         record.update(ended=now(), seconds=round(time.monotonic() - started, 3))
         write_json_atomic(path, record)
 

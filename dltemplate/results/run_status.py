@@ -5,7 +5,8 @@ There is no state file of our own that could drift. A job is
   not rerun it; `stale` when Snakemake would (`snakemake --summary` says `update pending`:
   its params, input, code or an upstream job changed);
 - `running` when its own record (`records/<job>.json`) says so and its process is alive (on
-  this host) or Snakemake holds a lock on its output (another host, e.g. a cluster node);
+  this host: its pid, started when the record says, so a reused pid does not count) or
+  Snakemake holds a lock on its output (another host, e.g. a cluster node);
 - `failed` when its record says so, or says `running` but the process is gone (killed);
 - `not run` otherwise.
 
@@ -24,12 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.config.root import JOB_TYPES
-from dltemplate.registry.model import Run
-from dltemplate.results.run_records import job_record_path
-from dltemplate.results import metric_policy
-from dltemplate.records import read_json
 from dltemplate.layout import REGISTRY
+from dltemplate.records import read_json
+from dltemplate.registry.model import Run
+from dltemplate.results import metric_policy
+from dltemplate.results.environment import process_start_time
+from dltemplate.results.run_records import job_record_path
 
+# Seconds two readings of one process's start time may differ by (they are rounded to 0.01 s;
+# the kernel counts in clock ticks from boot). Another process on a reused pid starts later.
+START_TOLERANCE = 0.05
 
 
 @dataclass
@@ -59,9 +64,16 @@ def locked_outputs(workdir: str | Path = ".") -> set[str]:
 
 
 def process_alive(record: Mapping[str, Any], done_file: str, locked: set[str]) -> bool:
-    """Whether the process that wrote a `running` record still works on the job."""
+    """Whether the process that wrote a `running` record still works on the job: on this host,
+    a live process of its pid that started when the record says (`pid_started`; a pid that
+    another process took since fails that test). Records without the start time (older ones)
+    are judged by the pid alone."""
     pid = record.get("pid")
     if record.get("host") == socket.gethostname() and isinstance(pid, int):
+        started = record.get("pid_started")
+        if isinstance(started, int | float):
+            now_started = process_start_time(pid)
+            return now_started is not None and abs(now_started - started) < START_TOLERANCE
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -144,7 +156,8 @@ def run_statuses(
     runs = list(runs)
     plan, note = None, None
     if check_stale:
-        existing = [r.layout.done(j) for r in runs for j in r.jobs if Path(r.layout.done(j)).is_file()]
+        done = (r.layout.done(j) for r in runs for j in r.jobs)
+        existing = [path for path in done if Path(path).is_file()]
         try:
             plan = snakemake_plan(existing, registry)
         except StaleCheckError as exc:
