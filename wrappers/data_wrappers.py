@@ -56,7 +56,9 @@ class TensorBatches(Dataset):
         index = torch.as_tensor(indices, dtype=torch.long)
         if self.indices is not None:
             index = self.indices.index_select(0, index)
-        return [t.index_select(0, index) for t in self.tensors]  # = t[index], faster (bench/data_path.py)
+        return [
+            t.index_select(0, index) for t in self.tensors
+        ]  # = t[index], faster (bench/data_path.py)
 
     @staticmethod
     def of(dataset: Dataset) -> TensorBatches | None:

@@ -88,7 +88,7 @@ def _words(metric: str) -> tuple[str, set[str]]:
 
 
 def direction(metric: str, declared_mode: str | None = None) -> str:
-    """"min" or "max" for `metric`: `declared_mode` when given, else from the metric's name."""
+    """ "min" or "max" for `metric`: `declared_mode` when given, else from the metric's name."""
     if declared_mode:
         if declared_mode not in MODES:
             raise ValueError(f"metric mode {declared_mode!r} is not one of {MODES}")
@@ -98,11 +98,12 @@ def direction(metric: str, declared_mode: str | None = None) -> str:
 
 
 def known_direction(metric: str) -> str | None:
-    """"min" or "max" when the metric's name leaves no doubt (a loss, an error, an accuracy, an
+    """ "min" or "max" when the metric's name leaves no doubt (a loss, an error, an accuracy, an
     F1 ...), else None: what a declared mode may be checked against."""
     last, words = _words(metric)
-    lower, higher = bool(words & LOWER_IS_BETTER or last.endswith("loss")), bool(
-        words & HIGHER_IS_BETTER
+    lower, higher = (
+        bool(words & LOWER_IS_BETTER or last.endswith("loss")),
+        bool(words & HIGHER_IS_BETTER),
     )
     if lower == higher:
         return None

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import UserError
-from dltemplate.records import read_json, write_text_atomic
 from dltemplate.layout import RunLayout
+from dltemplate.records import read_json, write_text_atomic
 from dltemplate.results import metric_policy
 from dltemplate.workflow.targets import rerun_command
 
@@ -342,7 +341,9 @@ def plot_regression(
         scatter, histogram = axes[k]
         scatter.scatter(t, p, s=12, alpha=0.6, edgecolors="none")
         low, high = min(min(p), min(t)), max(max(p), max(t))
-        scatter.plot([low, high], [low, high], color="0.3", linestyle="--", linewidth=1, label="y = x")
+        scatter.plot(
+            [low, high], [low, high], color="0.3", linestyle="--", linewidth=1, label="y = x"
+        )
         scatter.set_xlabel("true")
         scatter.set_ylabel("predicted")
         scatter.set_title(f"{name}: predicted against true ({n} samples)", fontsize=10)
@@ -530,11 +531,19 @@ def write_run_confusion(*, test_done: str | Path, out_png: str | Path) -> Path:
     multi-label classifier, its precision, recall and F1 per label."""
     if read_json(test_done).get("multilabel"):
         return _write_test_plot(
-            test_done, out_png, "multilabel", "per-label counts", read_label_counts,
+            test_done,
+            out_png,
+            "multilabel",
+            "per-label counts",
+            read_label_counts,
             plot_label_scores,
         )
     return _write_test_plot(
-        test_done, out_png, "confusion_matrix", "confusion counts", read_confusion,
+        test_done,
+        out_png,
+        "confusion_matrix",
+        "confusion counts",
+        read_confusion,
         plot_confusion_matrix,
     )
 

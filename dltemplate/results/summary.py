@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import UserError
-from dltemplate.records import read_json, write_text_atomic
 from dltemplate.layout import RunLayout
+from dltemplate.records import read_json, write_text_atomic
 from dltemplate.results import metric_policy
+
 
 def run_row(run_dir: Path) -> dict[str, Any]:
     """A run's test metrics, fit epochs and time, where they exist (no registry needed)."""
