@@ -48,6 +48,7 @@ class DiabetesDataset(Dataset):
         mean, std = features[train].mean(0), features[train].std(0)
         target_mean, target_std = target[train].mean(0), target[train].std(0)
         rows = parts[split]
+        self.rows = rows  # the split's rows of scikit-learn's data, in the split's order
         self.mean, self.std = mean, std
         self.features = (features[rows] - mean) / std
         self.targets = (target[rows] - target_mean) / target_std

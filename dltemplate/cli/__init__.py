@@ -20,6 +20,7 @@ from dltemplate.cli import (
     init,
     lr_find,
     ls,
+    predict,
     reproduce,
     rm,
     show,
@@ -27,7 +28,10 @@ from dltemplate.cli import (
 from dltemplate.cli.options import resolve_ids
 from dltemplate.errors import UserError
 
-COMMANDS = [init, add_exp, add_run, execute, ls, rm, hparams, show, diff, reproduce, debug, lr_find]
+COMMANDS = [
+    *(init, add_exp, add_run, execute, ls, rm, hparams, show, diff, reproduce),
+    *(debug, lr_find, predict),
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

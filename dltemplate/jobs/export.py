@@ -200,13 +200,14 @@ def check_parity(
     return worst
 
 
-def _tensor_spec(name: str, x: torch.Tensor) -> dict[str, Any]:
+def tensor_spec(name: str, x: torch.Tensor) -> dict[str, Any]:
     return {"name": name, "shape": ["batch", *x.shape[1:]], "dtype": str(x.dtype).split(".")[-1]}
 
 
 def preprocessing_note(data_wrapper: Any) -> str:
     """What the data wrapper does to raw inputs, from its `predict_from` reader's docstring."""
     reader = getattr(data_wrapper, "input_reader", None)
+    reader = getattr(reader, "func", reader)  # a functools.partial: the function's docstring
     doc = (getattr(reader, "__doc__", None) or "").strip()
     if doc:
         return " ".join(doc.split())
@@ -241,8 +242,8 @@ def signature(
         "commit": _commit(run_dir),
         "checkpoint": portable_path(checkpoint),
         "formats": {f: EXPORT_FILES[f] for f in formats},
-        "inputs": [_tensor_spec(INPUT_NAMES.format(i), x) for i, x in enumerate(inputs)],
-        "outputs": [_tensor_spec(OUTPUT_NAME, output)],
+        "inputs": [tensor_spec(INPUT_NAMES.format(i), x) for i, x in enumerate(inputs)],
+        "outputs": [tensor_spec(OUTPUT_NAME, output)],
         "task_kind": kind,
         "preprocessing": preprocessing_note(built.data_wrapper),
         "test_metrics": read_json(test_done).get("metrics") if test_done.is_file() else None,

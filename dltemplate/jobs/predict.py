@@ -118,8 +118,12 @@ class PredictionCsvWriter(BasePredictionWriter):
         outputs = prediction.detach().float().cpu()
         target = batch_target(batch, pl_module)
         target = None if target is None else target.detach().cpu()
+        kind = task_kind(pl_module, outputs, target) if self._writer is None else self.kind
+        self.write(outputs, target, kind)
+
+    def write(self, outputs: torch.Tensor, target: torch.Tensor | None, kind: str | None) -> None:
+        """Append one batch's rows; the first batch decides the columns (with `kind`)."""
         if self._writer is None:
-            kind = task_kind(pl_module, outputs, target)
             if target is not None and kind is None and len(target) != len(outputs):
                 target = None  # not one target per sample: write the outputs alone
             self._open(kind, outputs, target)
