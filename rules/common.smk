@@ -90,7 +90,11 @@ def get_experiment_fit_files(wildcards):
 
 def get_experiment_job_specs(wildcards):
     return exit_on_user_error(
-        targets.best_export_specs, REGISTRY, wildcards.proj, wildcards.exp, config["seed"]
+        targets.best_export_specs,
+        REGISTRY,
+        wildcards.proj,
+        wildcards.exp,
+        config["seed"],
     )
 
 

@@ -10,7 +10,13 @@ import re
 
 import pytest
 
-from dltemplate.layout import JOB_TYPES, ExperimentLayout, ProjectLayout, RunLayout
+from dltemplate.layout import (
+    EXPORT_FILES,
+    JOB_TYPES,
+    ExperimentLayout,
+    ProjectLayout,
+    RunLayout,
+)
 from tests.conftest import RUN_PLOTS, TINY_REGISTRY, Project
 
 
@@ -42,6 +48,7 @@ def test_rules_declare_the_layouts_paths(project: Project) -> None:
         *(run.done(job) for job in JOB_TYPES),
         *(run.log(job) for job in (*JOB_TYPES, "run_record")),
         run.predictions,
+        run.export,
         run.run_json,
         *(run.plot(name) for name in RUN_PLOTS),
         exp.summary_csv,
@@ -70,6 +77,7 @@ def test_jobs_write_only_where_the_layout_says(project: Project) -> None:
         run.hparams,
         *run.archives,
         run.predictions,
+        run.export,
         run.checkpoints,
         run.lock,
         run.logs,

@@ -61,7 +61,7 @@ def test_runs_and_targets(tmp_path: Path) -> None:
         (
             "description: P\nexperiments: {e: {description: E, runs: {r: {description: R, config: c.py, "
             "jobs: [fit, train]}}}}\n",
-            r"'train' is not one of \['fit', 'validate', 'test', 'predict'\]",
+            r"'train' is not one of \['fit', 'validate', 'test', 'predict', 'export'\]",
         ),
         ("description: P\nexperiments: {'a b': {description: E}}\n", r"experiment name 'a b'"),
         (
