@@ -160,16 +160,25 @@ class _Ids:
     when the change succeeds. Used under the registry lock."""
 
     def __init__(self, folder: Path) -> None:
+        from dltemplate.registry.model import parse_project
+
         self.folder = folder
         self.docs: dict[Path, tuple[Any, Any]] = {}
         self.broken: dict[Path, str] = {}
         for path in sorted(folder.glob("*.yaml")):
             text = path.read_text()
-            try:
+            try:  # first as Snakemake reads it, so that both say the same line
+                parse_project(path, text)
                 yaml = _yaml(text)
                 data = yaml.load(text)
-            except Exception as exc:  # another file's problem: loading the registry names it
-                self.broken[path] = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+            except RegistryError as exc:
+                self.broken[path] = str(exc)
+                continue
+            except Exception as exc:  # what the round-trip parser alone refuses
+                problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+                self.broken[path] = (
+                    f"Registry {path} does not parse as YAML: {problem}; fix the file by hand"
+                )
                 continue
             if isinstance(data, Mapping) and isinstance(data.get("experiments"), Mapping):
                 self.docs[path] = (yaml, data)
@@ -179,9 +188,7 @@ class _Ids:
 
     def data(self, path: Path) -> Any:
         if path in self.broken:
-            raise RegistryError(
-                f"Registry {path} does not parse as YAML: {self.broken[path]}; fix it by hand"
-            )
+            raise RegistryError(self.broken[path])
         if path not in self.docs:
             raise RegistryError(
                 f"Registry {path} has no `experiments:` mapping; fix the file by hand first"
