@@ -26,7 +26,7 @@ from typing import Any
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError, UserError
 from dltemplate.layout import DEFAULT_JOBS
-from dltemplate.records import now
+from dltemplate.records import now, unwritable
 from dltemplate.registry import ids
 from dltemplate.registry.names import check_name
 
@@ -38,10 +38,23 @@ NEW_PROJECT_HEADER = """\
 """
 
 
+def check_writable(paths: Sequence[Path]) -> None:
+    """Refuse, before anything changes, a registry file or folder that this user cannot write
+    (read-only, or immutable: `chattr +i` stops root too)."""
+    refused = unwritable(paths)
+    if refused:
+        raise RegistryError(
+            f"Registry {refused[0]} cannot be written: it is read-only or immutable; make it "
+            f"writable (chmod u+w {refused[0]}, or chattr -i as root) and run the command "
+            "again; nothing was changed"
+        )
+
+
 @contextlib.contextmanager
 def registry_lock(folder: str | Path) -> Iterator[None]:
     """Hold the registry folder's exclusive lock (POSIX `lockf`, which NFS honours too)."""
     folder = Path(folder)
+    check_writable([folder / LOCK_NAME, folder / ids.COUNTER_FILE])
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / LOCK_NAME, "a") as handle:
         fcntl.lockf(handle, fcntl.LOCK_EX)
@@ -130,6 +143,15 @@ def _mapping_child(parent, key: str, kind: str, where: str):
 
 def _write_project(path: Path, text: str) -> None:
     """Check `text` as project `path` would load, then rename it over `path` atomically."""
+    try:
+        _replace_checked(path, text)
+    except OSError as exc:  # checked before the edit (check_writable); a full disk remains
+        raise RegistryError(
+            f"Registry {path} cannot be written: {exc.strerror}; it was left as it was"
+        ) from None
+
+
+def _replace_checked(path: Path, text: str) -> None:
     from dltemplate.registry.model import load_project
 
     scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=".edit-"))
@@ -201,9 +223,13 @@ class _Ids:
 
     def write(self, edited: Path | None = None, removed: Path | None = None) -> None:
         """Write the edited file, every other file that got ids, and the project counter."""
-        for path in sorted(self.changed | ({edited} if edited else set())):
-            if path == removed or path not in self.docs:
-                continue
+        paths = [
+            path
+            for path in sorted(self.changed | ({edited} if edited else set()))
+            if path != removed and path in self.docs
+        ]
+        check_writable([*paths, *([removed] if removed else [])])
+        for path in paths:
             yaml, data = self.docs[path]
             buffer = io.StringIO()
             yaml.dump(data, buffer)
@@ -220,6 +246,7 @@ def edit_project(folder: str | Path, proj: str, write: bool = True) -> Iterator[
     folder = Path(folder)
     with registry_lock(folder):
         path = _existing_project(folder, proj)
+        check_writable([path])
         registry = _Ids(folder)
         yield registry.data(path)
         if write:
