@@ -4,8 +4,9 @@
 - a mistake the user can fix: exit status 1 and one line `Error: ...` (docs/errors.md, and
   docs/configs.md for `main.py hparams`, a `--set` without `=` too); Snakemake stopped by one
   while it reads the workflow: 1 as well (docs/errors.md);
-- a command line that `main.py` cannot parse (an unknown job type in `-r`): 2, argparse's
-  status (docs/errors.md);
+- a command line that `main.py` cannot parse (an unknown job type in `-r`, a debug mode or
+  count that does not exist): 2, argparse's status (docs/errors.md);
+- `main.py debug --mode overfit`: 0 whether the model fits or not (docs/cli.md);
 - `main.py exec`: Snakemake's exit status (docs/cli.md), 128 + N when signal N ended Snakemake;
 - a second Snakemake on the same results: 1 (docs/errors.md);
 - a fit stopped by SIGTERM or the first Ctrl-C: 143, after saving last.ckpt
@@ -41,6 +42,7 @@ RUNS = (
 )
 ADD = "add-run -p tiny -e exp -n new -d D"
 EXEC = "exec -p tiny -e exp -n mlp"
+DEBUG = "debug -p tiny -e exp -n held"
 
 # (where the docs promise it, the command, its exit status, a piece of its one line)
 MAIN_CASES = [
@@ -62,6 +64,11 @@ MAIN_CASES = [
     ),
     ("errors.md", "show tiny/exp/nope", 1, "No run tiny/exp/nope"),
     ("errors.md", f"{ADD} -c configs/digits_mlp.py -r train", 2, "unknown job type(s) train"),
+    ("errors.md", f"{DEBUG} --mode slow", 2, "argument --mode: invalid choice: 'slow'"),
+    ("errors.md", f"{DEBUG} --mode fast --batches 0", 2, "at least 1, got '0'"),
+    ("errors.md", "lr-find -p tiny -e exp -n held --min-lr 0", 2, "above 0, got '0'"),
+    ("cli.md", f"{DEBUG} --mode fast --set task_wrapper.lr=fast", 1, "expected float"),
+    ("cli.md", f"{DEBUG} --mode overfit --epochs 1", 0, "the model did not fit"),
     ("cli.md", f"{EXEC} -- --no-such-flag", 2, "unrecognized arguments: --no-such-flag"),
     ("cli.md", f"{EXEC} -- --dry-run", 0, ""),
 ]
