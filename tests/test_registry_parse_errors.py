@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from dltemplate.errors import RegistryError
+from dltemplate.registry import edit as registry_edit
+from dltemplate.registry.model import load_registry
 from tests.conftest import Project, make_project
 
 HEAD = "description: P\nexperiments:\n  base:\n    description: E\n    runs:\n"
@@ -70,3 +73,21 @@ def test_commands_name_the_mistake_as_snakemake_does(broken: Project, case: str)
         assert error_lines(result.stderr) == [line], (command, result.stderr)
         assert registry.read_text() == text, command
     assert not Path(broken.path("configs/projects/.edit-")).exists()
+
+
+def test_what_only_the_round_trip_parser_refuses_is_named_with_its_line(tmp_path: Path) -> None:
+    """A tab after `base:` is YAML that PyYAML reads and ruamel.yaml refuses: Snakemake runs,
+    and the commands that edit say why they cannot, where, and that Snakemake reads it."""
+    folder = tmp_path / "projects"
+    folder.mkdir()
+    text = HEAD.replace("  base:\n", "  base:\t\n") + GOOD_RUN.format(i=1)
+    (folder / "adv.yaml").write_text(text)
+    assert load_registry(folder).run("adv", "base", "r1")
+    with pytest.raises(RegistryError) as info:
+        registry_edit.add_experiment(folder, "adv", "e2", "D")
+    assert str(info.value).startswith(
+        f"Registry {folder}/adv.yaml:3:8 cannot be edited by main.py: ruamel.yaml, which keeps "
+        "your comments, refuses it: found character '\\t' that cannot start any token"
+    )
+    assert str(info.value).endswith("(Snakemake reads it); fix the file by hand")
+    assert (folder / "adv.yaml").read_text() == text

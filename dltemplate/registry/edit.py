@@ -29,6 +29,7 @@ from dltemplate.layout import DEFAULT_JOBS
 from dltemplate.records import now, unwritable
 from dltemplate.registry import ids
 from dltemplate.registry.names import check_name
+from dltemplate.registry.yaml12 import error_where
 
 LOCK_NAME = ".registry.lock"
 
@@ -196,10 +197,13 @@ class _Ids:
             except RegistryError as exc:
                 self.broken[path] = str(exc)
                 continue
-            except Exception as exc:  # what the round-trip parser alone refuses
+            except Exception as exc:  # what the round-trip parser alone refuses (a tab)
                 problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+                where, near = error_where(exc, text)
                 self.broken[path] = (
-                    f"Registry {path} does not parse as YAML: {problem}; fix the file by hand"
+                    f"Registry {path}{where} cannot be edited by main.py: ruamel.yaml, which "
+                    f"keeps your comments, refuses it: {problem}{near} (Snakemake reads it); "
+                    "fix the file by hand"
                 )
                 continue
             if isinstance(data, Mapping) and isinstance(data.get("experiments"), Mapping):

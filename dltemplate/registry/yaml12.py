@@ -55,14 +55,15 @@ def safe_load(text: str) -> Any:
     return yaml.load(text, Loader=SafeLoader12)
 
 
-def error_where(exc: yaml.YAMLError, text: str) -> tuple[str, str]:
+def error_where(exc: Exception, text: str) -> tuple[str, str]:
     """Where a YAML error is: `:LINE:COL`, and ` (look at lines A-B)` when the parser notices a
     mistake later than where it is.
 
     A repeated key or an unknown tag (a constructor error) is exactly where the mark says. A
     wrong indentation or a missing colon surfaces on the line after the mistake (line 7
     indented wrongly is reported at 8:8), and an unclosed quote at the end of what it
-    swallowed: name the span from the culprit's candidate line to the reported one.
+    swallowed: name the span from the culprit's candidate line to the reported one. PyYAML's
+    errors and ruamel.yaml's carry the same marks.
     """
     mark = getattr(exc, "problem_mark", None)
     if mark is None:
