@@ -7,6 +7,9 @@
 - a command line that `main.py` cannot parse (an unknown job type in `-r`, a debug mode or
   count that does not exist): 2, argparse's status (docs/errors.md);
 - `main.py debug --mode overfit`: 0 whether the model fits or not (docs/cli.md);
+- `main.py diff` and `reproduce` of a run without a folder: 1 (docs/cli.md); `reproduce` exits 0
+  when the metrics match and 1 when they differ, which tests/test_reproduce.py checks on the
+  full runs it needs;
 - `main.py exec`: Snakemake's exit status (docs/cli.md), 128 + N when signal N ended Snakemake;
 - a second Snakemake on the same results: 1 (docs/errors.md);
 - a fit stopped by SIGTERM or the first Ctrl-C: 143, after saving last.ckpt
@@ -69,6 +72,8 @@ MAIN_CASES = [
     ("errors.md", "lr-find -p tiny -e exp -n held --min-lr 0", 2, "above 0, got '0'"),
     ("cli.md", f"{DEBUG} --mode fast --set task_wrapper.lr=fast", 1, "expected float"),
     ("cli.md", f"{DEBUG} --mode overfit --epochs 1", 0, "the model did not fit"),
+    ("cli.md", "diff tiny/exp/nope tiny/exp/mlp", 1, "No run folder results/tiny/exp/nope"),
+    ("cli.md", "reproduce tiny/exp/nope", 1, "No run folder results/tiny/exp/nope"),
     ("cli.md", f"{EXEC} -- --no-such-flag", 2, "unrecognized arguments: --no-such-flag"),
     ("cli.md", f"{EXEC} -- --dry-run", 0, ""),
 ]
