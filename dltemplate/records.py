@@ -119,8 +119,9 @@ def _existing_ancestor(path: Path) -> Path:
 
 
 def unwritable(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """The paths among `paths` (or the nearest existing folder above a missing one) that this
-    user cannot write: an existing file Snakemake would have to remove, or its folder.
+    """The places among `paths` that this user cannot write: an existing file (which a job or
+    an edit would replace) or its folder, or for a missing path the nearest existing folder
+    above it, where it would be created.
 
     `os.access` asks the kernel, which says no for an immutable file or folder even to root,
     and yes to root for a merely read-only one (root writes there anyway)."""
