@@ -10,7 +10,8 @@
           checkpoints/                      last.ckpt, best.ckpt, last.json, fit_state.json
           checkpoints.old-<n>/              an earlier fit, moved aside when the fit started over
           fit.lock  RESTART                 the fit's lock; a request to start over
-          logs/<job>.log                    each job's log (fit.attempt-<n>.log per attempt)
+          logs/<job>.log                    each job's log (fit.attempt-<n>.log per attempt,
+                                            fit.refused-<n>.log per fit refused by fit.lock)
           metrics/<job>/                    CSV logs (fit: attempt-<n>/ and merged metrics.csv)
           records/<job>.json                each job's own record: when, where, how it ended
           env/packages.txt  env/diff.patch  the jobs' installed packages and uncommitted changes
@@ -195,6 +196,9 @@ class RunLayout:
 
     def attempt_log(self, attempt: int | str) -> str:
         return self._in("logs", f"fit.attempt-{attempt}.log")
+
+    def refused_log(self, number: int | str) -> str:
+        return self._in("logs", f"fit.refused-{number}.log")
 
     def metrics(self, job: str) -> str:
         return self._in("metrics", job)

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,31 @@ def now() -> str:
     """The current local time as ISO 8601 with its UTC offset, to the second: every record's
     timestamps."""
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def unwritable(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The places among `paths` that this user cannot write: an existing file (which a job or
+    an edit would replace) or its folder, or for a missing path the nearest existing folder
+    above it, where it would be created.
+
+    `os.access` asks the kernel, which says no for an immutable file or folder even to root,
+    and yes to root for a merely read-only one (root writes there anyway)."""
+    refused: dict[Path, None] = {}
+    for name in paths:
+        path = Path(name)
+        if path.is_symlink() or path.exists():
+            if not os.access(path.parent, os.W_OK):
+                refused[path.parent] = None
+            elif path.is_file() and not os.access(path, os.W_OK):
+                refused[path] = None
+        else:
+            folder = _existing_ancestor(path.parent)
+            if not os.access(folder, os.W_OK):
+                refused[folder] = None
+    return list(refused)

@@ -11,6 +11,7 @@ from dltemplate.layout import JOB_TYPES, ExperimentLayout, ProjectLayout, RunLay
 from dltemplate.workflow.gc_passes import collect_garbage_less_often
 from dltemplate.workflow.per_job import per_job
 from dltemplate.workflow.settings import apply_output_dir, check_workflow_config
+from dltemplate.workflow.writable import check_writable
 from dltemplate.registry.model import load_registry
 from dltemplate.registry.run_paths import check_run_paths
 from dltemplate.results.summary import declared_modes, experiment_spec, project_spec
@@ -208,3 +209,13 @@ def get_project_run_records(wildcards):
 def get_project_info(wildcards):
     project = exit_on_user_error(REGISTRY.project, wildcards.proj)
     return run_records.project_info(project)
+
+
+def job_files():
+    """The outputs and logs of the jobs about to run (Snakemake removes the old ones first)."""
+    return [f for job in workflow.dag.needrun_jobs() for f in (*job.output, *job.log)]
+
+
+# A read-only or immutable run folder: one line before any job, not Snakemake's traceback.
+onstart:
+    exit_on_user_error(check_writable, job_files())

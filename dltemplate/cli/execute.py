@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -96,9 +97,16 @@ def require_snakefile(command: str) -> None:
 
 
 def run_snakemake(command: Sequence[str]) -> int:
-    """Show the command, run it, and return its exit status."""
+    """Show the command, run it, and return its exit status as a shell would report it: 128 + N
+    when a signal N ended it. A Ctrl-C reaches Snakemake too (one process group), which stops
+    its jobs and exits; this process waits for that instead of dying with a traceback."""
     print("$ " + shlex.join(command), file=sys.stderr, flush=True)
-    return subprocess.call(command)
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)  # not SIG_IGN: inherited
+    try:
+        code = subprocess.call(command)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 128 - code if code < 0 else code
 
 
 def cmd_exec(args: argparse.Namespace) -> int:

@@ -31,6 +31,12 @@ def parse_run_key(text: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
+def _declared(registry: Any, proj: str, exp: str, name: str) -> bool:
+    project = registry.projects.get(proj)
+    experiment = project.experiments.get(exp) if project else None
+    return experiment is not None and name in experiment.runs
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     data = read_json(path, default=None)
     return data if isinstance(data, dict) else None
@@ -90,16 +96,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     proj, exp, name = parse_run_key(args.run)
     layout = RunLayout.of(proj, exp, name)
     folder = layout.path
+    # A registry that does not load is an error of its own, never "not declared".
+    registry = load_registry(args.registry) if Path(args.registry).is_dir() else None
     run = None
-    try:
-        registry = load_registry(args.registry)
+    if registry is not None and _declared(registry, proj, exp, name):
         run = registry.run(proj, exp, name)
-    except UserError:
-        if not folder.is_dir():
-            raise UserError(
-                f"No run {proj}/{exp}/{name}: not in the registry {args.registry} and no folder "
-                f"{folder}; list the runs with: main.py ls -p {proj} -e {exp}"
-            ) from None
+    if run is None and not folder.is_dir():
+        raise UserError(
+            f"No run {proj}/{exp}/{name}: not in the registry {args.registry} and no folder "
+            f"{folder}; list the runs with: main.py ls -p {proj} -e {exp}"
+        )
     console = Console()
 
     # The run as declared, and its jobs' records.

@@ -33,6 +33,7 @@ from dltemplate.records import now, write_json_atomic, write_text_atomic
 from dltemplate.workflow.sources import changed_sources
 
 _ATTEMPT = re.compile(r"attempt-(\d+)")
+_REFUSED = re.compile(r"refused-(\d+)")
 _OLD = re.compile(r".*\.old-(\d+)")
 
 
@@ -159,6 +160,34 @@ def keep_attempt_log(log_file: str | Path | None, run_dir: str | Path, attempt: 
     except OSError:  # no hard links on this file system: copy when the attempt ends
         return None
     return target
+
+
+def set_aside_refused_log(log_file: str | Path | None, run_dir: str | Path) -> Path | None:
+    """A fit refused by the run lock: its log becomes `logs/fit.refused-<n>.log`, and the job's
+    log name (`logs/fit.log`, which Snakemake emptied for this job) names the latest attempt's
+    log again, the one the fit holding the lock writes, which may well finish the run.
+
+    Returns the refused log's path, or None when no attempt's log was there to name (the
+    refused log is then the job's log under both names). The job's output, open on the file,
+    keeps going to the refused log: its last line, the refusal, lands there."""
+    if not log_file or not Path(log_file).is_file():
+        return None
+    layout = _layout(run_dir)
+    taken = [p.name for p in Path(layout.logs).glob(Path(layout.refused_log("*")).name)]
+    number = 1 + max((int(m.group(1)) for n in taken if (m := _REFUSED.search(n))), default=0)
+    refused = Path(layout.refused_log(number))
+    attempts = attempt_numbers(run_dir)
+    latest = Path(layout.attempt_log(attempts[-1])) if attempts else None
+    if latest is None or not latest.is_file():  # nothing to keep: the refusal has both names
+        with contextlib.suppress(OSError):  # no hard links: logs/fit.log alone holds it
+            os.link(log_file, refused)
+        return None
+    os.replace(log_file, refused)
+    try:
+        os.link(latest, log_file)
+    except OSError:  # no hard links on this file system: a copy as it stands
+        shutil.copyfile(latest, log_file)
+    return refused
 
 
 def copy_attempt_log(log_file: str | Path | None, run_dir: str | Path, attempt: int) -> None:

@@ -56,17 +56,27 @@ def _common(snakemake: Any, spec: JobSpec) -> dict[str, Any]:
 
 @_run_job("fit")
 def fit(snakemake: Any, spec: JobSpec) -> None:
+    from dltemplate.jobs import resume
     from dltemplate.jobs.fit import fit_run
 
-    fit_run(
-        **_common(snakemake, spec),
-        done_file=snakemake.output.done,
-        archive_format=snakemake.config.get("archive_format", "py"),
-        sources=spec.sources,
-        checkpoint=snakemake.config.get("checkpoint"),
-        log_file=snakemake.log[0],
-        init_from=spec.init_from,
-    )
+    try:
+        fit_run(
+            **_common(snakemake, spec),
+            done_file=snakemake.output.done,
+            archive_format=snakemake.config.get("archive_format", "py"),
+            sources=spec.sources,
+            checkpoint=snakemake.config.get("checkpoint"),
+            log_file=snakemake.log[0],
+            init_from=spec.init_from,
+        )
+    except resume.RunLockedError as exc:  # keep the log of the fit that holds the lock
+        refused = resume.set_aside_refused_log(snakemake.log[0], spec.run_dir)
+        if refused is None:
+            raise
+        raise resume.RunLockedError(
+            f"{exc} (this refusal is logged in {refused}; {snakemake.log[0]} is the log of "
+            "the latest attempt)"
+        ) from None
 
 
 @_run_job("validate")

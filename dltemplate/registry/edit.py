@@ -26,9 +26,10 @@ from typing import Any
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError, UserError
 from dltemplate.layout import DEFAULT_JOBS
-from dltemplate.records import now
+from dltemplate.records import now, unwritable
 from dltemplate.registry import ids
 from dltemplate.registry.names import check_name
+from dltemplate.registry.yaml12 import error_where
 
 LOCK_NAME = ".registry.lock"
 
@@ -38,10 +39,23 @@ NEW_PROJECT_HEADER = """\
 """
 
 
+def check_writable(paths: Sequence[Path]) -> None:
+    """Refuse, before anything changes, a registry file or folder that this user cannot write
+    (read-only, or immutable: `chattr +i` stops root too)."""
+    refused = unwritable(paths)
+    if refused:
+        raise RegistryError(
+            f"Registry {refused[0]} cannot be written: it is read-only or immutable; make it "
+            f"writable (chmod u+w {refused[0]}, or chattr -i as root) and run the command "
+            "again; nothing was changed"
+        )
+
+
 @contextlib.contextmanager
 def registry_lock(folder: str | Path) -> Iterator[None]:
     """Hold the registry folder's exclusive lock (POSIX `lockf`, which NFS honours too)."""
     folder = Path(folder)
+    check_writable([folder / LOCK_NAME, folder / ids.COUNTER_FILE])
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / LOCK_NAME, "a") as handle:
         fcntl.lockf(handle, fcntl.LOCK_EX)
@@ -130,6 +144,15 @@ def _mapping_child(parent, key: str, kind: str, where: str):
 
 def _write_project(path: Path, text: str) -> None:
     """Check `text` as project `path` would load, then rename it over `path` atomically."""
+    try:
+        _replace_checked(path, text)
+    except OSError as exc:  # checked before the edit (check_writable); a full disk remains
+        raise RegistryError(
+            f"Registry {path} cannot be written: {exc.strerror}; it was left as it was"
+        ) from None
+
+
+def _replace_checked(path: Path, text: str) -> None:
     from dltemplate.registry.model import load_project
 
     scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=".edit-"))
@@ -160,16 +183,28 @@ class _Ids:
     when the change succeeds. Used under the registry lock."""
 
     def __init__(self, folder: Path) -> None:
+        from dltemplate.registry.model import parse_project
+
         self.folder = folder
         self.docs: dict[Path, tuple[Any, Any]] = {}
         self.broken: dict[Path, str] = {}
         for path in sorted(folder.glob("*.yaml")):
             text = path.read_text()
-            try:
+            try:  # first as Snakemake reads it, so that both say the same line
+                parse_project(path, text)
                 yaml = _yaml(text)
                 data = yaml.load(text)
-            except Exception as exc:  # another file's problem: loading the registry names it
-                self.broken[path] = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+            except RegistryError as exc:
+                self.broken[path] = str(exc)
+                continue
+            except Exception as exc:  # what the round-trip parser alone refuses (a tab)
+                problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+                where, near = error_where(exc, text)
+                self.broken[path] = (
+                    f"Registry {path}{where} cannot be edited by main.py: ruamel.yaml, which "
+                    f"keeps your comments, refuses it: {problem}{near} (Snakemake reads it); "
+                    "fix the file by hand"
+                )
                 continue
             if isinstance(data, Mapping) and isinstance(data.get("experiments"), Mapping):
                 self.docs[path] = (yaml, data)
@@ -179,9 +214,7 @@ class _Ids:
 
     def data(self, path: Path) -> Any:
         if path in self.broken:
-            raise RegistryError(
-                f"Registry {path} does not parse as YAML: {self.broken[path]}; fix it by hand"
-            )
+            raise RegistryError(self.broken[path])
         if path not in self.docs:
             raise RegistryError(
                 f"Registry {path} has no `experiments:` mapping; fix the file by hand first"
@@ -194,9 +227,13 @@ class _Ids:
 
     def write(self, edited: Path | None = None, removed: Path | None = None) -> None:
         """Write the edited file, every other file that got ids, and the project counter."""
-        for path in sorted(self.changed | ({edited} if edited else set())):
-            if path == removed or path not in self.docs:
-                continue
+        paths = [
+            path
+            for path in sorted(self.changed | ({edited} if edited else set()))
+            if path != removed and path in self.docs
+        ]
+        check_writable([*paths, *([removed] if removed else [])])
+        for path in paths:
             yaml, data = self.docs[path]
             buffer = io.StringIO()
             yaml.dump(data, buffer)
@@ -213,6 +250,7 @@ def edit_project(folder: str | Path, proj: str, write: bool = True) -> Iterator[
     folder = Path(folder)
     with registry_lock(folder):
         path = _existing_project(folder, proj)
+        check_writable([path])
         registry = _Ids(folder)
         yield registry.data(path)
         if write:

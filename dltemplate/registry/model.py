@@ -24,7 +24,7 @@ from dltemplate.registry import ids
 from dltemplate.registry.names import name_problem
 from dltemplate.registry.resources import job_layers
 from dltemplate.registry.sweeps import expand_sweep
-from dltemplate.registry.yaml12 import safe_load
+from dltemplate.registry.yaml12 import error_where, safe_load
 
 
 @dataclass(frozen=True)
@@ -194,18 +194,27 @@ def _run_jobs(path: Path, run: dict, where: str) -> tuple[str, ...]:
     return jobs
 
 
+def parse_project(path: Path, text: str) -> Any:
+    """The YAML of project file `path`, or the one line that Snakemake and the commands that
+    edit the registry both show when it does not parse."""
+    try:
+        return safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where, near = error_where(exc, text)
+        raise RegistryError(
+            f"Registry {path}{where} does not parse as YAML: {problem}{near}; fix the file by hand"
+        ) from None
+
+
 def load_project(path: Path) -> Project:
     """Load and validate one project file."""
 
     try:
-        data = safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RegistryError(f"Registry {path}{where} does not parse as YAML: {problem}") from None
+        text = path.read_text()
     except OSError as exc:
         raise RegistryError(f"Registry {path} cannot be read: {exc.strerror}") from None
+    data = parse_project(path, text)
     validator = schemas.validator("registry")
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:

@@ -53,3 +53,31 @@ SafeLoader12.add_implicit_resolver(
 
 def safe_load(text: str) -> Any:
     return yaml.load(text, Loader=SafeLoader12)
+
+
+def error_where(exc: Exception, text: str) -> tuple[str, str]:
+    """Where a YAML error is: `:LINE:COL`, and ` (look at lines A-B)` when the parser notices a
+    mistake later than where it is.
+
+    A repeated key or an unknown tag (a constructor error) is exactly where the mark says. A
+    wrong indentation or a missing colon surfaces on the line after the mistake (line 7
+    indented wrongly is reported at 8:8), and an unclosed quote at the end of what it
+    swallowed: name the span from the culprit's candidate line to the reported one. PyYAML's
+    errors and ruamel.yaml's carry the same marks.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return "", ""
+    where = f":{mark.line + 1}:{mark.column + 1}"
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        return where, ""
+    context = getattr(exc, "context_mark", None)
+    if context is not None and "scanning" in str(getattr(exc, "context", "")):
+        first = context.line  # the token that never ended: a quote, a flow bracket
+    else:
+        lines = text.splitlines()
+        first = mark.line - 1  # the last line before it with content
+        while first > 0 and lines[first].strip()[:1] in ("", "#"):
+            first -= 1
+    first = max(0, min(first, mark.line))
+    return where, f" (look at lines {first + 1}-{mark.line + 1})" if first < mark.line else ""
