@@ -105,6 +105,9 @@ def test_jobs_write_only_where_the_layout_says(project: Project) -> None:
         *(run.record(job) for job in JOB_TYPES),
         *(run.plot(name) for name in RUN_PLOTS),
         run.packages(),
+        *(run.exported(fmt) for fmt in EXPORT_FILES),
+        run.export_signature,
+        run.export_readme,
     ):
         assert project.path(path).is_file(), path
 
