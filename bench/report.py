@@ -10,7 +10,14 @@ from typing import Any
 
 from bench.common import REPO, RESULTS
 
-ORDER = ("step_overhead", "data_path", "orchestration", "sweep_throughput", "gpu_step_overhead")
+ORDER = (
+    "step_overhead",
+    "data_path",
+    "orchestration",
+    "sweep_throughput",
+    "export_speed",
+    "gpu_step_overhead",
+)
 # Results measured with older code and not rerun since, by (name, date): rendered under
 # "Historical figures" with the reason, their goals kept out of the Goals table. A rerun has
 # another date, so its result is current again.

@@ -14,6 +14,7 @@ import pytest
 from bench import (
     batches,
     data_path,
+    export_speed,
     gpu_step_overhead,
     orchestration,
     report,
@@ -169,3 +170,12 @@ def test_every_figure_in_benchmarks_md_is_in_a_result_file() -> None:
     text = re.sub(r"`[^`]*`", "", text)  # code: commands, paths, versions (`YAML 1.2`)
     missing = sorted(set(NUMBER.findall(text)) - stored)
     assert not missing, f"figures in BENCHMARKS.md that no bench/results/*.json holds: {missing}"
+
+
+@pytest.mark.slow
+def test_export_speed_quick(tmp_path: Path) -> None:
+    data = read(export_speed.main(["--quick", "--out", str(tmp_path)]))
+    times, speeds = data["tables"]
+    assert [row[0] for row in times["rows"]] == ["MLP", "CNN"]
+    assert speeds["columns"][-1] == "onnxruntime over eager"
+    assert len(speeds["rows"]) == 4  # two models, batches 1 and 64

@@ -18,9 +18,11 @@ leaves no `export.done`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -147,11 +149,12 @@ def export_onnx(model: Forward, example: tuple[torch.Tensor, ...], path: Path) -
             "(or leave onnx out of the run's export: formats)"
         ) from None
     names = [INPUT_NAMES.format(i) for i in range(len(example))]
+    onnx_log = logging.getLogger("torch.onnx")  # notes on torchvision ops this model lacks
+    level = onnx_log.level
     try:
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            onnx_log.setLevel(logging.ERROR)
             torch.onnx.export(
                 model,
                 example,
@@ -165,6 +168,8 @@ def export_onnx(model: Forward, example: tuple[torch.Tensor, ...], path: Path) -
             )
     except Exception as exc:
         raise ExportError(f"torch.onnx cannot export the model: {_first_line(exc)}") from None
+    finally:
+        onnx_log.setLevel(level)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def run(*inputs: torch.Tensor) -> torch.Tensor:
