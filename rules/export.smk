@@ -30,6 +30,7 @@ rule export_best:
         done=EXPERIMENT.best_export_done,
     log:
         EXPERIMENT.file("logs/export_best.log"),
+    localrule: True  # seconds of CPU, like the summaries: on a cluster, on the submit host
     conda:
         "../envs/dltemplate.yaml"
     threads: get_threads("export")

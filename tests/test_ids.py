@@ -191,5 +191,6 @@ def test_an_edit_of_a_file_that_does_not_parse_says_so(proj: Project, capsys) ->
     proj.write("configs/projects/bad.yaml", "description: [unclosed\nexperiments: {}\n")
     before = snapshot()
     code, _, err = cli(capsys, "add-exp", "-p", "bad", "-n", "e", "-d", "E")
-    assert code == 1 and err.startswith("Error: Registry configs/projects/bad.yaml does not parse")
+    assert code == 1 and err.startswith("Error: Registry configs/projects/bad.yaml:")
+    assert "does not parse as YAML" in err
     assert err.count("\n") == 1 and snapshot() == before

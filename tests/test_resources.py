@@ -61,11 +61,13 @@ def test_run_wins_over_experiment_and_job_type_over_both(tmp_path: Path) -> None
     # A job-type key may ask test for more than one GPU; 2d is 2880 minutes.
     assert big["test"] == {"gpus": 2, "mem_mb": 8000, "runtime": 2880, "cpus": 4}
     assert big["predict"] == {"gpus": 1, "mem_mb": 8000, "runtime": 90, "cpus": 4}
+    assert big["export"] == {"mem_mb": 8000, "runtime": 90, "cpus": 4}  # on the CPU
     assert reg.run("p", "other", "r").resources == {
         "fit": {},
         "validate": {},
         "test": {},
         "predict": {},
+        "export": {},
     }
 
 
@@ -110,7 +112,7 @@ def test_runtime_units(value: object, minutes: int | None) -> None:
     [
         (
             "{gpu: 1}",
-            r"at experiments\.e\.runs\.r\.resources: .*'gpu' was unexpected.*allowed keys: cpus, fit, gpus, mem_mb, predict, runtime, test",
+            r"at experiments\.e\.runs\.r\.resources: .*'gpu' was unexpected.*allowed keys: cpus, export, fit, gpus, mem_mb, predict, runtime, test",
         ),
         ("{gpus: -1}", r"resources\.gpus: -1 is less than the minimum of 0"),
         ("{cpus: 0}", r"resources\.cpus: 0 is less than the minimum of 1"),

@@ -92,7 +92,7 @@ def fast(builds: Mapping[str, BuiltRun], layout: RunLayout, config_file: str, ba
             if "fit" in builds:
                 built.task_wrapper.load_state_dict(builds["fit"].task_wrapper.state_dict())
             getattr(trainer, job)(built.task_wrapper, datamodule=built.data_wrapper)
-        print(f"fast: {job} ran {batches} batch(es)", flush=True)
+        print(f"fast: {job} ran {batches} batch(es) (Lightning's fast_dev_run)", flush=True)
     message = f"fast: {', '.join(jobs)} ran {batches} batch(es) each without an error"
     return {"mode": "fast", "batches": batches, "jobs": jobs, "message": message}
 

@@ -6,7 +6,7 @@ dltemplate.jobs.gpu_slots gives each job its own; SLURM gets `--gpus`), `cpus` t
 (SLURM's `--cpus-per-task`), `mem_mb` the memory in MB (`--mem`), `runtime` the time limit in
 minutes (`--time`).
 
-    resources:            # every job of the run (test and predict take at most 1 GPU)
+    resources:            # every job of the run (test and predict take at most 1 GPU, export none)
       gpus: 2
       mem_mb: 16000
       fit: {runtime: 12h} # one job type: wins over the keys above
@@ -66,6 +66,8 @@ def job_layers(
             general = {k: layer[k] for k in VALUE_KEYS if k in layer}
             if job != "fit" and "gpus" in general:
                 general["gpus"] = min(general["gpus"], EVAL_GPUS)
+            if job == "export":  # on the CPU (onnxruntime's check too): no GPU unless asked
+                general.pop("gpus", None)
             values.update(general)
             values.update(layer.get(job) or {})
         if "runtime" in values:
