@@ -15,9 +15,11 @@ from dltemplate.jobs.predict import predict_run
 from dltemplate.layout import RunLayout
 from tests.conftest import Project
 
-# 3 epochs of 5 steps (1,257 training samples in batches of 256). Both settings pick an early
-# epoch, never the last one, so best.ckpt differs from last.ckpt: the default (the lowest
-# val/loss) would pick the last epoch here.
+# 3 epochs of 5 steps (1,257 training samples in batches of 256), at learning rates high enough
+# that the last epoch is not the best: best.ckpt differs from last.ckpt. At lr 0.5 the highest
+# val/acc is epoch 0, while the default (the lowest val/loss) and the lowest val/acc (the
+# mode ignored) are the last epoch; at lr 0.3 the lowest val/loss is epoch 1. (The job refuses
+# modes against a metric's nature, `val/loss` with "max": dltemplate.jobs.monitors.)
 OVERRIDES = {
     "trainer.max_epochs": 3,
     "task_wrapper.model.hidden_dim": 16,
@@ -27,20 +29,20 @@ OVERRIDES = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("metric", "mode", "pick"),
-    [("val/loss", "max", max), ("val/acc", "min", min)],
-    ids=["the-other-mode", "another-metric"],
+    ("metric", "mode", "pick", "lr"),
+    [("val/acc", "max", max, 0.5), ("val/loss", "min", min, 0.3)],
+    ids=["another-metric-and-mode", "the-default"],
 )
 def test_best_checkpoint_follows_monitor_and_test_and_predict_use_it(
-    project: Project, monkeypatch: pytest.MonkeyPatch, metric: str, mode: str, pick
+    project: Project, monkeypatch: pytest.MonkeyPatch, metric: str, mode: str, pick, lr: float
 ) -> None:
     """best.ckpt holds the epoch whose `metric` is best by `mode` (read from the fit's own
     metrics.csv), fit.done records that choice, and the test and predict jobs evaluate with
     exactly its weights (the trace hook of tests/fit_hooks.py saves the weights they run with).
 
     Broken on purpose: with make_trainer's ModelCheckpoint keeping `monitor="val/loss",
-    mode="min"` whatever the config says, best.ckpt holds the last epoch and this test fails
-    for both settings; with test_run and predict_run given `ckpt_path` of last.ckpt, the
+    mode="min"` whatever the config says (or ignoring the mode), best.ckpt holds the last
+    epoch and the first setting fails; with test_run and predict_run given `ckpt_path` of last.ckpt, the
     weights they evaluate with are last.ckpt's and it fails too (each of the two alone as well)."""
     config = project.add_fit_hooks()
     monkeypatch.chdir(project.root)
@@ -49,7 +51,12 @@ def test_best_checkpoint_follows_monitor_and_test_and_predict_use_it(
     job = dict(
         run_dir=run.folder,
         config_file=config,
-        overrides={**OVERRIDES, "trainer.monitor": metric, "trainer.monitor_mode": mode},
+        overrides={
+            **OVERRIDES,
+            "task_wrapper.lr": lr,
+            "trainer.monitor": metric,
+            "trainer.monitor_mode": mode,
+        },
         seed=1,
         threads=1,
     )

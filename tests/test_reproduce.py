@@ -334,7 +334,7 @@ def test_reproduce_names_what_differs_when_the_metrics_do_not_match(
     is not what its code gives: the reproduction says the metrics differ, names the loss and
     the torch version, and exits 1."""
     project = finished_runs
-    other = RunLayout.of("tiny", "exp", "a_elsewhere")
+    other = RunLayout.of("tiny", "exp", "a_other_torch")
     shutil.copytree(
         project.path(RunLayout.of("tiny", "exp", "a").folder), project.path(other.folder)
     )
@@ -346,11 +346,11 @@ def test_reproduce_names_what_differs_when_the_metrics_do_not_match(
         data = json.loads(path.read_text())
         data["versions"]["torch"] = "0.0.1"
         path.write_text(json.dumps(data))
-    result = project.main("reproduce", "tiny/exp/a_elsewhere", "-j", "1", check=False)
+    result = project.main("reproduce", "tiny/exp/a_other_torch", "-j", "1", check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout
     assert (
-        "Reproduced tiny/exp/a_elsewhere as tiny/exp/a_elsewhere-repro: the test metrics DIFFER "
+        "Reproduced tiny/exp/a_other_torch as tiny/exp/a_other_torch-repro: the test metrics DIFFER "
         "(compared exactly (CPU))" in out
     )
     assert "test/loss" in out and "9.5" in out
