@@ -3,12 +3,15 @@
 # nothing here imports torch.
 import sys
 
+from snakemake.logging import logger
+
 from dltemplate.registry import resources
 from dltemplate.results import run_records
 from dltemplate.workflow import targets
 from dltemplate.errors import UserError
 from dltemplate.layout import JOB_TYPES, ExperimentLayout, ProjectLayout, RunLayout
 from dltemplate.workflow.gc_passes import collect_garbage_less_often
+from dltemplate.workflow.on_start import on_start
 from dltemplate.workflow.per_job import per_job
 from dltemplate.workflow.settings import apply_output_dir, check_workflow_config
 from dltemplate.registry.model import load_registry
@@ -172,3 +175,9 @@ def get_project_run_records(wildcards):
 def get_project_info(wildcards):
     project = exit_on_user_error(REGISTRY.project, wildcards.proj)
     return run_records.project_info(project)
+
+
+onstart:
+    # Once, in the head: a forced rerun of a finished fit starts it over; under SLURM, a job
+    # that can never start is named (dltemplate.workflow.on_start).
+    on_start(workflow, logger)
