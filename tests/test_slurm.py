@@ -154,7 +154,7 @@ def test_each_run_is_one_slurm_job_with_its_resources(slurm: None, project: Proj
     assert (a["TimeLimit"], a["MinMemoryNode"], a["NumCPUs"]) == ("00:30:00", "600M", "1")
     assert (b["TimeLimit"], b["MinMemoryNode"], b["NumCPUs"]) == ("00:32:00", f"{big}M", "1")
     # The turns are counted within each SLURM job, not across them: both runs ran at once.
-    assert cpus >= 2 and ran_together(a, b), (a, b)
+    assert cpus >= 2 and ran_together(a, b), [(j["StartTime"], j["EndTime"]) for j in (a, b)]
     # Summary and records ran here, not on the cluster: the plugin logged only the two groups.
     logs = sorted(p.name for p in project.path("logs/slurm").iterdir())
     assert logs == ["group_run_fit_predict_test"], logs
