@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -70,6 +71,17 @@ def slurm() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{problem} (CI=true, where .ci/run starts SLURM: these tests must run)")
     pytest.skip(problem)
+
+
+def start_snakemake(project: Project, out: IO[str]) -> subprocess.Popen:
+    """Snakemake through profiles/slurm in the background, its output going to `out`."""
+    return subprocess.Popen(
+        [str(BIN / "snakemake"), *TEST_SETTINGS],
+        cwd=project.root,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def scontrol_job(job_id: str) -> dict[str, str]:
@@ -186,13 +198,7 @@ def test_a_job_that_can_never_start_is_named_in_one_line(slurm: None, project: P
     log = project.path("snakemake.out")
     pattern = r"SLURM job (\d+) \(run tiny/exp/huge\) cannot start: PartitionConfig, "
     with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "snakemake"), *TEST_SETTINGS],
-            cwd=project.root,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        proc = start_snakemake(project, out)
         try:
             deadline = time.monotonic() + 120
             while not re.search(pattern, log.read_text()):
@@ -239,13 +245,7 @@ def test_cancelled_fit_resumes_from_its_checkpoint_in_the_retry(
     )
     last = project.path("results/tiny/exp/long/checkpoints/last.ckpt")
     with open(project.path("snakemake.out"), "w") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "snakemake"), *TEST_SETTINGS],
-            cwd=project.root,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        proc = start_snakemake(project, out)
         try:
             deadline = time.monotonic() + 300
             running: list[str] = []
