@@ -3,10 +3,10 @@
 Imports no torch, so the command line can use it (`request_restart`). What it manages, in the
 run's layout (dltemplate.layout.RunLayout): the lock `fit.lock` (fcntl; its text says who holds
 it), the `RESTART` request, `checkpoints/` with `fit_state.json` (the fingerprint of the fit
-that made them, and whether it finished), `checkpoints.old-<n>/` (an earlier fit moved aside),
-every attempt's log `logs/fit.attempt-<n>.log` (Snakemake deletes logs/fit.log on a rerun), and
-every attempt's CSV log `metrics/fit/attempt-<n>/`, merged into `metrics/fit/metrics.csv`, with
-`metrics/fit/attempts.json` saying where each attempt started.
+that made them, whether it finished, and then its fit.done record), `checkpoints.old-<n>/` (an
+earlier fit moved aside), every attempt's log `logs/fit.attempt-<n>.log` (Snakemake deletes
+logs/fit.log on a rerun), and every attempt's CSV log `metrics/fit/attempt-<n>/`, merged into
+`metrics/fit/metrics.csv`, with `metrics/fit/attempts.json` saying where each attempt started.
 """
 
 from __future__ import annotations
