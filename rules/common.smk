@@ -3,15 +3,17 @@
 # nothing here imports torch.
 import sys
 
+from snakemake.logging import logger
+
 from dltemplate.registry import resources
 from dltemplate.results import run_records
 from dltemplate.workflow import targets
 from dltemplate.errors import UserError
 from dltemplate.layout import JOB_TYPES, ExperimentLayout, ProjectLayout, RunLayout
 from dltemplate.workflow.gc_passes import collect_garbage_less_often
+from dltemplate.workflow.on_start import on_start
 from dltemplate.workflow.per_job import per_job
 from dltemplate.workflow.settings import apply_output_dir, check_workflow_config
-from dltemplate.workflow.writable import check_writable
 from dltemplate.registry.model import load_registry
 from dltemplate.registry.run_paths import check_run_paths
 from dltemplate.results.summary import declared_modes, experiment_spec, project_spec
@@ -211,11 +213,7 @@ def get_project_info(wildcards):
     return run_records.project_info(project)
 
 
-def job_files():
-    """The outputs and logs of the jobs about to run (Snakemake removes the old ones first)."""
-    return [f for job in workflow.dag.needrun_jobs() for f in (*job.output, *job.log)]
-
-
-# A read-only or immutable run folder: one line before any job, not Snakemake's traceback.
 onstart:
-    exit_on_user_error(check_writable, job_files())
+    # Once, in the head, before any job: a read-only run folder is one line; a forced rerun
+    # of a finished fit starts it over; under SLURM, a job that can never start is named.
+    exit_on_user_error(on_start, workflow, logger)

@@ -1,5 +1,6 @@
 """Layer 4: what reruns after an edit, and why, on real Snakemake runs; a run that tests an
-existing checkpoint; the run lock and an unloadable checkpoint, as a user meets them.
+existing checkpoint; the run lock, an unloadable checkpoint and a fit that had finished, as a
+user meets them.
 
 The tests of this module share one project and run in file order, each building on the last.
 """
@@ -145,8 +146,9 @@ def test_a_run_tests_an_existing_checkpoint_without_fitting(project: Project) ->
 
 def test_a_second_writer_is_stopped_by_the_run_lock(project: Project) -> None:
     before = project.path(f"{A}/checkpoints/last.ckpt").read_bytes()
+    project.path(f"{A}/fit.done").unlink()  # as a killed Snakemake leaves it: the fit reruns
     with run_lock(project.path(A)):  # an orphaned fit of a, still running
-        result = project.snakemake("-R", "fit", "--cores", "1", f"{A}/fit.done", check=False)
+        result = project.snakemake("--cores", "1", f"{A}/fit.done", check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert f"Error: Run {A} is being fitted by another process (pid {os.getpid()} on host" in output
@@ -171,3 +173,27 @@ def test_an_unloadable_checkpoint_stops_with_the_way_out(project: Project) -> No
     project.snakemake("--cores", "1", f"{A}/fit.done")
     assert project.path(f"{A}/checkpoints.old-2/last.ckpt").stat().st_size == 1000
     assert project.path(f"{A}/checkpoints/last.ckpt").stat().st_size > 1000
+
+
+def test_a_finished_fit_is_kept_unless_a_restart_is_asked_for(project: Project) -> None:
+    """A job that outlived a killed Snakemake finished a's fit while the job submitted in its
+    place waited; that job finds fit.done gone (Snakemake removes a job's outputs first)."""
+    done, attempts = project.path(f"{A}/fit.done"), project.path(f"{A}/metrics/fit/attempts.json")
+    record, trained = done.read_text(), attempts.read_text()
+    old = len(list(project.path(A).glob("checkpoints.old-*")))
+    done.unlink()
+    project.snakemake("--cores", "1", f"{A}/fit.done")
+    log = project.path(f"{A}/logs/fit.log").read_text()
+    assert "with this config: its result is kept and nothing trains" in log, log
+    assert "Fit attempt" not in log and "Starting fresh" not in log
+    assert done.read_text() == record and attempts.read_text() == trained  # no attempt trained
+    assert len(list(project.path(A).glob("checkpoints.old-*"))) == old
+
+    # A forced rerun asks for a restart: the finished fit is moved aside and a trains again.
+    result = project.snakemake("-R", "fit", "--cores", "1", f"{A}/fit.done")
+    output = result.stdout + result.stderr
+    assert f"A forced rerun of the finished fit of {A}: it starts over" in output
+    log = project.path(f"{A}/logs/fit.log").read_text()
+    moved = f"{A}/checkpoints.old-{old + 1}/ because a restart was asked for"
+    assert f"Fit attempt 1. Starting fresh: moved the earlier fit to {moved}" in log, log
+    assert not project.path(f"{A}/RESTART").exists()

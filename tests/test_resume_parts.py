@@ -125,11 +125,44 @@ def test_a_fit_that_left_no_checkpoint_leaves_no_old_folder(tmp_path: Path) -> N
     assert resume.read_state(tmp_path)["fingerprint"] == {**PRINT, "seed": 2}
 
 
-def test_a_finished_fit_run_again_starts_over(tmp_path: Path) -> None:
-    fake_fit(tmp_path, PRINT, finished=True)
+def finished_fit(run_dir: Path) -> dict:
+    """A fit that ran to its end: fit.done's record is kept in fit_state.json."""
+    fake_fit(run_dir, PRINT)
+    record = {"best_checkpoint": str(run_dir / "checkpoints/best.ckpt"), "attempts": 1}
+    resume.mark_finished(run_dir, record)
+    return record
+
+
+def test_a_finished_fit_is_the_result_of_its_run(tmp_path: Path) -> None:
+    record = finished_fit(tmp_path)
     plan = resume.plan_fit(tmp_path, PRINT)
-    assert plan.resume_from is None and plan.moved_to == tmp_path / "checkpoints.old-1"
-    assert "had finished" in plan.message
+    assert plan.finished == record and plan.moved_to is None and plan.resume_from is None
+    assert "its result is kept and nothing trains" in plan.message
+    assert resume.attempt_numbers(tmp_path) == [1] and plan.attempt == 1  # no new attempt
+    assert resume.read_state(tmp_path)["finished"] and not list(tmp_path.glob("*.old-*"))
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("config", "the run changed since they were made (seed 1 -> 2)"),
+        ("restart", "a restart was asked for"),
+        ("no result", "it left no record of its result to keep"),
+        ("no best checkpoint", "it left no record of its result to keep"),
+    ],
+)
+def test_a_finished_fit_starts_over_when(tmp_path: Path, change: str, reason: str) -> None:
+    finished_fit(tmp_path)
+    current = {**PRINT, "seed": 2} if change == "config" else PRINT
+    if change == "restart":  # main.py exec --restart, or a forced rerun (-R fit)
+        resume.request_restart(tmp_path)
+    elif change == "no result":  # a fit that finished before the result was recorded
+        resume.write_state(tmp_path, {"fingerprint": PRINT, "finished": True})
+    elif change == "no best checkpoint":
+        (tmp_path / "checkpoints/best.ckpt").unlink()
+    plan = resume.plan_fit(tmp_path, current)
+    assert plan.finished is None and plan.moved_to == tmp_path / "checkpoints.old-1"
+    assert reason in plan.message and "Starting fresh" in plan.message
 
 
 def test_restart_flag_moves_the_fit_aside(tmp_path: Path) -> None:

@@ -89,6 +89,10 @@ def fit_run(
             config_file, sources or source_digests(config_file), overrides, seed
         )
         plan = resume.plan_fit(run_dir, current)
+        if plan.finished is not None:  # e.g. by a job that outlived a killed Snakemake
+            print(plan.message, flush=True)
+            write_json_atomic(done_file, plan.finished)
+            return plan.finished
         linked = resume.keep_attempt_log(log_file, run_dir, plan.attempt)
         print(f"Fit attempt {plan.attempt}. {plan.message}", flush=True)
         try:
@@ -111,7 +115,7 @@ def fit_run(
                 resume.copy_attempt_log(log_file, run_dir, plan.attempt)
         record["fit_seconds"] = total  # over all attempts; each one's in metrics/fit/attempts.json
         write_json_atomic(done_file, record)
-        resume.mark_finished(run_dir)  # after fit.done: a kill in between resumes, not retrains
+        resume.mark_finished(run_dir, record)  # after fit.done: a kill in between resumes
     return record
 
 

@@ -3,10 +3,10 @@
 Imports no torch, so the command line can use it (`request_restart`). What it manages, in the
 run's layout (dltemplate.layout.RunLayout): the lock `fit.lock` (fcntl; its text says who holds
 it), the `RESTART` request, `checkpoints/` with `fit_state.json` (the fingerprint of the fit
-that made them, and whether it finished), `checkpoints.old-<n>/` (an earlier fit moved aside),
-every attempt's log `logs/fit.attempt-<n>.log` (Snakemake deletes logs/fit.log on a rerun), and
-every attempt's CSV log `metrics/fit/attempt-<n>/`, merged into `metrics/fit/metrics.csv`, with
-`metrics/fit/attempts.json` saying where each attempt started.
+that made them, whether it finished, and then its fit.done record), `checkpoints.old-<n>/` (an
+earlier fit moved aside), every attempt's log `logs/fit.attempt-<n>.log` (Snakemake deletes
+logs/fit.log on a rerun), and every attempt's CSV log `metrics/fit/attempt-<n>/`, merged into
+`metrics/fit/metrics.csv`, with `metrics/fit/attempts.json` saying where each attempt started.
 """
 
 from __future__ import annotations
@@ -129,11 +129,24 @@ def write_state(run_dir: str | Path, state: Mapping[str, Any]) -> None:
     write_json_atomic(_layout(run_dir).fit_state, dict(state))
 
 
-def mark_finished(run_dir: str | Path) -> None:
-    """Record that the fit in `run_dir` ran to its end: a later fit starts over."""
+def mark_finished(run_dir: str | Path, result: Mapping[str, Any] | None = None) -> None:
+    """Record that the fit in `run_dir` ran to its end, with `result` (its fit.done record): a
+    later fit job of the same run writes that record again instead of training (see plan_fit)."""
     state = read_state(run_dir) or {}
     state.update(finished=True, finished_at=now())
+    if result is not None:
+        state["result"] = dict(result)
     write_state(run_dir, state)
+
+
+def finished_result(run_dir: str | Path, state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The fit.done record of the finished fit that `state` describes, while its best
+    checkpoint is still there; None otherwise (a fit finished before records were kept)."""
+    result = state.get("result")
+    if not isinstance(result, dict):
+        return None
+    best = result.get("best_checkpoint")
+    return result if not best or Path(best).is_file() else None
 
 
 # -- attempts --------------------------------------------------------------------------------
@@ -309,6 +322,7 @@ class FitPlan:
     attempt: int  # this attempt's number (1 after a fresh start)
     moved_to: Path | None  # where an earlier fit's files went, if they were moved aside
     message: str  # one line for the log
+    finished: dict[str, Any] | None = None  # the fit.done record of a fit that had finished
 
 
 def request_restart(run_dir: str | Path) -> Path:
@@ -360,8 +374,13 @@ def move_aside(run_dir: str | Path, why: str) -> Path:
 def plan_fit(run_dir: str | Path, current: Mapping[str, Any]) -> FitPlan:
     """Decide, under the run's lock, whether this fit resumes `checkpoints/last.ckpt` or starts
     fresh, moving an earlier fit aside when its checkpoints must not be resumed: a restart was
-    asked for, the config or overrides changed, or that fit had finished (a forced rerun).
-    Records the current fingerprint for the next attempt."""
+    asked for, or the config or overrides changed. Records the current fingerprint for the
+    next attempt.
+
+    A fit of this very run that had finished is the run's result (`FitPlan.finished`): nothing
+    trains. That happens when a killed Snakemake left a job running, which finished while the
+    job submitted in its place waited. A forced rerun (`-R fit`) of a finished fit asks for a
+    restart (dltemplate.workflow.on_start), and so does `main.py exec --restart`."""
     layout = _layout(run_dir)
     folder, last = Path(layout.checkpoints), Path(layout.last_checkpoint)
     restart = Path(layout.restart_flag)
@@ -376,7 +395,14 @@ def plan_fit(run_dir: str | Path, current: Mapping[str, Any]) -> FitPlan:
         changes = _differences(state.get("fingerprint", {}), current)
         why = f"the run changed since they were made ({changes})"
     elif state is not None and state.get("finished"):
-        why = "that fit had finished, so this rerun (e.g. -R fit) starts over"
+        kept = finished_result(run_dir, state)
+        if kept is not None:
+            message = (
+                f"The fit of this run finished at {state.get('finished_at')}, with this config: "
+                f"its result is kept and nothing trains. {restart_hint(run_dir)}"
+            )
+            return FitPlan(None, max(attempt_numbers(run_dir), default=0), None, message, kept)
+        why = "that fit had finished, and it left no record of its result to keep"
     elif has_checkpoints and not last.is_file():
         why = f"there is no {last.name} to resume"
     moved_to = None
