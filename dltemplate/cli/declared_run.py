@@ -41,21 +41,27 @@ def add_declared_run_parser(
     return parser
 
 
-def declared_run(args: argparse.Namespace) -> DeclaredRun:
-    """The run that `-p -e -n` name, with the `--set` overrides over its own; an unknown
-    project, experiment or run is a one-line error that says which."""
+def registered_run(args: argparse.Namespace) -> tuple[Run, JobSpec, dict[str, Any]]:
+    """The run that `-p -e -n` name, the spec its jobs get, and the workflow settings; an
+    unknown project, experiment or run is a one-line error that says which."""
     from dltemplate.registry.model import load_registry
     from dltemplate.workflow.targets import job_spec
 
-    if args.debug:  # main.py --debug: tracebacks of the job's errors too (dltemplate.jobs.logs)
-        os.environ["DLT_DEBUG"] = "1"
-    sets = set_overrides(args)
     registry = load_registry(args.registry)
     registry.project(args.proj)
     registry.experiment(args.proj, args.exp)
     run = registry.run(args.proj, args.exp, args.name)
     settings = workflow_settings()
-    spec = job_spec(run, int(settings.get("seed", 0)))
+    return run, job_spec(run, int(settings.get("seed", 0))), settings
+
+
+def declared_run(args: argparse.Namespace) -> DeclaredRun:
+    """The run that `-p -e -n` name, with the `--set` overrides over its own; an unknown
+    project, experiment or run is a one-line error that says which."""
+    if args.debug:  # main.py --debug: tracebacks of the job's errors too (dltemplate.jobs.logs)
+        os.environ["DLT_DEBUG"] = "1"
+    sets = set_overrides(args)
+    run, spec, settings = registered_run(args)
     if sets:
         source = f"{SET_SOURCE} or {run.source}"
         spec = dataclasses.replace(spec, overrides={**spec.overrides, **sets}, source=source)

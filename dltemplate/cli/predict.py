@@ -16,16 +16,10 @@ from dltemplate.cli.options import add_registry_option
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from dltemplate.cli.common import workflow_settings
-    from dltemplate.registry.model import load_registry
-    from dltemplate.workflow.targets import fitted_input, job_spec
+    from dltemplate.cli.declared_run import registered_run
+    from dltemplate.workflow.targets import fitted_input
 
-    registry = load_registry(args.registry)
-    registry.project(args.proj)
-    registry.experiment(args.proj, args.exp)
-    run = registry.run(args.proj, args.exp, args.name)
-    settings = workflow_settings()
-    spec = job_spec(run, int(settings.get("seed", 0)))
+    run, spec, settings = registered_run(args)
     threads = int((settings.get("threads") or {}).get("predict") or 1)
     output = args.output or Path(args.input).with_suffix(".predictions.csv")
     from dltemplate.jobs.predict_file import predict_file
