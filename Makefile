@@ -54,7 +54,7 @@ format: setup  ## format the code (ruff) and the workflow (snakefmt)
 	$(BIN)/ruff format .
 	$(BIN)/snakefmt Snakefile rules/
 
-bench: setup  ## run bench/ (about 47 min on 2 cores) and rewrite BENCHMARKS.md
+bench: setup  ## run bench/ (long: the 1,000-run sweeps dominate) and rewrite BENCHMARKS.md
 	$(BIN)/python -m bench
 
 clean-results:  ## delete results/ (every run's outputs, checkpoints included)
