@@ -244,3 +244,13 @@ def test_predict_before_the_fit_says_so(project: Project) -> None:
         "predict", "-p", "tiny", "-e", "exp", "-n", "mlp", "--input", "new.npy", check=False
     )
     assert "has no finished fit" in error_line(result)
+
+
+def test_export_best_is_part_of_the_default_target(project: Project) -> None:
+    """Broken on purpose (the registry not reading `export: best`): the default target has no
+    best_export.done and the experiment's best run is never exported by `snakemake`."""
+    project.write("configs/projects/tiny.yaml", REGISTRY)
+    project.write("configs/gated.py", GATED)
+    dry = project.snakemake("-n").stdout
+    assert "results/tiny/exp/best_export.done" in dry
+    assert "results/tiny/reg/best_export.done" not in dry  # reg does not ask for it

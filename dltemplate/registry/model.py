@@ -254,6 +254,7 @@ def load_project(path: Path) -> Project:
             exp.get("metric"),
             exp.get("metric_mode"),
             exp.get(ids.ID),
+            export_best=exp.get("export") == "best",
         )
     _check_unique_ids(path, {e.name: e.id for e in experiments.values()}, "experiment")
     return Project(
