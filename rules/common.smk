@@ -16,6 +16,7 @@ from dltemplate.workflow.per_job import per_job
 from dltemplate.workflow.settings import apply_output_dir, check_workflow_config
 from dltemplate.registry.model import load_registry
 from dltemplate.registry.run_paths import check_run_paths
+from dltemplate.warm.place import mark_cluster_jobs
 from dltemplate.results.summary import declared_modes, experiment_spec, project_spec
 
 
@@ -29,6 +30,7 @@ def exit_on_user_error(function, *args):
 
 exit_on_user_error(check_workflow_config, config)
 exit_on_user_error(apply_output_dir, config)
+mark_cluster_jobs(workflow.remote_exec)  # their jobs run cold (dltemplate.warm)
 REGISTRY = exit_on_user_error(load_registry, config["registry"])
 collect_garbage_less_often()  # a large sweep's DAG builds faster (see dltemplate.workflow.gc_passes)
 

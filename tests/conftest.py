@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Jobs run cold in the tests (each scratch project would start its own warm server, a process
+# holding torch and Lightning); tests/test_warm_jobs.py turns warm starts on for its own jobs.
+# DLT_WARM=1 runs the whole suite warm.
+os.environ.setdefault("DLT_WARM", "0")
 BIN = Path(sys.executable).parent
 # The plots that a run's record job draws (rules/records.smk), under the run's plots/.
 RUN_PLOTS = ("learning_curves.png", "epochs.html", "confusion_matrix.png", "regression.png")

@@ -24,13 +24,14 @@ from dltemplate.cli import (
     reproduce,
     rm,
     show,
+    warm,
 )
 from dltemplate.cli.options import resolve_ids
 from dltemplate.errors import UserError
 
 COMMANDS = [
     *(init, add_exp, add_run, execute, ls, rm, hparams, show, diff, reproduce),
-    *(debug, lr_find, predict),
+    *(debug, lr_find, predict, warm),
 ]
 
 

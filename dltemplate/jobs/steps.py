@@ -1,5 +1,7 @@
 """The steps that Snakemake's scripts run: each script is `run_step(snakemake, <step>)`.
 
+A job runs in a fork of the project's warm server when one serves (dltemplate.warm: torch and
+Lightning are imported already), else in the script's own process, the same way in both.
 Every step runs with its output in the job's log (a user error ends it with one line and exit
 1, see dltemplate.jobs.logs). The jobs of a run (fit, validate, test, predict) also keep their
 record, `records/<job>.json`, and claim their GPUs before torch loads; their parameters come as
@@ -16,14 +18,23 @@ from dltemplate.jobs.gpu_slots import claim_gpus
 from dltemplate.jobs.logs import job_log
 from dltemplate.layout import RESULTS, use_results_root
 from dltemplate.results.run_records import job_record
+from dltemplate.warm.client import hand_over
 from dltemplate.workflow.job_spec import JobSpec
 
 Step = Callable[..., Any]
 
 
 def run_step(snakemake: Any, step: Step) -> None:
-    """Run `step` for the Snakemake job `snakemake` (the object a `script:` receives)."""
+    """Run `step` for the Snakemake job `snakemake` (the object a `script:` receives), in a
+    warm server's child (this process then exits with its status) or here."""
+    run_here(snakemake, step, note=hand_over(snakemake, step))
+
+
+def run_here(snakemake: Any, step: Step, note: str | None = None) -> None:
+    """Run `step` in this process; `note` (how the job started) opens its log."""
     with job_log(snakemake.log[0]):
+        if note:
+            print(note, flush=True)
         use_results_root(snakemake.config.get("output_dir") or RESULTS)  # checked at parse
         job = getattr(step, "job", None)
         if job is None:

@@ -1,0 +1,126 @@
+"""What a warm server's forked child does: become the job's process, run its step, exit.
+
+The child takes the job script's stdin, stdout and stderr, working directory, environment,
+umask, `sys.path` and `sys.argv`, gives the signals back their defaults, draws fresh random
+seeds (a cold process starts with fresh ones), and runs the step through the cold path of
+dltemplate.jobs.steps. It ends itself with SIGKILL when the job script goes away (its
+connection closes) or the server dies (PR_SET_PDEATHSIG), so nothing runs on orphaned. At the
+end it runs the exit handlers and exits without waiting for threads the job left behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import importlib
+import os
+import pickle
+import random
+import signal
+import socket
+import sys
+import threading
+import traceback
+from typing import Any, NoReturn
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_server(server_pid: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != server_pid:  # the server died before the line above
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _die_with_script(conn: socket.socket) -> None:
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while conn.recv(4096):
+                pass
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="warm-job-script-watch", daemon=True).start()
+
+
+def _become(message: dict[str, Any], fds: list[int]) -> None:
+    for target, fd in enumerate(fds[:3]):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(message["cwd"])
+    os.environ.clear()
+    os.environ.update(message["env"])
+    os.umask(message["umask"])
+    sys.path[:] = message["sys_path"]
+    sys.argv[:] = message["argv"]
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+
+
+def _reset_signals() -> None:
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _step(reference: str) -> Any:
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """What Python's own exit makes of a SystemExit."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def run_job(
+    message: dict[str, Any],
+    conn: socket.socket,
+    fds: list[int],
+    *,
+    server_pid: int,
+    close: list[int],
+) -> NoReturn:
+    code = 1
+    try:
+        _reset_signals()
+        _die_with_server(server_pid)
+        for fd in close:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        _die_with_script(conn)
+        _become(message, fds)
+        snakemake = pickle.loads(message["snakemake"])
+        from dltemplate.jobs.steps import run_here
+
+        note = f"Warm start: process {os.getpid()}, forked by the warm job server {server_pid}"
+        run_here(snakemake, _step(message["step"]), note=note)
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except KeyboardInterrupt:  # as Python does: the traceback, then death by SIGINT
+        traceback.print_exc()
+        code = -signal.SIGINT
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        if code < 0:
+            signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+        os._exit(code & 0xFF)

@@ -1,0 +1,186 @@
+"""The job script's side of a warm start (torch-free: it runs before anything heavy loads).
+
+`hand_over` sends the job to the project's warm server, forwards the signals the script gets
+to the job's process, and exits with that process's status. When warm jobs are off, or the
+server cannot be reached (none yet, a stale socket, a full /tmp, a server whose code is out of
+date), it returns the one line that says so, and the job runs cold in the script's own
+process; a server is then started for the jobs that follow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pickle
+import resource
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from dltemplate.warm import place, wire
+
+FORWARDED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+CONNECT_TIMEOUT = 10  # seconds for the server to take the job (it forks at once)
+
+
+def hand_over(snakemake: Any, step: Callable[..., Any]) -> str | None:
+    """Run the job in a warm server's child and exit with its status. Returns only when the
+    job is to run cold here: None when warm jobs are off, else the line for its log."""
+    if place.why_cold(snakemake.config):
+        return None
+    project = Path.cwd()
+    where = place.place_for(project)
+    try:
+        sock = _connect(where)
+    except OSError as exc:
+        return f"Cold start: no warm job server ({exc.strerror or exc}); {_start(project, where)}"
+    with sock:
+        try:
+            wire.send(sock, _request(snakemake, step), fds=_std_fds())
+            reply, _ = wire.receive(sock)
+        except (OSError, EOFError, pickle.PicklingError) as exc:
+            return f"Cold start: the warm job server did not take the job ({exc})"
+        if "refused" in reply:
+            return f"Cold start: {reply['refused']}; {_start(project, where)}"
+        sock.settimeout(None)
+        _exit_like(_wait(sock, reply["pid"], snakemake.log))
+
+
+def _connect(where: place.Place) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(CONNECT_TIMEOUT)
+    try:
+        sock.connect(str(where.socket))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _start(project: Path, where: place.Place) -> str:
+    """Start a server for the next jobs, unless another job is starting one."""
+    try:
+        where.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = os.open(where.start_lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        return f"none can be started ({exc})"
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock)
+        return "another job is starting one"
+    try:
+        with open(where.log, "a") as log:
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dltemplate.warm.server",
+                    str(project),
+                    str(where.folder),
+                    where.key,
+                ],
+                cwd=project,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # out of the terminal's signals and Snakemake's kills
+                pass_fds=(lock,),  # the server lets go of the lock once it listens
+                env={**os.environ, place.START_LOCK_FD_ENV: str(lock)},
+            )
+    except OSError as exc:
+        return f"none could be started ({exc})"
+    finally:
+        os.close(lock)
+    return f"one is starting for the next jobs (its log: {where.log})"
+
+
+def _std_fds() -> list[int]:
+    fds = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            fd = os.open(os.devnull, os.O_RDWR)
+        fds.append(fd)
+    return fds
+
+
+def _request(snakemake: Any, step: Callable[..., Any]) -> dict[str, Any]:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return {
+        "ask": "job",
+        "step": f"{step.__module__}:{step.__name__}",
+        "snakemake": pickle.dumps(snakemake, protocol=pickle.HIGHEST_PROTOCOL),
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "umask": umask,
+        "sys_path": list(sys.path),
+        "argv": list(sys.argv),
+        "client_pid": os.getpid(),
+        "log": str(snakemake.log[0]) if snakemake.log else None,
+    }
+
+
+def _wait(sock: socket.socket, pid: int, logs: Any) -> int:
+    """The exit status of the job's process `pid`, passing it the signals this script gets."""
+
+    def forward(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    try:
+        reply, _ = wire.receive(sock)
+        return int(reply["exit"])
+    except (OSError, EOFError, KeyError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    message = (
+        f"Error: the warm job server stopped while this job ran in its process {pid}, which "
+        "was stopped too; run the same target again (a fit resumes from its last checkpoint)"
+    )
+    print(message, file=sys.stderr, flush=True)
+    for log in list(logs or [])[:1]:
+        with contextlib.suppress(OSError), open(log, "a") as file:
+            print(message, file=file)
+    return 1
+
+
+def _exit_like(code: int) -> NoReturn:
+    """Exit as the job's process did: with its status, or killed by the same signal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code < 0:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(
+                resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1])
+            )
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+        code = 128 - code
+    os._exit(code)
+
+
+def ask(where: place.Place, what: str) -> dict[str, Any] | None:
+    """The server's answer to `what` (status, stop), or None when none is listening."""
+    try:
+        with _connect(where) as sock:
+            wire.send(sock, {"ask": what})
+            return wire.receive(sock)[0]
+    except (OSError, EOFError):
+        return None

@@ -1,0 +1,290 @@
+"""The warm job server: `python -m dltemplate.warm.server <project folder>`.
+
+It imports torch, Lightning, torchmetrics, matplotlib and the project's packages once, then
+waits on its Unix socket. For each job it forks a child (dltemplate.warm.child) from that
+clean state; the server itself runs no job code, touches no GPU and starts no torch thread
+pool, so every child starts as the previous one did. Before each fork it checks that the code
+it loaded is unchanged (dltemplate.warm.fingerprint); when it changed, it refuses the job (the
+job runs cold), stops taking jobs and exits once its running jobs end, and the next job starts
+a fresh server. It also stops after `idle` seconds without a job, on SIGTERM, and when its
+socket file is removed or replaced. A connection may also ask for its status or its stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import pkgutil
+import selectors
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dltemplate.errors import one_line
+from dltemplate.warm import child, place, wire
+from dltemplate.warm.fingerprint import (
+    fingerprint,
+    package_folders,
+    project_module_files,
+    what_changed,
+)
+
+PRELOAD = (
+    "numpy",
+    "torch",
+    "lightning",
+    "torchmetrics",
+    "matplotlib.pyplot",
+    "snakemake.script",
+    "dltemplate.jobs.fit",
+    "dltemplate.jobs.evaluate",
+    "dltemplate.jobs.predict",
+    "dltemplate.results.run_records",
+    "dltemplate.results.plots",
+    "dltemplate.results.summary",
+)
+# Top-level folders of a project that are not packages of its code (configs are read fresh by
+# each job, as cold jobs read them).
+NOT_PRELOADED = {"configs", "tests", "bench", "results", "data", "docs", "dltemplate", "scripts"}
+
+
+def say(message: str) -> None:
+    """A line of the server's log (a full disk costs the line, not the server)."""
+    with contextlib.suppress(OSError):
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{os.getpid()}] {message}", flush=True)
+
+
+def _import(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # a module that fails here is imported by the job, as when cold
+        say(f"not preloaded: {name}: {one_line(exc)}")
+
+
+def preload(project: Path) -> None:
+    for name in PRELOAD:
+        _import(name)
+    for folder in sorted(project.iterdir()):
+        if folder.name in NOT_PRELOADED or not (folder / "__init__.py").is_file():
+            continue
+        _import(folder.name)
+        for module in pkgutil.walk_packages([str(folder)], prefix=f"{folder.name}."):
+            _import(module.name)
+
+
+class Server:
+    def __init__(self, project: Path, where: place.Place, idle: float) -> None:
+        self.project = project
+        self.where = where
+        self.idle = idle
+        self.started = time.time()
+        self.children: dict[int, tuple[socket.socket, dict[str, Any]]] = {}
+        self.served = 0
+        self.stopping = ""
+        self.listener: socket.socket | None = None
+        self.inode = -1
+
+    def run(self) -> None:
+        preload(self.project)
+        self.files = project_module_files(self.project)
+        self.folders = package_folders()
+        self.loaded = fingerprint(self.files, self.folders)
+        self._listen()
+        lock = os.environ.pop(place.START_LOCK_FD_ENV, None)
+        if lock:  # the next job may start a server again (when this one stops)
+            with contextlib.suppress(OSError):
+                os.close(int(lock))
+        say(f"ready in {time.time() - self.started:.1f} s: {self.where.socket}")
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._stop_on_signal)
+        self.wake = (wake_r, wake_w)
+        selector = selectors.DefaultSelector()
+        selector.register(self.listener, selectors.EVENT_READ)
+        selector.register(wake_r, selectors.EVENT_READ)
+        last_job = time.monotonic()
+        while self.listener is not None or self.children:
+            for key, _ in selector.select(timeout=1.0):
+                if key.fileobj is self.listener:
+                    self._accept()
+                else:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 4096)
+            self._reap()
+            if self.children:
+                last_job = time.monotonic()
+            if self.listener is None:
+                continue
+            if not self.stopping and time.monotonic() - last_job > self.idle:
+                self.stopping = f"idle for {self.idle:g} s"
+            if not self.stopping and not self._owns_socket():
+                self.stopping = "its socket file was removed or replaced"
+            if self.stopping:
+                selector.unregister(self.listener)
+                self._close_listener()
+        say(f"stopped ({self.stopping}); {self.served} jobs served")
+
+    def _stop_on_signal(self, signum: int, _frame: Any) -> None:
+        self.stopping = self.stopping or f"signal {signal.Signals(signum).name}"
+
+    def _listen(self) -> None:
+        self.where.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staging = self.where.folder / f"{self.where.key}.{os.getpid()}.sock"
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(staging))
+        listener.listen(64)
+        os.replace(staging, self.where.socket)  # over a stale socket file, atomically
+        self.inode = os.stat(self.where.socket).st_ino
+        self.listener = listener
+        state = {
+            "pid": os.getpid(),
+            "started": self.started,
+            "project": str(self.project),
+            "python": sys.executable,
+            "socket": str(self.where.socket),
+            "log": str(self.where.log),
+            "idle_seconds": self.idle,
+        }
+        staged = self.where.state.with_suffix(f".{os.getpid()}.tmp")
+        staged.write_text(json.dumps(state, indent=1))
+        os.replace(staged, self.where.state)
+
+    def _owns_socket(self) -> bool:
+        try:
+            return os.stat(self.where.socket).st_ino == self.inode
+        except OSError:
+            return False
+
+    def _close_listener(self) -> None:
+        if self._owns_socket():
+            for path in (self.where.socket, self.where.state):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        assert self.listener is not None
+        self.listener.close()
+        self.listener = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "started": self.started,
+            "project": str(self.project),
+            "served": self.served,
+            "running": {pid: job for pid, (_, job) in self.children.items()},
+            "idle_seconds": self.idle,
+            "log": str(self.where.log),
+        }
+
+    def _accept(self) -> None:
+        assert self.listener is not None
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        fds: list[int] = []
+        try:
+            conn.settimeout(10)
+            message, fds = wire.receive(conn)
+            ask = message.get("ask")
+            if ask == "status":
+                wire.send(conn, self.status())
+            elif ask == "stop":
+                self.stopping = self.stopping or "asked to stop"
+                wire.send(conn, self.status())
+            elif ask == "job":
+                self._start_job(conn, message, fds)
+                return  # the connection stays open until the job ends
+        except Exception as exc:  # a client that left or sent garbage costs only itself
+            say(f"a connection failed: {one_line(exc)}")
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+
+    def _refusal(self) -> str | None:
+        changed = what_changed(self.loaded, fingerprint(self.files, self.folders))
+        if changed:
+            self.stopping = changed
+            return f"{changed}; this server stops and the next job starts a fresh one"
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_initialized():  # never expected: a fork would break
+            self.stopping = "CUDA was initialized in the server"
+            return self.stopping
+        if self.stopping:
+            return f"the server is stopping ({self.stopping})"
+        return None
+
+    def _start_job(self, conn: socket.socket, message: dict[str, Any], fds: list[int]) -> None:
+        refusal = self._refusal()
+        if refusal:
+            say(f"refused a job: {refusal}")
+            wire.send(conn, {"refused": refusal})
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            others = [c.fileno() for c, _ in self.children.values()]
+            assert self.listener is not None
+            child.run_job(
+                message,
+                conn,
+                fds,
+                server_pid=os.getppid(),
+                close=[self.listener.fileno(), *self.wake, *others],
+            )  # does not return
+        for fd in fds:
+            os.close(fd)
+        conn.settimeout(None)
+        self.served += 1
+        job = {key: message.get(key) for key in ("step", "cwd", "client_pid", "log")}
+        self.children[pid] = (conn, job)
+        say(f"job {self.served}: {job['step']} for {job['log']} runs in process {pid}")
+        with contextlib.suppress(OSError):  # the script is gone: the child notices and ends
+            wire.send(conn, {"pid": pid})
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid not in self.children:
+                continue
+            conn, job = self.children.pop(pid)
+            code = os.waitstatus_to_exitcode(status)
+            say(f"process {pid} ({job['step']}) ended: {_status_text(code)}")
+            with contextlib.suppress(OSError):
+                wire.send(conn, {"exit": code})
+            conn.close()
+
+
+def _status_text(code: int) -> str:
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit status {code}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Arguments: the project folder, the folder of the socket, the server's key."""
+    project, folder, key = sys.argv[1:] if argv is None else argv
+    os.chdir(project)
+    Server(Path(project), place.Place(Path(folder), key), place.idle_seconds()).run()
+
+
+if __name__ == "__main__":
+    main()
