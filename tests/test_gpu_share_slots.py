@@ -18,7 +18,8 @@ import pytest
 
 from dltemplate.errors import UserError
 from dltemplate.jobs import gpu_slots
-from tests.test_gpu_slots import HOLDER, Holder, env
+from tests.conftest import Project
+from tests.test_gpu_slots import HOLDER, Holder, _slot_lines, env
 
 
 @pytest.fixture(autouse=True)
@@ -107,3 +108,36 @@ def test_a_share_job_gets_one_device(tmp_path: Path) -> None:
     assert gpu_slots.claim_gpus(1, environ, said.append, share_units=60) == ["0"]
     with pytest.raises(UserError, match=r"asks for 15/60 of a GPU but no GPU is visible"):
         gpu_slots.claim_gpus(None, env(tmp_path, CUDA_VISIBLE_DEVICES=""), share_units=15)
+
+
+@pytest.mark.slow
+def test_two_half_gpu_fits_share_one_device(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Snakemake starts both fits (30 + 30 of the 60 `gpu_share` units that one GPU has), and
+    both get the machine's one device; the test hook holds each fit after its first batch
+    until both are there (were they run one after the other, the hook would time out)."""
+    config = project.add_fit_hooks()
+    project.write(
+        "configs/projects/tiny.yaml",
+        """\
+        description: P
+        experiments:
+          exp:
+            description: two one-epoch fits on half a GPU each
+            resources: {cpus: 1, gpus: 0.5}
+            runs:
+              a: {description: R, config: CONFIG, jobs: [fit], overrides: {trainer.max_epochs: 1, task_wrapper.model.hidden_dim: 8}}
+              b: {description: R, config: CONFIG, jobs: [fit], overrides: {trainer.max_epochs: 1, task_wrapper.model.hidden_dim: 8}}
+        """.replace("CONFIG", config),
+    )
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # a pretend machine with one GPU
+    monkeypatch.setenv(gpu_slots.SLOTS_DIR_ENV, str(tmp_path / "slots"))
+    monkeypatch.setenv("DLT_TEST_BARRIER", f"0,0,{tmp_path / 'barrier'},2")
+    project.snakemake("--cores", "2", "--resources", "gpu=1", "gpu_share=60")
+    got = _slot_lines(project, ["a", "b"])
+    (dev_a, start_a, end_a), (dev_b, start_b, end_b) = got["a"], got["b"]
+    assert dev_a == dev_b == "0"
+    assert start_a < end_b and start_b < end_a  # at the same time
+    log = project.path("results/tiny/exp/a/logs/fit.log").read_text()
+    assert "30/60 of a GPU" in log
