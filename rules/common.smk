@@ -6,6 +6,7 @@ import sys
 from snakemake.logging import logger
 
 from dltemplate.registry import resources
+from dltemplate.registry.gpu_shares import SHARE_RESOURCE
 from dltemplate.results import run_records
 from dltemplate.workflow import targets
 from dltemplate.errors import UserError
@@ -145,10 +146,17 @@ def get_project_spec(wildcards):
     return exit_on_user_error(project_spec, REGISTRY, wildcards.proj)
 
 
+# GPUs are shared on this machine when `--resources` counts their shares (profiles/local's
+# `gpu_share`); elsewhere a share job asks for a whole GPU (dltemplate.registry.gpu_shares).
+LOCAL_GPU_SHARES = SHARE_RESOURCE in workflow.global_resources
 # What each job type asks for when all runs ask the same: constants, not evaluated per job.
 SHARED_RESOURCES = {
     job: exit_on_user_error(
-        resources.shared_by_all, [run.resources for run in REGISTRY.runs()], job, config
+        resources.shared_by_all,
+        [run.resources for run in REGISTRY.runs()],
+        job,
+        config,
+        LOCAL_GPU_SHARES,
     )
     for job in JOB_TYPES
 }
@@ -169,13 +177,17 @@ def get_resources(job):
     """The rule's resources (gpu, mem_mb, runtime), constants where every run agrees."""
     if SHARED_RESOURCES[job] is not None:
         return SHARED_RESOURCES[job]["resources"]
-    return {name: get_resource(job, name) for name in ("gpu", "mem_mb", "runtime")}
+    names = resources.resource_names(config, LOCAL_GPU_SHARES)
+    return {name: get_resource(job, name) for name in names}
 
 
 def get_resource(job, name):
     @per_job
     def resource(wildcards):
-        return resources.job_resource(get_run(wildcards).resources, job, name, config)
+        run_resources = get_run(wildcards).resources
+        return resources.job_resource(
+            run_resources, job, name, config, LOCAL_GPU_SHARES
+        )
 
     return resource
 

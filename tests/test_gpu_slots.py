@@ -21,8 +21,13 @@ HOLDER = textwrap.dedent(
     """\
     import sys
     from pathlib import Path
-    from dltemplate.jobs.gpu_slots import acquire
-    got = acquire(int(sys.argv[1]), sys.argv[2].split(","), Path(sys.argv[3]), timeout=30)
+    from dltemplate.jobs.gpu_slots import acquire, acquire_share
+    what, devices, folder = sys.argv[1], sys.argv[2].split(","), Path(sys.argv[3])
+    timeout = float(sys.argv[4])
+    if what.startswith("u"):  # u15: 15 units of one device
+        got = [acquire_share(int(what[1:]), devices, folder, timeout=timeout, poll=0.05)]
+    else:
+        got = acquire(int(what), devices, folder, timeout=timeout)
     print(",".join(got), flush=True)
     sys.stdin.read()  # hold the locks until the test closes stdin (or kills us)
     """
@@ -30,11 +35,15 @@ HOLDER = textwrap.dedent(
 
 
 class Holder:
-    """Another process that holds GPU slots until it is stopped."""
+    """Another process that holds GPU slots until it is stopped: `count` whole devices, or
+    `units` of one device (a share job's)."""
 
-    def __init__(self, count: int, devices: str, folder: Path) -> None:
+    def __init__(
+        self, count: int, devices: str, folder: Path, units: int | None = None, timeout: float = 30
+    ) -> None:
+        what = str(count) if units is None else f"u{units}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(count), devices, str(folder)],
+            [sys.executable, "-c", HOLDER, what, devices, str(folder), str(timeout)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -117,7 +117,13 @@ def test_runtime_units(value: object, minutes: int | None) -> None:
         ("{gpus: -1}", r"resources\.gpus: -1 is less than the minimum of 0"),
         ("{cpus: 0}", r"resources\.cpus: 0 is less than the minimum of 1"),
         ("{mem_mb: 2GB}", r"resources\.mem_mb: '2GB' is not of type 'integer'"),
-        ("{gpus: true}", r"resources\.gpus: True is not of type 'integer'"),
+        ("{gpus: true}", r"resources\.gpus: True is not of type 'number'"),
+        (
+            "{gpus: 1.5}",
+            r"resources\.gpus: 1\.5 is neither a share of one GPU \(below 1, e\.g\. 0\.25 or 0\.5\) "
+            r"nor a whole number of GPUs \(1, 2 \.\.\.\)$",
+        ),
+        ("{fit: {gpus: 2.5}}", r"resources\.fit\.gpus: 2\.5 is neither a share of one GPU"),
         ("{runtime: 2 hours}", r"resources\.runtime: '2 hours' is not valid under any"),
         ("{fit: {gpus: 1, fit: {}}}", r"resources\.fit: .*'fit' was unexpected"),
     ],

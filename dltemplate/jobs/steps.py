@@ -17,6 +17,7 @@ from typing import Any
 from dltemplate.jobs.gpu_slots import claim_gpus
 from dltemplate.jobs.logs import job_log
 from dltemplate.layout import RESULTS, use_results_root
+from dltemplate.registry.gpu_shares import SHARE_RESOURCE
 from dltemplate.results.run_records import job_record
 from dltemplate.warm.client import hand_over
 from dltemplate.workflow.job_spec import JobSpec
@@ -42,7 +43,11 @@ def run_here(snakemake: Any, step: Step, note: str | None = None) -> None:
             return
         spec = JobSpec.from_params(snakemake.params.job)
         with job_record(spec.run_dir, job):
-            claim_gpus(snakemake.resources.get("gpu"))  # before torch: CUDA_VISIBLE_DEVICES
+            # before torch: CUDA_VISIBLE_DEVICES (whole GPUs, or a share of one)
+            claim_gpus(
+                snakemake.resources.get("gpu"),
+                share_units=snakemake.resources.get(SHARE_RESOURCE),
+            )
             step(snakemake, spec)
 
 

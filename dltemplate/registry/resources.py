@@ -2,9 +2,10 @@
 
 A run's `resources:` in the registry (or its experiment's) sets them, and Snakemake passes them
 on: `gpus` becomes the `gpu` resource (locally, `--resources gpu=N` caps the GPUs in use and
-dltemplate.jobs.gpu_slots gives each job its own; SLURM gets `--gpus`), `cpus` the rule's threads
-(SLURM's `--cpus-per-task`), `mem_mb` the memory in MB (`--mem`), `runtime` the time limit in
-minutes (`--time`).
+dltemplate.jobs.gpu_slots gives each job its own; SLURM gets `--gpus`), a share below 1 (0.25)
+the `gpu_share` resource or a whole GPU (dltemplate.registry.gpu_shares), `cpus` the rule's
+threads (SLURM's `--cpus-per-task`), `mem_mb` the memory in MB (`--mem`), `runtime` the time
+limit in minutes (`--time`).
 
     resources:            # every job of the run (test and predict take at most 1 GPU, export none)
       gpus: 2
@@ -28,9 +29,11 @@ from typing import Any
 from dltemplate import schemas
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
+from dltemplate.registry.gpu_shares import gpu_resource_names, snakemake_gpus
 
-# Registry key -> Snakemake resource name (`cpus` becomes the rule's threads instead).
-SNAKEMAKE_NAMES = {"gpus": "gpu", "mem_mb": "mem_mb", "runtime": "runtime"}
+# Registry key -> Snakemake resource name (`cpus` becomes the rule's threads instead, `gpus`
+# the resources of dltemplate.registry.gpu_shares).
+SNAKEMAKE_NAMES = {"mem_mb": "mem_mb", "runtime": "runtime"}
 VALUE_KEYS = ("gpus", "cpus", "mem_mb", "runtime")
 # Test and predict inherit at most this many of the run's GPUs (Lightning advises one device
 # for them: a distributed sampler would repeat samples); their own key may ask for more.
@@ -116,30 +119,65 @@ def job_threads(
     return int(job_resources(run_resources, job, config).get("cpus", 1))
 
 
+def run_gpus(
+    run_resources: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any]
+) -> float | None:
+    """The most GPUs that any job of a run asks for, where a cluster's GPU shares need it
+    (`cluster_gpu_shares`: dltemplate.registry.gpu_shares); else None."""
+    if not config.get("cluster_gpu_shares"):
+        return None
+    return max(job_resources(run_resources, job, config).get("gpus", 0) for job in JOB_TYPES)
+
+
+def snakemake_resources(
+    values: Mapping[str, Any],
+    config: Mapping[str, Any],
+    local_shares: bool = False,
+    largest_gpus: float | None = None,
+) -> dict[str, Any]:
+    """A job's registry values (gpus, mem_mb, runtime) as Snakemake resources (gpu, gpu_share
+    or gres, mem_mb, runtime); `local_shares` and `largest_gpus` (`run_gpus`): see
+    dltemplate.registry.gpu_shares."""
+    found = {SNAKEMAKE_NAMES[k]: v for k, v in values.items() if k in SNAKEMAKE_NAMES}
+    if "gpus" in values:
+        found.update(snakemake_gpus(values["gpus"], config, local_shares, largest_gpus))
+    return found
+
+
+def resource_names(config: Mapping[str, Any], local_shares: bool = False) -> tuple[str, ...]:
+    """The Snakemake resources that a rule may give its jobs (a function each per job)."""
+    return (*gpu_resource_names(config, local_shares), "mem_mb", "runtime")
+
+
 def job_resource(
     run_resources: Mapping[str, Mapping[str, Any]],
     job: str,
     name: str,
     config: Mapping[str, Any],
-) -> int | None:
-    """The value of Snakemake resource `name` (gpu, mem_mb, runtime) for the job, or None:
-    Snakemake then leaves the resource out (no `--gpus`, no `--mem`, ...)."""
-    registry_key = next(k for k, v in SNAKEMAKE_NAMES.items() if v == name)
-    return job_resources(run_resources, job, config).get(registry_key)
+    local_shares: bool = False,
+) -> int | str | None:
+    """The value of Snakemake resource `name` (gpu, gpu_share, gres, mem_mb, runtime) for the
+    job, or None: Snakemake then leaves the resource out (no `--gpus`, no `--mem`, ...)."""
+    values = job_resources(run_resources, job, config)
+    largest = run_gpus(run_resources, config)
+    return snakemake_resources(values, config, local_shares, largest).get(name)
 
 
 def shared_by_all(
-    runs_resources: Iterable[Mapping[str, Mapping[str, Any]]], job: str, config: Mapping[str, Any]
+    runs_resources: Iterable[Mapping[str, Mapping[str, Any]]],
+    job: str,
+    config: Mapping[str, Any],
+    local_shares: bool = False,
 ) -> dict[str, Any] | None:
     """What job type `job` asks for when every run asks the same, as the rule's constants:
     `threads` and the Snakemake resources that anyone asks for (no per-job evaluation while
     Snakemake builds the DAG). None when runs differ: the rule then looks up each run."""
     shared = None
     for run_resources in runs_resources:
-        values = job_resources(run_resources, job, config)
+        values = (job_resources(run_resources, job, config), run_gpus(run_resources, config))
         if shared is not None and values != shared:
             return None
         shared = values
-    shared = shared if shared is not None else workflow_defaults(config, job)
-    found = {SNAKEMAKE_NAMES[k]: v for k, v in shared.items() if k in SNAKEMAKE_NAMES}
-    return {"threads": int(shared.get("cpus", 1)), "resources": found}
+    values, largest = shared if shared is not None else (workflow_defaults(config, job), None)
+    found = snakemake_resources(values, config, local_shares, largest)
+    return {"threads": int(values.get("cpus", 1)), "resources": found}

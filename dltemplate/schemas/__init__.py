@@ -48,7 +48,11 @@ def key_of(error) -> str:
 
 
 def message_of(error) -> str:
-    """The error's message, with what to do for unknown and missing keys."""
+    """The error's message, with what to do for unknown and missing keys; a schema's own
+    `errorMessage` (what is wrong, after the value) replaces jsonschema's."""
+    own = error.schema.get("errorMessage") if isinstance(error.schema, dict) else None
+    if own:
+        return f"{error.instance!r} {own}"
     if error.validator == "additionalProperties":
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         return f"{error.message}; allowed keys: {allowed}"
