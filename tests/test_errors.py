@@ -23,6 +23,7 @@ from dltemplate.layout import RunLayout
 from dltemplate.registry.model import load_registry
 from dltemplate.registry.run_paths import check_run_paths
 from tests.conftest import BIN, Project
+from tests.warm_server import start_warm_server, warm_env
 
 REGISTRY = "configs/projects/tiny.yaml"
 
@@ -299,14 +300,23 @@ def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(project: Proj
 
 
 @pytest.mark.slow
-def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(project: Project) -> None:
+@pytest.mark.parametrize("start", ["cold", "warm"])
+def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(
+    project: Project, start: str, tmp_path: Path
+) -> None:
     """The first fit is held open in epoch 2 by a test hook (tests/fit_hooks.py) until the
     second Snakemake has been turned away and the Ctrl-C has arrived: no race with a clock.
 
     A resume, not a restart: the trace hook records the global step at which each attempt
     starts training, and the second must start at the Ctrl-C's checkpoint.
     Broken on purpose: with the fit's `ckpt_path` forced to None (dltemplate/jobs/fit.py, a
-    silent restart from scratch) the trace reads [0, 0] and this test fails."""
+    silent restart from scratch) the trace reads [0, 0] and this test fails. Warm (the job in
+    a fork of the warm server, dltemplate.warm), the Ctrl-C reaches the fit through its job's
+    script, and ends it as it ends a cold one."""
+    starts = {"DLT_WARM": "0"}
+    if start == "warm":
+        starts = warm_env(tmp_path / "warm")
+        start_warm_server(project.root, starts)
     config = project.add_fit_hooks()
     project.write(
         REGISTRY,
@@ -328,7 +338,12 @@ def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(projec
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
-        env={**os.environ, "DLT_TEST_HOLD": f"1,2,{hold}", "DLT_TEST_TRACE": "trace.json"},
+        env={
+            **os.environ,
+            **starts,
+            "DLT_TEST_HOLD": f"1,2,{hold}",
+            "DLT_TEST_TRACE": "trace.json",
+        },
     )
     deadline = time.monotonic() + 300
     while not Path(f"{hold}.held").exists():
@@ -348,6 +363,7 @@ def test_second_snakemake_is_locked_out_and_ctrl_c_leaves_a_resumable_fit(projec
     assert saved["why"] == "interrupted (Ctrl-C)"  # named as what the user did
     log = project.path("results/tiny/exp/long/logs/fit.log").read_text()
     assert "Fit stopped by Ctrl-C in epoch 2, step 8" in log
+    assert log.startswith("Warm start") == (start == "warm")
 
     project.snakemake("--cores", "1", target, env={"DLT_TEST_TRACE": "trace.json"})
     assert json.loads(project.path(target).read_text())["resumed_from_step"] == saved["global_step"]

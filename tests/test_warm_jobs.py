@@ -26,6 +26,7 @@ import pytest
 
 from dltemplate.warm import place
 from tests.conftest import REPO
+from tests.warm_server import start_warm_server, warm_env
 
 CLIENT = (
     "import json, sys; from dltemplate.jobs.steps import run_step; "
@@ -325,29 +326,9 @@ def test_warm_fits_match_cold_ones_and_resume_exactly(project, tmp_path: Path) -
     project.add_fit_hooks()
     project.write("configs/projects/tiny.yaml", FITS)
     run = "results/tiny/exp"
-    warm = {"DLT_WARM": "1", "DLT_WARM_DIR": str(tmp_path / "state"), "DLT_WARM_IDLE": "300"}
-    where = place.place_for(project.root, {**os.environ, **warm})
+    warm = warm_env(tmp_path / "state")
     project.snakemake("--cores", "1", f"{run}/ref/fit.done", env={"DLT_WARM": "0"})
-    project.snakemake("-n", "--cores", "1", f"{run}/stopped/fit.done", env=warm)
-    subprocess.Popen(  # start the server as a first job would
-        [
-            sys.executable,
-            "-m",
-            "dltemplate.warm.server",
-            str(project.root),
-            str(where.folder),
-            where.key,
-        ],
-        cwd=project.root,
-        env={**os.environ, **warm},
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while ask(where, "status") is None:
-        assert time.monotonic() < deadline, "no warm server came up"
-        time.sleep(0.2)
+    where = start_warm_server(project.root, warm)
 
     def held(name: str) -> tuple[subprocess.Popen, int]:
         hold = tmp_path / f"hold-{name}"

@@ -83,6 +83,21 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
+def _report_imports(before: set[str], project: str, learned: str) -> None:
+    """Name, in file `learned`, the modules the job imported from outside the project (the
+    libraries of its data and model): the server imports them too, for the next jobs."""
+    root = os.path.realpath(project) + os.sep
+    names = []
+    for name in set(sys.modules) - before:
+        path = getattr(sys.modules.get(name), "__file__", None) or ""
+        outside = not os.path.realpath(path).startswith(root) or "site-packages" in path
+        if path and outside:
+            names.append(name)
+    if names:
+        with open(learned, "w") as file:
+            file.write("\n".join(sorted(names)))
+
+
 def run_job(
     message: dict[str, Any],
     conn: socket.socket,
@@ -90,8 +105,10 @@ def run_job(
     *,
     server_pid: int,
     close: list[int],
+    learned: str,
 ) -> NoReturn:
     code = 1
+    before = set(sys.modules)
     try:
         _reset_signals()
         _die_with_server(server_pid)
@@ -115,6 +132,8 @@ def run_job(
         traceback.print_exc()
         code = 1
     finally:
+        with contextlib.suppress(BaseException):
+            _report_imports(before, message["project"], learned)
         with contextlib.suppress(BaseException):
             atexit._run_exitfuncs()
         with contextlib.suppress(BaseException):

@@ -126,6 +126,7 @@ def _request(snakemake: Any, step: Callable[..., Any]) -> dict[str, Any]:
         "step": f"{step.__module__}:{step.__name__}",
         "snakemake": pickle.dumps(snakemake, protocol=pickle.HIGHEST_PROTOCOL),
         "cwd": os.getcwd(),
+        "project": os.getcwd(),
         "env": dict(os.environ),
         "umask": umask,
         "sys_path": list(sys.path),

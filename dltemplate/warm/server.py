@@ -244,6 +244,7 @@ class Server:
                 fds,
                 server_pid=os.getppid(),
                 close=[self.listener.fileno(), *self.wake, *others],
+                learned=str(self._learned(os.getpid())),
             )  # does not return
         for fd in fds:
             os.close(fd)
@@ -254,6 +255,26 @@ class Server:
         say(f"job {self.served}: {job['step']} for {job['log']} runs in process {pid}")
         with contextlib.suppress(OSError):  # the script is gone: the child notices and ends
             wire.send(conn, {"pid": pid})
+
+    def _learned(self, pid: int) -> Path:
+        return self.where.folder / f"{self.where.key}.learned.{pid}"
+
+    def _learn(self, pid: int) -> None:
+        """Import the libraries that job `pid` imported (its data's and model's), so that the
+        next jobs find them loaded; once each, between jobs."""
+        path = self._learned(pid)
+        try:
+            names = [n for n in path.read_text().split() if n not in sys.modules]
+            path.unlink()
+        except OSError:
+            return
+        if names:
+            started = time.monotonic()
+            for name in names:
+                if name not in sys.modules:
+                    _import(name)
+            took = time.monotonic() - started
+            say(f"learned {len(names)} modules from process {pid} in {took:.1f} s")
 
     def _reap(self) -> None:
         while self.children:
@@ -271,6 +292,7 @@ class Server:
             with contextlib.suppress(OSError):
                 wire.send(conn, {"exit": code})
             conn.close()
+            self._learn(pid)
 
 
 def _status_text(code: int) -> str:
