@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from dltemplate.warm import place
-from dltemplate.warm.client import ask
+from dltemplate.warm.client import start_server, wait_until_serving
 
 
 def warm_env(state: Path) -> dict[str, str]:
@@ -22,16 +19,6 @@ def start_warm_server(root: Path, env: dict[str, str]) -> place.Place:
     to this process's) and wait until it takes jobs."""
     full = {**os.environ, **env}
     where = place.place_for(root, full)
-    subprocess.Popen(
-        [sys.executable, "-m", "dltemplate.warm.server", str(root), str(where.folder), where.key],
-        cwd=root,
-        env=full,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while ask(where, "status") is None:
-        assert time.monotonic() < deadline, "no warm server came up"
-        time.sleep(0.2)
+    start_server(root, where, full)
+    wait_until_serving(where)
     return where

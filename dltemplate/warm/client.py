@@ -18,7 +18,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -82,29 +83,53 @@ def _start(project: Path, where: place.Place) -> str:
         os.close(lock)
         return "another job is starting one"
     try:
-        with open(where.log, "a") as log:
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dltemplate.warm.server",
-                    str(project),
-                    str(where.folder),
-                    where.key,
-                ],
-                cwd=project,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # out of the terminal's signals and Snakemake's kills
-                pass_fds=(lock,),  # the server lets go of the lock once it listens
-                env={**os.environ, place.START_LOCK_FD_ENV: str(lock)},
-            )
+        start_server(project, where, os.environ, lock=lock)
     except OSError as exc:
         return f"none could be started ({exc})"
     finally:
         os.close(lock)
     return f"one is starting for the next jobs (its log: {where.log})"
+
+
+def start_server(
+    project: Path, where: place.Place, environ: Mapping[str, str], lock: int | None = None
+) -> None:
+    """Start the server of `where` for project folder `project`, in the background, with the
+    environment `environ`; it lets go of the start lock `lock` once it listens."""
+    where.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    env = dict(environ)
+    if lock is not None:
+        env[place.START_LOCK_FD_ENV] = str(lock)
+    with open(where.log, "a") as log:
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dltemplate.warm.server",
+                str(project),
+                str(where.folder),
+                where.key,
+            ],
+            cwd=project,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # out of the terminal's signals and Snakemake's kills
+            pass_fds=() if lock is None else (lock,),
+            env=env,
+        )
+
+
+def wait_until_serving(where: place.Place, timeout: float = 120) -> dict[str, Any]:
+    """The status of the server of `where` once it takes jobs (TimeoutError after `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    while (status := ask(where, "status")) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"no warm server at {where.socket} after {timeout} s; see {where.log}"
+            )
+        time.sleep(0.1)
+    return status
 
 
 def _std_fds() -> list[int]:
