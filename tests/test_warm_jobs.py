@@ -358,6 +358,8 @@ def test_warm_fits_match_cold_ones_and_resume_exactly(project, tmp_path: Path) -
     assert saved["why"] == "interrupted (SIGTERM)", saved
     log = project.path(f"{run}/stopped/logs/fit.attempt-1.log").read_text()
     assert log.startswith(f"Warm start: process {child}")
+    record = json.loads(project.path(f"{run}/stopped/records/fit.json").read_text())
+    assert record["pid"] == child and "snakemake" in record["snakemake"], record  # its Snakemake
 
     # the server killed while a fit runs: the job fails in one line, its process is gone
     snakemake, child = held("crashed")

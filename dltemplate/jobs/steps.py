@@ -14,13 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dltemplate.jobs.gpu_slots import claim_gpus
-from dltemplate.jobs.logs import job_log
-from dltemplate.layout import RESULTS, use_results_root
-from dltemplate.registry.gpu_shares import SHARE_RESOURCE
-from dltemplate.results.run_records import job_record
 from dltemplate.warm.client import hand_over
-from dltemplate.workflow.job_spec import JobSpec
+
+# Imported in run_here, not here: a warm job's script needs only the client (each module it
+# imports costs every job's start).
 
 Step = Callable[..., Any]
 
@@ -33,6 +30,13 @@ def run_step(snakemake: Any, step: Step) -> None:
 
 def run_here(snakemake: Any, step: Step, note: str | None = None) -> None:
     """Run `step` in this process; `note` (how the job started) opens its log."""
+    from dltemplate.jobs.gpu_slots import claim_gpus
+    from dltemplate.jobs.logs import job_log
+    from dltemplate.layout import RESULTS, use_results_root
+    from dltemplate.registry.gpu_shares import SHARE_RESOURCE
+    from dltemplate.results.run_records import job_record
+    from dltemplate.workflow.job_spec import JobSpec
+
     with job_log(snakemake.log[0]):
         if note:
             print(note, flush=True)
@@ -59,7 +63,7 @@ def _run_job(job: str) -> Callable[[Step], Step]:
     return mark
 
 
-def _common(snakemake: Any, spec: JobSpec) -> dict[str, Any]:
+def _common(snakemake: Any, spec: Any) -> dict[str, Any]:
     return {
         "run_dir": spec.run_dir,
         "config_file": spec.config,
@@ -71,7 +75,7 @@ def _common(snakemake: Any, spec: JobSpec) -> dict[str, Any]:
 
 
 @_run_job("fit")
-def fit(snakemake: Any, spec: JobSpec) -> None:
+def fit(snakemake: Any, spec: Any) -> None:
     from dltemplate.jobs import resume
     from dltemplate.jobs.fit import fit_run
 
@@ -96,7 +100,7 @@ def fit(snakemake: Any, spec: JobSpec) -> None:
 
 
 @_run_job("validate")
-def validate(snakemake: Any, spec: JobSpec) -> None:
+def validate(snakemake: Any, spec: Any) -> None:
     from dltemplate.jobs.evaluate import validate_run
 
     validate_run(
@@ -107,7 +111,7 @@ def validate(snakemake: Any, spec: JobSpec) -> None:
 
 
 @_run_job("test")
-def test(snakemake: Any, spec: JobSpec) -> None:
+def test(snakemake: Any, spec: Any) -> None:
     from dltemplate.jobs.evaluate import test_run
 
     test_run(
@@ -121,7 +125,7 @@ test.__test__ = False  # not a pytest test, despite its name
 
 
 @_run_job("predict")
-def predict(snakemake: Any, spec: JobSpec) -> None:
+def predict(snakemake: Any, spec: Any) -> None:
     from dltemplate.jobs.predict import predict_run
 
     predict_run(
@@ -133,7 +137,7 @@ def predict(snakemake: Any, spec: JobSpec) -> None:
 
 
 @_run_job("export")
-def export(snakemake: Any, spec: JobSpec) -> None:
+def export(snakemake: Any, spec: Any) -> None:
     from dltemplate.jobs.export import export_run
 
     export_run(

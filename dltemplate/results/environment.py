@@ -36,6 +36,8 @@ from dltemplate.records import write_text_atomic
 
 PACKAGES = ("torch", "lightning", "snakemake")  # versions named in every record
 DIFF_CAP = 1 << 20  # bytes of env/diff.patch; a larger diff is cut there, and the record says so
+# Set in a job that runs in a warm server's fork (dltemplate.warm.child): its script's pid.
+JOB_SCRIPT_PID_ENV = "DLT_JOB_SCRIPT_PID"
 GIT_TIMEOUT = 30  # seconds; git on a network file system can be slow
 
 
@@ -54,11 +56,14 @@ def process_start_time(pid: int | None = None) -> float | None:
 
 def snakemake_command() -> str | None:
     """The command line of the Snakemake process that started this job (the nearest ancestor
-    that runs snakemake), or None outside Snakemake."""
+    that runs snakemake; of the job's script when the job runs in a warm server's fork), or
+    None outside Snakemake."""
     import psutil
 
+    script = os.environ.get(JOB_SCRIPT_PID_ENV)
     try:
-        for parent in psutil.Process().parents()[:6]:
+        process = psutil.Process(int(script)) if script else psutil.Process()
+        for parent in process.parents()[:6]:
             argv = parent.cmdline()
             if any(Path(a).name == "snakemake" for a in argv[:3]):
                 return shlex.join(argv)

@@ -22,7 +22,10 @@ import socket
 import sys
 import threading
 import traceback
+import weakref
 from typing import Any, NoReturn
+
+from dltemplate.results.environment import JOB_SCRIPT_PID_ENV
 
 _PR_SET_PDEATHSIG = 1
 
@@ -52,6 +55,7 @@ def _become(message: dict[str, Any], fds: list[int]) -> None:
     os.chdir(message["cwd"])
     os.environ.clear()
     os.environ.update(message["env"])
+    os.environ[JOB_SCRIPT_PID_ENV] = str(message["client_pid"])  # its Snakemake is the script's
     os.umask(message["umask"])
     sys.path[:] = message["sys_path"]
     sys.argv[:] = message["argv"]
@@ -59,6 +63,13 @@ def _become(message: dict[str, Any], fds: list[int]) -> None:
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed()
+
+
+def _forget_server_finalizers() -> None:
+    """The server's objects are not the job's: their weakref finalizers (torch frees its
+    operator libraries so, at 36 ms a process) do not run when the job's process exits."""
+    for finalizer in list(weakref.finalize._registry):  # type: ignore[attr-defined]
+        finalizer.atexit = False
 
 
 def _reset_signals() -> None:
@@ -112,6 +123,7 @@ def run_job(
     try:
         _reset_signals()
         _die_with_server(server_pid)
+        _forget_server_finalizers()
         for fd in close:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -133,9 +145,9 @@ def run_job(
         code = 1
     finally:
         with contextlib.suppress(BaseException):
-            _report_imports(before, message["project"], learned)
-        with contextlib.suppress(BaseException):
             atexit._run_exitfuncs()
+        with contextlib.suppress(BaseException):  # after the exit handlers: theirs count too
+            _report_imports(before, message["project"], learned)
         with contextlib.suppress(BaseException):
             sys.stdout.flush()
             sys.stderr.flush()
