@@ -305,6 +305,9 @@ def main(argv: list[str] | None = None) -> None:
     """Arguments: the project folder, the folder of the socket, the server's key."""
     project, folder, key = sys.argv[1:] if argv is None else argv
     os.chdir(project)
+    # An import that asks whether CUDA is there (torch.cuda.device_count) would start the CUDA
+    # driver, and a forked child could not use CUDA then; NVML answers without starting it.
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
     Server(Path(project), place.Place(Path(folder), key), place.idle_seconds()).run()
 
 
