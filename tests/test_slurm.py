@@ -129,13 +129,19 @@ def ran_together(a: dict[str, str], b: dict[str, str]) -> bool:
 
 
 @pytest.mark.timeout(1200)  # queued jobs: the cluster's wait comes on top
-def test_each_run_is_one_slurm_job_with_its_resources(slurm: None, project: Project) -> None:
+def test_each_run_is_one_slurm_job_with_its_resources(
+    slurm: None, project: Project, tmp_path: Path
+) -> None:
     # b's test and predict fit the node one after the other, not side by side: a group that
     # summed them would be turned away by sbatch ("Memory specification can not be satisfied")
     cpus, memory = largest_node()
     big = memory * 6 // 10
     project.write("configs/projects/tiny.yaml", runs(big))
-    result = project.snakemake(*TEST_SETTINGS)
+    warm = {"DLT_WARM": "1", "DLT_WARM_DIR": str(tmp_path / "warm")}  # on, but not here
+    result = project.snakemake(*TEST_SETTINGS, env=warm)
+    # Under a cluster executor every job starts cold, on the cluster and on the submit host
+    assert not (tmp_path / "warm").exists()
+    assert "GPU slots" in project.path("results/tiny/exp/a/logs/fit.log").read_text()[:200]
     out = result.stdout + result.stderr
     # The plugin's failing account guess (`sacct: invalid option -- '1'`) is not shown.
     assert "account" not in out.lower() and "sacct" not in out, out

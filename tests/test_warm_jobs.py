@@ -292,7 +292,7 @@ def test_settings_that_run_jobs_cold() -> None:
     assert place.why_cold({"warm_jobs": "local"}, {"DLT_WARM": "0"}) == "DLT_WARM=0"
     assert "warm_jobs: off" in place.why_cold({"warm_jobs": "off"}, {})
     assert "warm_jobs: off" in place.why_cold({"warm_jobs": False}, {})
-    assert "cluster job" in place.why_cold({}, {place.REMOTE_ENV: "1"})
+    assert "cluster executor" in place.why_cold({}, {place.REMOTE_ENV: "1"})
     assert place.why_cold({"warm_jobs": "everywhere"}, {place.REMOTE_ENV: "1"}) is None
 
 

@@ -20,7 +20,7 @@ from typing import Any
 OFF_ENV = "DLT_WARM"  # DLT_WARM=0 runs every job cold
 IDLE_ENV = "DLT_WARM_IDLE"  # seconds a server waits for a job before it stops
 DIR_ENV = "DLT_WARM_DIR"  # where servers keep their sockets (default: per user, private)
-REMOTE_ENV = "DLT_REMOTE_JOB"  # set by the workflow in the jobs of a cluster executor
+REMOTE_ENV = "DLT_CLUSTER_EXECUTOR"  # set by the workflow under a cluster executor
 START_LOCK_FD_ENV = "DLT_WARM_START_LOCK_FD"  # the starter's lock, held until the server listens
 SETTING = "warm_jobs"  # workflow config: local (default), everywhere, off
 IDLE_SECONDS = 600
@@ -83,12 +83,13 @@ def why_cold(config: Mapping[str, Any], environ: Mapping[str, str] = os.environ)
     if setting in ("off", False):
         return f"the workflow config says {SETTING}: off"
     if setting != "everywhere" and environ.get(REMOTE_ENV):
-        return f"a cluster job (the workflow config's {SETTING}: everywhere would allow it)"
+        return f"a cluster executor's job (the workflow config's {SETTING}: everywhere allows it)"
     return None
 
 
-def mark_cluster_jobs(remote: bool) -> None:
-    """Called while Snakemake parses the workflow: in the Snakemake process of a cluster
-    executor's job (`remote`), mark the environment that the job's script inherits."""
-    if remote:
+def mark_cluster_jobs(cluster: bool) -> None:
+    """Called while Snakemake parses the workflow: under a cluster executor (`cluster`: the
+    submitting Snakemake, whose local rules run on the login node, and the Snakemake of each
+    cluster job), mark the environment that the jobs' scripts inherit."""
+    if cluster:
         os.environ[REMOTE_ENV] = "1"
