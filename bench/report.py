@@ -15,6 +15,7 @@ ORDER = (
     "data_path",
     "orchestration",
     "sweep_throughput",
+    "warm_jobs",
     "export_speed",
     "gpu_step_overhead",
 )
