@@ -120,8 +120,46 @@ def get_plot_targets():
 
 
 def get_experiment_targets(wildcards):
+    wait_for_search_rounds(wildcards)
     return exit_on_user_error(
         targets.experiment_targets, REGISTRY, wildcards.proj, wildcards.exp
+    )
+
+
+def wait_for_search_rounds(wildcards):
+    """Every round of the experiment's search asked (Snakemake runs the missing ones' jobs,
+    then evaluates the caller again, now with all trials declared)."""
+    rounds = exit_on_user_error(
+        targets.search_rounds, REGISTRY, wildcards.proj, wildcards.exp
+    )
+    for k in rounds:
+        checkpoints.search_round.get(proj=wildcards.proj, exp=wildcards.exp, k=str(k))
+
+
+def get_search_params(wildcards):
+    return exit_on_user_error(
+        targets.search_params, REGISTRY, wildcards.proj, wildcards.exp
+    )
+
+
+def get_search_round_inputs(wildcards):
+    return exit_on_user_error(
+        targets.search_round_inputs,
+        REGISTRY,
+        wildcards.proj,
+        wildcards.exp,
+        int(wildcards.k),
+    )
+
+
+def get_search_told_inputs(wildcards):
+    asked = checkpoints.search_round.get(**wildcards).output
+    return [*asked] + exit_on_user_error(
+        targets.search_told_inputs,
+        REGISTRY,
+        wildcards.proj,
+        wildcards.exp,
+        int(wildcards.k),
     )
 
 

@@ -48,6 +48,7 @@ class Run:
     swept: bool = False  # declared by its experiment's `sweep:` (its seed from `seeds:`)
     export: tuple[str, ...] = tuple(EXPORT_FILES)  # the formats its export job writes
     trial: int | None = None  # the number of the search trial it runs (its experiment's search:)
+    pruning: dict[str, Any] | None = None  # how its fit reports to the study (registry.search)
 
     @property
     def key(self) -> str:
@@ -435,6 +436,9 @@ def _trial_runs(proj: str, exp: str, spec: SearchSpec, known: dict[str, Run]) ->
                 resources=spec.resources,
                 swept=entry["seed"] is not None,
                 trial=trial["number"],
+                pruning=spec.pruning(
+                    ExperimentLayout.of(proj, exp), trial["number"], entry["seed"]
+                ),
             )
     return runs
 

@@ -12,6 +12,7 @@ Torch-free and Optuna-free: Snakemake runs this while it parses the workflow.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from collections.abc import Mapping
@@ -77,7 +78,27 @@ class SearchSpec:
 
     def as_params(self) -> dict[str, Any]:
         """Plain data for a rule's `params` (the round and tell jobs)."""
-        return {**self.fixed(), "trials": self.trials, "name": self.name}
+        return {**self.fixed(), "trials": self.trials, "name": self.name, "source": self.source}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> SearchSpec:
+        return cls(**dict(params))
+
+    def pruning(self, layout: ExperimentLayout, trial: int, seed: int | None) -> dict | None:
+        """What a trial's fit needs to report its intermediate metric to the study each epoch
+        (dltemplate.jobs.pruning); None without a pruner, and for all seeds but the first (one
+        run reports for its trial)."""
+        if self.pruner["type"] == "none" or seed != self.seeds[0]:
+            return None
+        return {
+            "journal": layout.study_journal,
+            "trial": trial,
+            "intermediate": self.pruner["intermediate"],
+            # Optuna compares intermediate values in the study's direction: flip them when the
+            # intermediate metric is better the other way (val/loss for test/acc).
+            "sign": 1 if self.pruner["mode"] == self.metric_mode else -1,
+            "pruner": {k: v for k, v in self.pruner.items() if k not in ("intermediate", "mode")},
+        }
 
     def template(self) -> str:
         if self.name:
@@ -169,6 +190,11 @@ def parse_search(search: Mapping[str, Any], jobs: tuple[str, ...], where: str) -
     """
     from dltemplate.results.metric_policy import direction
 
+    if importlib.util.find_spec("optuna") is None:  # found, not imported: the parse stays cheap
+        raise RegistryError(
+            f"{where}: a search needs Optuna, which is not installed; "
+            "pip install -e '.[search]' (or pip install optuna)"
+        )
     trials, parallel = search["trials"], search.get("parallel", 1)
     if parallel > trials:
         raise _fail(where, "parallel", f"{parallel} is more than `trials` ({trials})")

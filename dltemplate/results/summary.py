@@ -125,7 +125,7 @@ def _run_rows(spec: Mapping[str, Any]) -> tuple[list[dict], list[str], list[str]
         overrides = run["overrides"]
         row = {
             "run": run["name"],
-            "status": "done" if len(done) == len(run["jobs"]) else "partial" if done else "not run",
+            "status": _status(run, done, fit),
             "config": run["config"],
             "seed": overrides.get("seed", (fit or {}).get("seed")),
         }
@@ -149,6 +149,13 @@ def _run_rows(spec: Mapping[str, Any]) -> tuple[list[dict], list[str], list[str]
 
 
 _UNSET = object()
+
+
+def _status(run: Mapping[str, Any], done: list[str], fit: Mapping[str, Any] | None) -> str:
+    """done, partial or not run; `pruned` for a search trial that its study stopped early."""
+    if (fit or {}).get("pruned"):
+        return "pruned"
+    return "done" if len(done) == len(run["jobs"]) else "partial" if done else "not run"
 
 
 def _hparams(layout: RunLayout) -> dict[str, Any]:
@@ -197,6 +204,7 @@ def summarize_experiment(spec: Mapping[str, Any]) -> ExperimentSummary:
         point["n"] = len(members)
         values = {m: [r[m] for r in members if r.get(m) is not None] for m in metrics}
         point["done"] = max((len(v) for v in values.values()), default=0)
+        point["pruned"] = any(r["status"] == "pruned" for r in members)
         for m in metrics:
             point[f"{m} mean"], point[f"{m} std"] = _stats(values[m])
         point["fit_seconds mean"], _ = _stats(
@@ -235,6 +243,7 @@ def summarize_experiment(spec: Mapping[str, Any]) -> ExperimentSummary:
         *(f"{m} {s}" for m in metrics for s in ("mean", "std")),
         *([f"{metric} delta"] if metric else []),
         "fit_seconds mean",
+        *(["pruned"] if any(p["pruned"] for p in points) else []),
     ]
     return summary
 
@@ -246,7 +255,9 @@ def _rank(summary: ExperimentSummary) -> None:
         for point in summary.points:
             point["rank"] = None
         return
-    ranked = [p for p in summary.points if p.get(column) is not None]
+    # A pruned point (a search trial stopped early) is marked, never ranked: its metrics come
+    # from a fit cut short.
+    ranked = [p for p in summary.points if p.get(column) is not None and not p.get("pruned")]
     ranked.sort(key=lambda p: p[column], reverse=summary.mode == "max")
     for point in summary.points:
         point["rank"] = None
@@ -334,11 +345,14 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def experiment_markdown(summary: ExperimentSummary, plot_name: str = "summary.png") -> str:
     metric = summary.metric
-    done = sum(r["status"] == "done" for r in summary.runs)
+    done = sum(r["status"] in ("done", "pruned") for r in summary.runs)
+    pruned = sum(r["status"] == "pruned" for r in summary.runs)
     lines = [
         f"# {summary.proj}/{summary.exp}: {summary.description}",
         "",
-        f"{len(summary.runs)} runs ({done} done) at {len(summary.points)} points. "
+        f"{len(summary.runs)} runs ({done} done"
+        + (f", {pruned} of them pruned by the search" if pruned else "")
+        + f") at {len(summary.points)} points. "
         + (
             f"Points are ranked by {metric} ({summary.mode}; set by {summary.metric_source})."
             if metric
