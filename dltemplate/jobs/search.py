@@ -91,15 +91,17 @@ def distributions(spec: SearchSpec) -> dict[str, Any]:
     return made
 
 
-def open_study(layout: ExperimentLayout, spec: SearchSpec, k: int = 0):
-    """The experiment's study, created on first use with the search's direction."""
+def open_study(layout: ExperimentLayout, spec: SearchSpec, k: int | None = None):
+    """The experiment's study, created on first use with the search's direction; with the
+    search's sampler for round `k`'s asks, else (to tell) a plain one: the grid sampler's
+    after-trial hook stops the study it belongs to, which only works inside `optimize`."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
         study_name=STUDY,
         storage=storage(layout.study_journal),
-        sampler=sampler_of(spec, k),
+        sampler=sampler_of(spec, k) if k is not None else optuna.samplers.RandomSampler(),
         pruner=pruner_of(spec.pruner),
         direction="minimize" if spec.metric_mode == "min" else "maximize",
         load_if_exists=True,
