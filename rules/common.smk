@@ -120,20 +120,17 @@ def get_plot_targets():
 
 
 def get_experiment_targets(wildcards):
-    wait_for_search_rounds(wildcards)
+    wait_for_search_rounds(wildcards.proj, wildcards.exp)
     return exit_on_user_error(
         targets.experiment_targets, REGISTRY, wildcards.proj, wildcards.exp
     )
 
 
-def wait_for_search_rounds(wildcards):
+def wait_for_search_rounds(proj, exp):
     """Every round of the experiment's search asked (Snakemake runs the missing ones' jobs,
     then evaluates the caller again, now with all trials declared)."""
-    rounds = exit_on_user_error(
-        targets.search_rounds, REGISTRY, wildcards.proj, wildcards.exp
-    )
-    for k in rounds:
-        checkpoints.search_round.get(proj=wildcards.proj, exp=wildcards.exp, k=str(k))
+    for k in exit_on_user_error(targets.search_rounds, REGISTRY, proj, exp):
+        checkpoints.search_round.get(proj=proj, exp=exp, k=str(k))
 
 
 def get_search_params(wildcards):
@@ -172,6 +169,8 @@ def get_declared_modes(wildcards):
 
 
 def get_project_summary_inputs(wildcards):
+    for exp in exit_on_user_error(REGISTRY.project, wildcards.proj).experiments:
+        wait_for_search_rounds(wildcards.proj, exp)  # its params list every trial
     return exit_on_user_error(targets.project_summary_inputs, REGISTRY, wildcards.proj)
 
 

@@ -85,7 +85,9 @@ def project_spec(registry, proj: str) -> dict[str, Any]:
         "proj": proj,
         "description": project.description,
         "experiments": [
-            experiment_spec(registry, proj, e.name) for e in project.experiments.values() if e.runs
+            experiment_spec(registry, proj, e.name)
+            for e in project.experiments.values()
+            if e.runs or e.search
         ],
     }
 

@@ -130,7 +130,7 @@ def project_summary_inputs(registry: Registry, proj: str) -> list[str]:
     return [
         ExperimentLayout.of(proj, e.name).summary_csv
         for e in project.experiments.values()
-        if e.runs
+        if e.runs or e.search
     ]
 
 
@@ -154,7 +154,7 @@ def all_targets(registry: Registry) -> list[str]:
         targets += [
             e.layout.best_export_done
             for e in project.experiments.values()
-            if e.export_best and e.runs
+            if e.export_best and (e.runs or e.search)
         ]
         summaries = project_summary_inputs(registry, project.name)
         targets += summaries
@@ -169,7 +169,7 @@ def plot_targets(registry: Registry) -> list[str]:
     targets = []
     for project in registry.projects.values():
         for exp in project.experiments.values():
-            if exp.runs:
+            if exp.runs or exp.search:
                 targets.append(ExperimentLayout.of(project.name, exp.name).comparison_png)
     return targets
 
