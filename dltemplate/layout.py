@@ -78,8 +78,7 @@ EXPERIMENT_FILES = (
     "logs",
     "best_export",
     "best_export.done",
-    "search",
-)
+)  # and `search/` (a search's study): its experiment's runs are trials, whose names hold a number
 PROJECT_FILES = ("summary.csv", "summary.md", "project.json", "logs")
 # No project, experiment or run may be named like a file the layout writes beside one.
 RESERVED_NAMES = tuple(dict.fromkeys((*EXPERIMENT_FILES, *PROJECT_FILES, "run.json", "mlflow.db")))
