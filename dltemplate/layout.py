@@ -374,6 +374,16 @@ class ExperimentLayout(_Folder):
         """The results of round `k`'s trials, as they were told to the study."""
         return self.file(f"search/told-{k}.json")
 
+    @property
+    def search_history_png(self) -> str:
+        """A search's objective trial by trial (with `param_importances.png` beside it)."""
+        return self.file("plots/optimization_history.png")
+
+    @property
+    def search_importances_png(self) -> str:
+        """How much each searched parameter explains the objective (fANOVA)."""
+        return self.file("plots/param_importances.png")
+
 
 class ProjectLayout(_Folder):
     @classmethod

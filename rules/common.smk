@@ -149,6 +149,23 @@ def get_search_round_inputs(wildcards):
     )
 
 
+def get_search_last_told(wildcards):
+    return exit_on_user_error(
+        targets.search_last_told, REGISTRY, wildcards.proj, wildcards.exp
+    )
+
+
+def search_plot(path, label):
+    """An experiment's search plot, in snakemake --report with the caption of its name."""
+    return report(
+        path,
+        caption=f"../report/{path.rsplit('/', 1)[-1].rsplit('.', 1)[0]}.rst",
+        category="{proj}/{exp}",
+        subcategory="search",
+        labels={"result": label},
+    )
+
+
 def get_search_told_inputs(wildcards):
     asked = checkpoints.search_round.get(**wildcards).output
     return [*asked] + exit_on_user_error(

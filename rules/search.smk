@@ -37,3 +37,21 @@ rule search_tell:
         search=get_search_params,
     script:
         "../scripts/search_tell.py"
+
+
+# The search's optimisation history and parameter importances, for people and the report.
+rule search_plots:
+    input:
+        get_search_last_told,  # every round, told
+    output:
+        history=search_plot(EXPERIMENT.search_history_png, "optimisation history"),
+        importances=search_plot(EXPERIMENT.search_importances_png, "parameter importances"),
+    log:
+        EXPERIMENT.file("logs/search_plots.log"),
+    localrule: True
+    conda:
+        "../envs/dltemplate.yaml"
+    params:
+        search=get_search_params,
+    script:
+        "../scripts/search_plots.py"

@@ -149,6 +149,15 @@ def test_a_search_runs_its_rounds_and_tells_the_study(project: Project) -> None:
         assert f"batch_size: {trial.params['data_wrapper.batch_size']}" in hparams
     summary = project.path("results/tiny/s/summary.csv").read_text().splitlines()
     assert len(summary) == 4 and all(",done," in row for row in summary[1:])
+    best = max(trials, key=lambda t: t.value)
+    markdown = project.path("results/tiny/s/summary.md").read_text()
+    lr = best.params["task_wrapper.lr"]
+    assert f"Best parameters (trial run t{best.number:03d}):" in markdown
+    assert f"--set task_wrapper.lr={lr!r} --set data_wrapper.batch_size=" in markdown
+
+    project.snakemake("-j1", "results/tiny/s/plots/optimization_history.png")
+    for name in ("optimization_history.png", "param_importances.png"):
+        assert project.path(f"results/tiny/s/plots/{name}").stat().st_size > 10_000
 
     again = project.snakemake("-n", "-j2", "results/tiny/s/summary.csv")
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -210,3 +210,49 @@ def ask_step(snakemake: Any) -> None:
 def tell_step(snakemake: Any) -> None:
     """The `search_tell` rule's step (scripts/search_tell.py)."""
     tell_round(*_spec(snakemake))
+
+
+def plot_study(layout: ExperimentLayout, spec: SearchSpec, history: str, importances: str) -> None:
+    """Draw the study's optimisation history and parameter importances (Optuna's matplotlib
+    plots, headless); with fewer than two finished trials, the importances panel says so."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.trial import TrialState
+    from optuna.visualization.matplotlib import (
+        plot_optimization_history,
+        plot_param_importances,
+    )
+
+    study = open_study(layout, spec)
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's matplotlib plots are "experimental"
+        axes = plot_optimization_history(study, target_name=spec.metric)
+        axes.figure.savefig(history, bbox_inches="tight", dpi=120)
+        plt.close(axes.figure)
+        if len(finished) >= 2 and len(spec.space) >= 1:
+            axes = plot_param_importances(study, target_name=spec.metric)
+        else:
+            _, axes = plt.subplots(figsize=(6, 2))
+            axes.axis("off")
+            axes.text(
+                0.5,
+                0.5,
+                f"{len(finished)} finished trial(s): too few for importances",
+                ha="center",
+                va="center",
+            )
+        axes.figure.savefig(importances, bbox_inches="tight", dpi=120)
+        plt.close(axes.figure)
+
+
+def plots_step(snakemake: Any) -> None:
+    """The `search_plots` rule's step (scripts/search_plots.py)."""
+    wildcards = snakemake.wildcards
+    spec = SearchSpec.from_params(snakemake.params.search)
+    layout = ExperimentLayout.of(wildcards.proj, wildcards.exp)
+    plot_study(layout, spec, snakemake.output.history, snakemake.output.importances)

@@ -68,6 +68,7 @@ def experiment_spec(registry, proj: str, exp: str) -> dict[str, Any]:
             }
             for run in experiment.runs.values()
         ],
+        **({"search": list(experiment.search.space)} if experiment.search else {}),
     }
 
 
@@ -106,6 +107,7 @@ class ExperimentSummary:
     metric: str | None  # the metric that ranks the points
     mode: str  # "min" or "max"
     metric_source: str  # "the registry" or "default"
+    search: list[str] | None = None  # a search's space paths (None: not a search)
     best: dict[str, Any] | None = None  # the best point's row
     label_params: list[str] = field(default_factory=list)  # what tells the ranked points apart
     run_columns: list[str] = field(default_factory=list)
@@ -224,6 +226,7 @@ def summarize_experiment(spec: Mapping[str, Any]) -> ExperimentSummary:
         metric=metric,
         mode=mode,
         metric_source="the registry" if spec.get("metric") else "default",
+        search=spec.get("search"),
     )
     _rank(summary)
     summary.run_columns = [
@@ -314,6 +317,26 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def search_lines(summary: ExperimentSummary) -> list[str]:
+    """A search's best trial: its parameters in full, and the `--set` options that declare a
+    run of it (`main.py add-run ... --set ...`); nothing for other experiments."""
+    if summary.search is None or summary.best is None:
+        return []
+    best = summary.best
+    first = best["runs"].split()[0]
+    config = next(r["config"] for r in summary.runs if r["run"] == first)
+    sets = " ".join(f"--set {path}={best.get(path)!r}" for path in summary.search)
+    return [
+        f"Best parameters (trial run{'s' if best['n'] > 1 else ''} {best['runs']}):",
+        "",
+        *(f"- `{path}`: {best.get(path)!r}" for path in summary.search),
+        "",
+        "A run of them: `main.py add-run -p "
+        + f"{summary.proj} -e <exp> -n best -c {config} {sets}`",
+        "",
+    ]
+
+
 def _pm(mean: float | None, std: float | None) -> str:
     if mean is None:
         return ""
@@ -363,6 +386,7 @@ def experiment_markdown(summary: ExperimentSummary, plot_name: str = "summary.pn
         "",
         f"**{best_line(summary)}**",
         "",
+        *search_lines(summary),
         "## Points (mean ± std over seeds)",
         "",
     ]
@@ -372,7 +396,8 @@ def experiment_markdown(summary: ExperimentSummary, plot_name: str = "summary.pn
     point_headers += ["runs"]
     point_rows = []
     for p in sorted(summary.points, key=lambda p: (p["rank"] is None, p["rank"] or 0)):
-        row = [_text(p["rank"]), *(_text(p.get(c)) for c in summary.params)]
+        rank = "pruned" if p.get("pruned") else _text(p["rank"])
+        row = [rank, *(_text(p.get(c)) for c in summary.params)]
         row += [_pm(p[f"{m} mean"], p[f"{m} std"]) for m in summary.metrics]
         if metric:
             delta = p[f"{metric} delta"]

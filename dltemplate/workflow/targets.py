@@ -89,7 +89,7 @@ def experiment_targets(registry: Registry, proj: str, exp: str) -> list[str]:
     experiment = registry.experiment(proj, exp)
     done = [t for run in experiment.runs.values() for t in run_targets(run)]
     if experiment.search is not None:
-        done.append(experiment.layout.search_told(experiment.search.rounds - 1))
+        done.append(search_last_told(registry, proj, exp))
     return done
 
 
@@ -97,6 +97,14 @@ def search_rounds(registry: Registry, proj: str, exp: str) -> range:
     """The rounds of an experiment's search (none without one)."""
     search = registry.experiment(proj, exp).search
     return range(search.rounds if search else 0)
+
+
+def search_last_told(registry: Registry, proj: str, exp: str) -> str:
+    """The last round's results, told: the search is over once it exists."""
+    experiment = registry.experiment(proj, exp)
+    if experiment.search is None:
+        raise RegistryError(f"Experiment {proj}/{exp} has no search: in {registry.folder}")
+    return experiment.layout.search_told(experiment.search.rounds - 1)
 
 
 def search_params(registry: Registry, proj: str, exp: str) -> dict[str, Any]:
@@ -171,6 +179,8 @@ def plot_targets(registry: Registry) -> list[str]:
         for exp in project.experiments.values():
             if exp.runs or exp.search:
                 targets.append(ExperimentLayout.of(project.name, exp.name).comparison_png)
+            if exp.search:
+                targets.append(exp.layout.search_history_png)
     return targets
 
 
