@@ -2,6 +2,7 @@
 # The logic lives in the dltemplate package (dltemplate.workflow.targets), where pytest reaches it;
 # nothing here imports torch.
 import sys
+from pathlib import Path
 
 from dltemplate.registry import resources
 from dltemplate.results import run_records
@@ -159,7 +160,7 @@ def search_plot(path, label):
     """An experiment's search plot, in snakemake --report with the caption of its name."""
     return report(
         path,
-        caption=f"../report/{path.rsplit('/', 1)[-1].rsplit('.', 1)[0]}.rst",
+        caption=f"../report/{Path(path).stem}.rst",
         category="{proj}/{exp}",
         subcategory="search",
         labels={"result": label},
