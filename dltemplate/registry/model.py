@@ -75,14 +75,19 @@ class Experiment:
     id: int | None = None  # within its project (dltemplate.registry.ids); None until assigned
     export_best: bool = False  # `export: best`: export the best run by `metric`
     search: SearchSpec | None = None  # `search:`: its runs are the trials asked so far
+    rounds_read: int = 0  # the search's rounds whose trials `runs` holds
 
     def with_asked_trials(self) -> Experiment:
         """This experiment with the search trials asked since it was loaded (the round jobs
         write them while Snakemake runs; rounds only ever add trials)."""
         if self.search is None:
             return self
-        runs = {**self.runs, **_trial_runs(self.proj, self.name, self.search, self.runs)}
-        return replace(self, runs=runs) if len(runs) != len(self.runs) else self
+        layout = ExperimentLayout.of(self.proj, self.name)
+        trials, rounds = asked_trials(layout, self.search, self.rounds_read)
+        if rounds == self.rounds_read:
+            return self
+        runs = {**self.runs, **_trial_runs(self.proj, self.name, self.search, trials, self.runs)}
+        return replace(self, runs=runs, rounds_read=rounds)
 
     @property
     def layout(self) -> ExperimentLayout:
@@ -417,9 +422,11 @@ def _search(
     )
 
 
-def _trial_runs(proj: str, exp: str, spec: SearchSpec, known: dict[str, Run]) -> dict[str, Run]:
+def _trial_runs(
+    proj: str, exp: str, spec: SearchSpec, trials: list[dict], known: dict[str, Run]
+) -> dict[str, Run]:
     runs = {}
-    for trial in asked_trials(ExperimentLayout.of(proj, exp), spec):
+    for trial in trials:
         for entry in trial["runs"]:
             if entry["name"] in known:
                 continue

@@ -279,13 +279,19 @@ def check_study(spec: SearchSpec, layout: ExperimentLayout, where: str) -> None:
         )
 
 
-def asked_trials(layout: ExperimentLayout, spec: SearchSpec) -> list[dict[str, Any]]:
-    """The trials asked so far, in order: [{number, params, runs: [{name, seed, overrides}]}],
-    from the round files that the round jobs wrote (none before the first round)."""
+def asked_trials(
+    layout: ExperimentLayout, spec: SearchSpec, start: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """The trials asked in rounds `start`, `start + 1`, ... so far, in order ([{number, params,
+    runs: [{name, seed, overrides}]}]), from the round files that the round jobs wrote, and the
+    number of rounds asked. A round file, once written, never changes: a caller that has read
+    rounds 0..start-1 reads only the new ones."""
     trials = []
-    for k in range(spec.rounds):
+    k = start
+    while k < spec.rounds:
         path = Path(layout.search_round(k))
         if not path.is_file():
             break
         trials.extend(json.loads(path.read_text())["trials"])
-    return trials
+        k += 1
+    return trials, k
