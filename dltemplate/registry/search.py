@@ -13,6 +13,7 @@ Torch-free and Optuna-free: Snakemake runs this while it parses the workflow.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -23,14 +24,14 @@ from typing import Any
 from dltemplate.errors import RegistryError
 from dltemplate.layout import ExperimentLayout
 from dltemplate.registry.names import name_problem
-from dltemplate.registry.sweeps import _bound, fill_template, number, sweep_seeds
+from dltemplate.registry.sweeps import FOLD, _bound, fill_template, fold_values, number, sweep_seeds
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid")
 PRUNERS = ("median", "hyperband", "none")
 TYPES = ("float", "int", "categorical")
 # What the study is bound to: a change in any of these would mix two searches in one study.
 FIXED = ("config", "space", "metric", "metric_mode", "sampler", "seed", "pruner", "overrides")
-FIXED += ("parallel", "seeds")
+FIXED += ("parallel", "seeds", "folds")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class SearchSpec:
     pruner: dict[str, Any]  # {type, intermediate, startup_trials, warmup_epochs}
     seeds: list[int | None]
     overrides: dict[str, Any] = field(default_factory=dict)
-    name: str = ""  # the trial-name template; "" for t{trial:03d}(-s{seed})
+    name: str = ""  # the trial-name template; "" for t{trial:03d}(-s{seed})(-f{fold})
+    folds: int | None = None  # k-fold: each trial's runs over K folds (and its seeds)
     jobs: tuple[str, ...] = ()  # every trial run's (set by the registry)
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""  # the registry file, for messages
@@ -73,6 +75,7 @@ class SearchSpec:
             "overrides": self.overrides,
             "parallel": self.parallel,
             "seeds": self.seeds,
+            "folds": self.folds,
         }
         return json.loads(json.dumps(data, sort_keys=True, default=str))
 
@@ -84,11 +87,12 @@ class SearchSpec:
     def from_params(cls, params: Mapping[str, Any]) -> SearchSpec:
         return cls(**dict(params))
 
-    def pruning(self, layout: ExperimentLayout, trial: int, seed: int | None) -> dict | None:
+    def pruning(self, layout: ExperimentLayout, trial: int, run: Mapping[str, Any]) -> dict | None:
         """What a trial's fit needs to report its intermediate metric to the study each epoch
-        (dltemplate.jobs.pruning); None without a pruner, and for all seeds but the first (one
-        run reports for its trial)."""
-        if self.pruner["type"] == "none" or seed != self.seeds[0]:
+        (dltemplate.jobs.pruning); None without a pruner, and for all runs but the first seed's
+        first fold (one run reports for its trial)."""
+        first = run["seed"] == self.seeds[0] and run["overrides"].get(FOLD, 0) == 0
+        if self.pruner["type"] == "none" or not first:
             return None
         return {
             "journal": layout.study_journal,
@@ -103,16 +107,18 @@ class SearchSpec:
     def template(self) -> str:
         if self.name:
             return self.name
-        return "t{trial:03d}-s{seed}" if self.seeds != [None] else "t{trial:03d}"
+        seeds = "-s{seed}" if self.seeds != [None] else ""
+        return "t{trial:03d}" + seeds + ("-f{fold}" if self.folds else "")
 
     def trial_runs(self, number_: int, params: Mapping[str, Any], where: str) -> list[dict]:
-        """The runs of trial `number_` with `params`: [{name, seed, overrides}], one per seed."""
+        """The runs of trial `number_` with `params`: [{name, seed, overrides}], one per seed
+        and fold."""
         runs = []
-        for seed in self.seeds:
-            overrides = {**self.overrides, **params}
+        for seed, fold in itertools.product(self.seeds, fold_values(self.folds)):
+            overrides = {**self.overrides, **params, **fold}
             if seed is not None:
                 overrides["seed"] = seed
-            values = {**overrides, "trial": number_, "seed": seed}
+            values = {**overrides, "trial": number_, "seed": seed, "fold": fold.get(FOLD)}
             name = fill_template(self.template(), values, where=where, what="name template")
             runs.append({"name": name, "seed": seed, "overrides": overrides})
         return runs
@@ -126,7 +132,7 @@ def _space(space: Mapping[str, Any], sampler: str, where: str) -> dict[str, dict
     checked = {}
     for path, dist in space.items():
         at = f"space.{path}"
-        if not isinstance(path, str) or not path.strip() or path in ("seed", "trial"):
+        if not isinstance(path, str) or not path.strip() or path in ("seed", "trial", FOLD):
             raise _fail(where, at, "use a dotted override path such as task_wrapper.lr")
         kind = dist.get("type")
         if kind == "categorical":
@@ -246,6 +252,7 @@ def parse_search(search: Mapping[str, Any], jobs: tuple[str, ...], where: str) -
         seeds=seeds,
         overrides=dict(search.get("overrides") or {}),
         name=search.get("name", ""),
+        folds=search.get("folds"),
     )
     # The name template is checked now with made-up values, not when a round has been asked.
     example = {p: d.get("low", (d.get("choices") or [0])[0]) for p, d in spec.space.items()}
@@ -253,8 +260,13 @@ def parse_search(search: Mapping[str, Any], jobs: tuple[str, ...], where: str) -
         problem = name_problem(run["name"])
         if problem:
             raise _fail(where, "name", f"trial name {run['name']!r} is not valid: {problem}")
-    if len({r["name"] for r in spec.trial_runs(0, example, where)}) < len(seeds):
-        raise _fail(where, "name", f"{spec.template()!r} gives every seed one name; add {{seed}}")
+    runs = spec.trial_runs(0, example, where)
+    if len({r["name"] for r in runs}) < len(runs):
+        raise _fail(
+            where,
+            "name",
+            f"{spec.template()!r} gives the runs of a trial one name; add {{seed}} and {{fold}}",
+        )
     if "{trial" not in spec.template():
         raise _fail(where, "name", f"{spec.template()!r} must name the trial, e.g. t{{trial}}")
     return spec

@@ -30,6 +30,7 @@ from typing import Any
 from dltemplate.errors import UserError
 from dltemplate.layout import RunLayout
 from dltemplate.records import read_json, write_text_atomic
+from dltemplate.registry.sweeps import FOLD
 from dltemplate.results import metric_policy
 
 
@@ -114,6 +115,11 @@ class ExperimentSummary:
     point_columns: list[str] = field(default_factory=list)
 
 
+# What tells the runs of one point apart: a point's metrics are the mean over its seeds and its
+# folds (k-fold cross-validation, dltemplate.registry.sweeps).
+PER_RUN = ("seed", FOLD)
+
+
 def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -134,7 +140,7 @@ def _run_rows(spec: Mapping[str, Any]) -> tuple[list[dict], list[str], list[str]
             "seed": overrides.get("seed", (fit or {}).get("seed")),
         }
         for path, value in overrides.items():
-            if path != "seed":
+            if path not in PER_RUN:
                 row[path] = value
                 if path not in paths:
                     paths.append(path)
@@ -195,7 +201,7 @@ def summarize_experiment(spec: Mapping[str, Any]) -> ExperimentSummary:
     rows, paths, metrics = _run_rows(spec)
     groups: dict[tuple[str, str], list[dict]] = {}
     for run, row in zip(spec["runs"], rows, strict=True):
-        rest = {k: v for k, v in run["overrides"].items() if k != "seed"}
+        rest = {k: v for k, v in run["overrides"].items() if k not in PER_RUN}
         groups.setdefault((run["config"], _key(rest)), []).append(row)
     distinct = {c: {_key(r.get(c)) for r in rows} for c in ("config", *paths)}
     params = [c for c in ("config", *paths) if len(distinct[c]) > 1]
