@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -23,6 +24,7 @@ from dltemplate.errors import RegistryError
 from dltemplate.registry.model import load_registry
 from tests.conftest import BIN, Project
 from tests.test_exit_statuses import wait_for_unlocked
+from tests.test_slurm import slurm  # noqa: F401 (a fixture)
 
 # A tiny MLP, short epochs: the search is under test here, not the model.
 SMALL = (
@@ -278,7 +280,9 @@ def test_a_search_killed_mid_round_resumes_with_no_trial_lost_or_asked_twice(
     ]
 
 
-def test_a_round_asked_again_gets_the_trials_it_asked_before(tmp_path: Path) -> None:
+def test_a_round_asked_again_gets_the_trials_it_asked_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A round job killed after asking (before its round file) and run again: the same trials,
     none asked twice; a trial asked but never tagged with its round is adopted by it."""
     from dltemplate.jobs.search import ask_round, distributions, open_study
@@ -286,7 +290,8 @@ def test_a_round_asked_again_gets_the_trials_it_asked_before(tmp_path: Path) -> 
 
     (tmp_path / "tiny.yaml").write_text(SEARCH)
     spec = load_registry(tmp_path).experiment("tiny", "s").search
-    layout = ExperimentLayout(str(tmp_path / "results/tiny/s"))
+    monkeypatch.chdir(tmp_path)  # the registry finds the round files under ./results
+    layout = ExperimentLayout.of("tiny", "s")
     first = ask_round(layout, spec, 0)
     Path(layout.search_round(0)).unlink()  # as if killed before writing it
     assert ask_round(layout, spec, 0) == first
@@ -294,3 +299,27 @@ def test_a_round_asked_again_gets_the_trials_it_asked_before(tmp_path: Path) -> 
     second = ask_round(layout, spec, 1)
     assert [t["number"] for t in second["trials"]] == [untagged.number]
     assert len(open_study(layout, spec).get_trials()) == 3
+    # The asked trials are declared runs when the registry loads again.
+    runs = load_registry(tmp_path).experiment("tiny", "s").runs
+    assert {name: run.trial for name, run in runs.items()} == {"t000": 0, "t001": 1, "t002": 2}
+    assert (
+        runs["t001"].overrides["task_wrapper.lr"] == first["trials"][1]["params"]["task_wrapper.lr"]
+    )
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.usefixtures("slurm")  # skips without a SLURM cluster
+@pytest.mark.timeout(1200)  # queued jobs: the cluster's wait comes on top
+def test_a_search_through_slurm_submits_each_trial_and_asks_locally(project: Project) -> None:
+    from tests.test_slurm import TEST_SETTINGS
+
+    project.write("configs/projects/tiny.yaml", SEARCH)
+    result = project.snakemake(*TEST_SETTINGS, "results/tiny/s/summary.csv")
+    out = result.stdout + result.stderr
+    submitted = re.findall(r"submitted with SLURM jobid (\d+)", out)
+    assert len(submitted) == 3, out  # one per trial: its fit and test; rounds ran here
+    assert [t.state.name for t in trials_of(project)] == ["COMPLETE"] * 3
+    assert rounds_of(project) == [[0, 1], [2]]
+    logs = sorted(p.name for p in project.path("logs/slurm").iterdir())
+    assert all(name.startswith("group_run") for name in logs), logs

@@ -24,7 +24,7 @@ from dltemplate.registry import ids
 from dltemplate.registry.names import name_problem
 from dltemplate.registry.resources import job_layers
 from dltemplate.registry.search import SearchSpec, asked_trials, check_study, parse_search
-from dltemplate.registry.sweeps import expand_sweep
+from dltemplate.registry.sweeps import FOLD, expand_sweep
 from dltemplate.registry.yaml12 import error_where, safe_load
 
 
@@ -435,7 +435,8 @@ def _trial_runs(
                 exp=exp,
                 name=entry["name"],
                 description=f"search trial {trial['number']}"
-                + (f", seed {entry['seed']}" if entry["seed"] is not None else ""),
+                + (f", seed {entry['seed']}" if entry["seed"] is not None else "")
+                + (f", fold {entry['overrides'][FOLD]}" if FOLD in entry["overrides"] else ""),
                 config=spec.config,
                 jobs=spec.jobs,
                 overrides=dict(entry["overrides"]),
@@ -443,9 +444,7 @@ def _trial_runs(
                 resources=spec.resources,
                 swept=entry["seed"] is not None,
                 trial=trial["number"],
-                pruning=spec.pruning(
-                    ExperimentLayout.of(proj, exp), trial["number"], entry["seed"]
-                ),
+                pruning=spec.pruning(ExperimentLayout.of(proj, exp), trial["number"], entry),
             )
     return runs
 
