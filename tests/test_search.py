@@ -323,3 +323,42 @@ def test_a_search_through_slurm_submits_each_trial_and_asks_locally(project: Pro
     assert rounds_of(project) == [[0, 1], [2]]
     logs = sorted(p.name for p in project.path("logs/slurm").iterdir())
     assert all(name.startswith("group_run") for name in logs), logs
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.usefixtures("slurm")
+@pytest.mark.timeout(1200)
+def test_a_cancelled_trial_on_slurm_resumes_from_its_checkpoint(project: Project) -> None:
+    from tests.test_slurm import TEST_SETTINGS, squeue_jobs_in
+
+    project.add_fit_hooks()
+    one = HELD.replace("trials: 3", "trials: 1").replace("parallel: 2", "parallel: 1")
+    project.write("configs/projects/tiny.yaml", one)
+    hold = project.path("release")  # never written: the fit holds until scancel's SIGTERM
+    held = Path(f"{hold}.held")
+    with open(project.path("snakemake.out"), "w") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "snakemake"), *TEST_SETTINGS, "results/tiny/s/summary.csv"],
+            cwd=project.root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            # The trial's fit holds in its second epoch, after its first checkpoint.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "DLT_TEST_HOLD": f"1,2,{hold}"},
+        )
+        try:
+            deadline = time.monotonic() + 300  # a bound for a broken test, not a timing
+            running: list[str] = []
+            while not (held.exists() and running):
+                assert proc.poll() is None, project.path("snakemake.out").read_text()
+                assert time.monotonic() < deadline, "the trial's fit was not held"
+                time.sleep(0.2)
+                running = squeue_jobs_in(project.root)
+            subprocess.run(["scancel", *running], check=True)
+            assert proc.wait(timeout=400) == 0, project.path("snakemake.out").read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    fit = json.loads(project.path("results/tiny/s/t000/fit.done").read_text())
+    assert fit["attempts"] == 2 and fit["resumed_from_step"] > 0, fit
+    assert [t.state.name for t in trials_of(project)] == ["COMPLETE"]
