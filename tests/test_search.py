@@ -330,7 +330,7 @@ def test_a_search_through_slurm_submits_each_trial_and_asks_locally(project: Pro
 @pytest.mark.usefixtures("slurm")
 @pytest.mark.timeout(1200)
 def test_a_cancelled_trial_on_slurm_resumes_from_its_checkpoint(project: Project) -> None:
-    from tests.test_slurm import TEST_SETTINGS, squeue_jobs_in
+    from tests.test_slurm import TEST_SETTINGS, cancel_when
 
     project.add_fit_hooks()
     one = HELD.replace("trials: 3", "trials: 1").replace("parallel: 2", "parallel: 1")
@@ -346,19 +346,7 @@ def test_a_cancelled_trial_on_slurm_resumes_from_its_checkpoint(project: Project
             # The trial's fit holds in its second epoch, after its first checkpoint.
             env={**os.environ, "PYTHONUNBUFFERED": "1", "DLT_TEST_HOLD": f"1,2,{hold}"},
         )
-        try:
-            deadline = time.monotonic() + 300  # a bound for a broken test, not a timing
-            running: list[str] = []
-            while not (held.exists() and running):
-                assert proc.poll() is None, project.path("snakemake.out").read_text()
-                assert time.monotonic() < deadline, "the trial's fit was not held"
-                time.sleep(0.2)
-                running = squeue_jobs_in(project.root)
-            subprocess.run(["scancel", *running], check=True)
-            assert proc.wait(timeout=400) == 0, project.path("snakemake.out").read_text()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        cancel_when(project, proc, held.exists, "the trial's fit was not held")
     fit = json.loads(project.path("results/tiny/s/t000/fit.done").read_text())
     assert fit["attempts"] == 2 and fit["resumed_from_step"] > 0, fit
     assert [t.state.name for t in trials_of(project)] == ["COMPLETE"]
