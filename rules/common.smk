@@ -129,8 +129,10 @@ def get_experiment_targets(wildcards):
 
 def wait_for_search_rounds(proj, exp):
     """Every round of the experiment's search asked (Snakemake runs the missing ones' jobs,
-    then evaluates the caller again, now with all trials declared)."""
-    for k in exit_on_user_error(targets.search_rounds, REGISTRY, proj, exp):
+    then evaluates the caller again, now with all trials declared). The last round's
+    checkpoint stands for all: it waits for the one before, told, and so on back to round 0;
+    asking for every round's made a 500-round dry run take 54 s instead of 4."""
+    for k in exit_on_user_error(targets.search_rounds, REGISTRY, proj, exp)[-1:]:
         checkpoints.search_round.get(proj=proj, exp=exp, k=str(k))
 
 
