@@ -164,13 +164,22 @@ def test_a_search_runs_its_rounds_and_tells_the_study(project: Project) -> None:
     again = project.snakemake("-n", "-j2", "results/tiny/s/summary.csv")
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # More trials extend the study: the last round asks one more, nothing is trained again.
+    fits = {p: p.stat().st_mtime_ns for p in project.path("results/tiny/s").glob("t*/fit.done")}
+    project.write("configs/projects/tiny.yaml", SEARCH.replace("trials: 3", "trials: 4"))
+    project.snakemake("-j2", "results/tiny/s/summary.csv")
+    assert len(fits) == 3 and all(p.stat().st_mtime_ns == t for p, t in fits.items())
+    assert project.path("results/tiny/s/t003/test.done").is_file()
+    assert rounds_of(project) == [[0, 1], [2, 3]]
+    assert [t.state.name for t in trials_of(project)] == ["COMPLETE"] * 4
+
     # A changed space would mix two searches in one study: refused in one line, nothing run.
     project.write("configs/projects/tiny.yaml", SEARCH.replace("high: 0.1", "high: 0.5"))
     refused = project.snakemake("-j2", "results/tiny/s/summary.csv", check=False)
     assert refused.returncode == 1
     line = [x for x in refused.stderr.splitlines() if x.startswith("Error:")]
     assert line and "experiments.s.search: space differ(s) from the study" in line[0], line
-    assert len(trials_of(project)) == 3
+    assert len(trials_of(project)) == 4
 
 
 PRUNED = f"""\

@@ -83,11 +83,12 @@ class Experiment:
         if self.search is None:
             return self
         layout = ExperimentLayout.of(self.proj, self.name)
-        trials, rounds = asked_trials(layout, self.search, self.rounds_read)
-        if rounds == self.rounds_read:
+        # From the last round read: it grows when `trials` grows (a round job asked again).
+        trials, rounds = asked_trials(layout, self.search, max(0, self.rounds_read - 1))
+        new = _trial_runs(self.proj, self.name, self.search, trials, self.runs)
+        if not new and rounds == self.rounds_read:
             return self
-        runs = {**self.runs, **_trial_runs(self.proj, self.name, self.search, trials, self.runs)}
-        return replace(self, runs=runs, rounds_read=rounds)
+        return replace(self, runs={**self.runs, **new}, rounds_read=rounds)
 
     @property
     def layout(self) -> ExperimentLayout:

@@ -296,8 +296,8 @@ def asked_trials(
 ) -> tuple[list[dict[str, Any]], int]:
     """The trials asked in rounds `start`, `start + 1`, ... so far, in order ([{number, params,
     runs: [{name, seed, overrides}]}]), from the round files that the round jobs wrote, and the
-    number of rounds asked. A round file, once written, never changes: a caller that has read
-    rounds 0..start-1 reads only the new ones."""
+    number of rounds asked. Only the last round's file can change once written (it grows when
+    `trials` grows), so a caller that has read rounds 0..start reads from `start` on."""
     trials = []
     k = start
     while k < spec.rounds:
