@@ -15,6 +15,7 @@ ORDER = (
     "data_path",
     "orchestration",
     "sweep_throughput",
+    "search_overhead",
     "export_speed",
     "gpu_step_overhead",
 )
