@@ -118,3 +118,10 @@ def test_the_schemas_know_the_layouts_job_types() -> None:
     assert tuple(schemas.schema("common")["$defs"]["job_type"]["enum"]) == JOB_TYPES
     for section in ("threads", "retries", "resources"):
         assert tuple(schemas.schema("workflow")["properties"][section]["properties"]) == JOB_TYPES
+
+
+def test_the_registry_schema_knows_the_layouts_export_formats() -> None:
+    from dltemplate import schemas
+
+    formats = schemas.schema("registry")["$defs"]["export_formats"]["items"]["enum"]
+    assert tuple(formats) == tuple(EXPORT_FILES)
