@@ -16,6 +16,7 @@ ORDER = (
     "orchestration",
     "sweep_throughput",
     "warm_jobs",
+    "search_overhead",
     "export_speed",
     "gpu_step_overhead",
 )

@@ -2,6 +2,9 @@
 
     results/<proj>/                       ProjectLayout: summary.csv/.md, project.json, logs/
       <exp>/                              ExperimentLayout: summary.*, plots/comparison.png
+        search/                           an adaptive search's study (dltemplate.registry.search):
+          study.journal spec.json           Optuna's journal, the search's fixed settings
+          round-<k>.json told-<k>.json      the trials asked in round k; their results, told
         <run>/                            RunLayout
           fit.done validate.done test.done predict.done   each job's record of success
           run.json                          the run's record, assembled from records/
@@ -75,7 +78,7 @@ EXPERIMENT_FILES = (
     "logs",
     "best_export",
     "best_export.done",
-)
+)  # and `search/` (a search's study): its experiment's runs are trials, whose names hold a number
 PROJECT_FILES = ("summary.csv", "summary.md", "project.json", "logs")
 # No project, experiment or run may be named like a file the layout writes beside one.
 RESERVED_NAMES = tuple(dict.fromkeys((*EXPERIMENT_FILES, *PROJECT_FILES, "run.json", "mlflow.db")))
@@ -347,6 +350,39 @@ class ExperimentLayout(_Folder):
     @property
     def best_export_done(self) -> str:
         return self.file("best_export.done")
+
+    @property
+    def search(self) -> str:
+        """An adaptive search's folder: its study, fixed settings and rounds."""
+        return self.file("search")
+
+    @property
+    def study_journal(self) -> str:
+        """Optuna's journal file storage (appended under its file lock; survives kills)."""
+        return self.file("search/study.journal")
+
+    @property
+    def search_spec(self) -> str:
+        """The settings the study was started with; a change to them is refused."""
+        return self.file("search/spec.json")
+
+    def search_round(self, k: int | str) -> str:
+        """The trials asked in round `k` (numbers, params, run names): the round's checkpoint."""
+        return self.file(f"search/round-{k}.json")
+
+    def search_told(self, k: int | str) -> str:
+        """The results of round `k`'s trials, as they were told to the study."""
+        return self.file(f"search/told-{k}.json")
+
+    @property
+    def search_history_png(self) -> str:
+        """A search's objective trial by trial (with `param_importances.png` beside it)."""
+        return self.file("plots/optimization_history.png")
+
+    @property
+    def search_importances_png(self) -> str:
+        """How much each searched parameter explains the objective (fANOVA)."""
+        return self.file("plots/param_importances.png")
 
 
 class ProjectLayout(_Folder):

@@ -18,6 +18,7 @@ from bench import (
     gpu_step_overhead,
     orchestration,
     report,
+    search_overhead,
     step_overhead,
     sweep_throughput,
 )
@@ -179,3 +180,12 @@ def test_export_speed_quick(tmp_path: Path) -> None:
     assert [row[0] for row in times["rows"]] == ["MLP", "CNN"]
     assert speeds["columns"][-1] == "onnxruntime over eager"
     assert len(speeds["rows"]) == 4  # two models, batches 1 and 64
+
+
+def test_search_overhead_quick(tmp_path: Path) -> None:
+    data = read(search_overhead.main(["--quick", "--out", str(tmp_path)]))
+    asks, totals = data["tables"]
+    assert [row[0] for row in asks["rows"]] == [10, 20]
+    assert totals["rows"][1][0].startswith("snakemake -n")
+    assert data["goals"][0]["goal"] == "ask + tell per round at 20 trials <= 1 s"
+    assert "## Search overhead" in report.render(tmp_path)

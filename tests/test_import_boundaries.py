@@ -1,7 +1,7 @@
 """Layer 1: the package tree shows where code runs, and these checks keep it so.
 
 - What Snakemake imports while it parses the workflow (registry/, workflow/, results/, and the
-  leaves layout, records, errors) loads no torch, Lightning, matplotlib or pandas.
+  leaves layout, records, errors) loads no torch, Lightning, matplotlib, pandas or Optuna.
 - The engine never imports the example project (configs/, models/, dataset_classes/,
   wrappers/): the example imports the engine, and a user who deletes it keeps a working engine.
 - No import cycles between dltemplate's modules.
@@ -24,7 +24,7 @@ from tests.conftest import REPO
 PACKAGE = REPO / "dltemplate"
 TORCH_FREE = ("registry", "workflow", "results")
 TORCH_FREE_LEAVES = ("layout", "records", "errors")
-HEAVY = ("torch", "lightning", "matplotlib", "pandas")
+HEAVY = ("torch", "lightning", "matplotlib", "pandas", "optuna")
 EXAMPLE = ("configs", "models", "dataset_classes", "wrappers")
 
 

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -222,6 +223,27 @@ def test_a_job_that_can_never_start_is_named_in_one_line(slurm: None, project: P
     assert scontrol_job(re.search(pattern, line).group(1))["JobState"] == "CANCELLED"
 
 
+def cancel_when(
+    project: Project, proc: subprocess.Popen, ready: Callable[[], bool], problem: str
+) -> list[str]:
+    """Once `ready()` and a job of the project runs, scancel the running jobs; wait for the
+    Snakemake `proc` to succeed (its retry). Returns the cancelled job ids."""
+    try:
+        deadline = time.monotonic() + 300  # a bound for a broken test
+        running: list[str] = []
+        while not (ready() and running):
+            assert proc.poll() is None, project.path("snakemake.out").read_text()
+            assert time.monotonic() < deadline, problem
+            time.sleep(0.2)
+            running = squeue_jobs_in(project.root)
+        subprocess.run(["scancel", *running], check=True)
+        assert proc.wait(timeout=400) == 0, project.path("snakemake.out").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return running
+
+
 def squeue_jobs_in(folder: Path) -> list[str]:
     out = subprocess.run(
         ["squeue", "-h", "-t", "R", "-o", "%i %Z"], capture_output=True, text=True, check=True
@@ -252,19 +274,7 @@ def test_cancelled_fit_resumes_from_its_checkpoint_in_the_retry(
     last = project.path("results/tiny/exp/long/checkpoints/last.ckpt")
     with open(project.path("snakemake.out"), "w") as out:
         proc = start_snakemake(project, out)
-        try:
-            deadline = time.monotonic() + 300
-            running: list[str] = []
-            while not (last.is_file() and running):
-                assert proc.poll() is None, project.path("snakemake.out").read_text()
-                assert time.monotonic() < deadline, "no checkpoint within 300 s"
-                time.sleep(0.2)
-                running = squeue_jobs_in(project.root)
-            subprocess.run(["scancel", *running], check=True)
-            assert proc.wait(timeout=400) == 0, project.path("snakemake.out").read_text()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        running = cancel_when(project, proc, last.is_file, "no checkpoint within 300 s")
     output = project.path("snakemake.out").read_text()
     assert "Trying to restart" in output, output
     done = json.loads(project.path("results/tiny/exp/long/fit.done").read_text())

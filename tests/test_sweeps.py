@@ -230,7 +230,7 @@ def test_registry_expands_sweeps_into_normal_runs_with_targets(tmp_path: Path) -
         ),
         (
             "  e:\n    description: E\n    sweep: {config: c.py, seeds: 2, gird: {}}\n",
-            r"at experiments.e.sweep: .*'gird'.*allowed keys: config, description, grid",
+            r"at experiments.e.sweep: .*'gird'.*allowed keys: config, description, folds, grid",
         ),
         (
             "  e:\n    description: E\n    runs: {r: {description: R, config: c.py, init_from: e/r}}\n",

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from torch.utils.data import (
+    ConcatDataset,
     DataLoader,
     Dataset,
     Subset,
@@ -96,6 +97,11 @@ class BasicDataWrapper(L.LightningDataModule):
     them, preprocessed as the dataset preprocesses its own (a tensor, or a tuple of them);
     `main.py predict --input` uses it through `predict_from`, and the export job quotes its
     docstring as the model's preprocessing. Without one, new inputs are taken as they are.
+
+    k-fold cross-validation: with `folds` K > 1, the train and val splits are pooled and cut
+    into K folds in an order drawn from `split_seed`; fold `fold` (0..K-1) is the val split and
+    the others the train split. The test and predict splits are untouched. A sweep's or a
+    search's `folds: K` sets both for its runs (docs/registry.md).
     """
 
     def __init__(
@@ -114,8 +120,16 @@ class BasicDataWrapper(L.LightningDataModule):
         collate_fn: Callable | None = None,
         shuffle_seed: int | None = None,
         input_reader: Callable[[Path], torch.Tensor | tuple[torch.Tensor, ...]] | None = None,
+        folds: int = 1,
+        fold: int = 0,
     ) -> None:
         super().__init__()
+        if folds < 1 or not 0 <= fold < folds:
+            raise UserError(
+                f"fold {fold} of {folds} folds does not exist: folds is at least 1 and fold runs "
+                f"from 0 to folds - 1; set data_wrapper.fold and data_wrapper.folds"
+            )
+        self.folds, self.fold = folds, fold
         self.input_reader = input_reader
         self._given = {
             "train": train_dataset,
@@ -177,7 +191,23 @@ class BasicDataWrapper(L.LightningDataModule):
             for name, part in zip(self._split_into, parts, strict=True):
                 splits[name] = part
         splits["predict"] = splits["predict"] or splits["test"]
+        if self.folds > 1:
+            splits["train"], splits["val"] = self._fold_splits(splits["train"], splits["val"])
         self.splits = splits
+
+    def _fold_splits(self, train: Dataset | None, val: Dataset | None) -> tuple[Subset, Subset]:
+        """(train, val) of fold `self.fold`: train and val pooled, cut into `self.folds`."""
+        pool = ConcatDataset([d for d in (train, val) if d is not None])
+        if len(pool) < self.folds:
+            raise UserError(
+                f"{self.folds} folds need at least {self.folds} train and val samples, got "
+                f"{len(pool)}; lower data_wrapper.folds"
+            )
+        order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(self.split_seed))
+        parts = torch.tensor_split(order, self.folds)
+        held = parts[self.fold]
+        rest = torch.cat([p for i, p in enumerate(parts) if i != self.fold])
+        return Subset(pool, rest.tolist()), Subset(pool, held.tolist())
 
     def _workers(self) -> int:
         if self.num_workers == "auto":

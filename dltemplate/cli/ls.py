@@ -17,7 +17,13 @@ from dltemplate.errors import UserError
 from dltemplate.layout import DEFAULT_JOBS
 from dltemplate.results.summary import print_summary, summary_data
 
-STYLES = {"done": "green", "stale": "yellow", "failed": "bold red", "running": "cyan"}
+STYLES = {
+    "done": "green",
+    "pruned": "magenta",
+    "stale": "yellow",
+    "failed": "bold red",
+    "running": "cyan",
+}
 
 
 def _when(created: str) -> str:

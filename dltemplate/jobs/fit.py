@@ -70,6 +70,7 @@ def fit_run(
     checkpoint: Mapping[str, int] | None = None,
     log_file: str | Path | None = None,
     init_from: str | Path | None = None,
+    pruning: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fit the run in `run_dir`, resuming its last checkpoint when that belongs to this config;
     write `done_file` (JSON) as the last act.
@@ -80,7 +81,8 @@ def fit_run(
     them; computed here when not given. `checkpoint`: how often to write last.ckpt
     (`every_n_epochs`, `every_n_train_steps`). `log_file`: the job's log, which is kept per
     attempt as `logs/fit.attempt-<n>.log`. `init_from`: another run's fit.done, whose best
-    weights a fresh (not a resumed) fit starts from.
+    weights a fresh (not a resumed) fit starts from. `pruning`: a search trial's link to its
+    study (dltemplate.jobs.pruning); a pruned fit stops, and its record says `pruned`.
     """
     run_dir = Path(run_dir)
     started = time.time()
@@ -107,6 +109,7 @@ def fit_run(
                 checkpoint=checkpoint,
                 archive_format=archive_format,
                 init_from=init_from,
+                pruning=pruning,
             )
         finally:
             total = resume.finish_attempt(run_dir, plan.attempt, time.time() - started)
@@ -131,6 +134,7 @@ def _fit(
     checkpoint: Mapping[str, int] | None,
     archive_format: str,
     init_from: str | Path | None = None,
+    pruning: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     # Imported here, under the run's lock: a second writer is turned away in a second, not
     # after torch and Lightning have loaded.
@@ -166,6 +170,12 @@ def _fit(
     )
     settings = dict(built.trainer_kwargs)
     settings["callbacks"] = [*settings.get("callbacks", []), keeper]
+    reporter = None
+    if pruning is not None:  # a search trial: report each epoch, stop when pruned
+        from dltemplate.jobs.pruning import ReportToStudy
+
+        reporter = ReportToStudy(pruning)
+        settings["callbacks"].append(reporter)
     settings["plugins"] = [*settings.get("plugins", []), AtomicCheckpointIO()]
     trainer = make_trainer(settings, run_dir, "fit", log_version=f"fit/attempt-{plan.attempt}")
     names_check = check_before_fit(
@@ -227,6 +237,11 @@ def _fit(
         "last_checkpoint": portable_path(last) if last.is_file() else None,
         "epochs": trainer.current_epoch,  # trained, early stopping included
         "stopped_early": stopped_early(trainer),
+        **(
+            {"pruned": {"epoch": reporter.pruned_epoch}}
+            if reporter and reporter.pruned_epoch
+            else {}
+        ),
         "global_step": trainer.global_step,
         "attempts": plan.attempt,
         "resumed_from_step": resumed_step,

@@ -88,6 +88,7 @@ def fit(snakemake: Any, spec: Any) -> None:
             checkpoint=snakemake.config.get("checkpoint"),
             log_file=snakemake.log[0],
             init_from=spec.init_from,
+            pruning=spec.pruning,
         )
     except resume.RunLockedError as exc:  # keep the log of the fit that holds the lock
         refused = resume.set_aside_refused_log(snakemake.log[0], spec.run_dir)

@@ -23,7 +23,8 @@ from dltemplate.layout import DEFAULT_JOBS, EXPORT_FILES, ExperimentLayout, RunL
 from dltemplate.registry import ids
 from dltemplate.registry.names import name_problem
 from dltemplate.registry.resources import job_layers
-from dltemplate.registry.sweeps import expand_sweep
+from dltemplate.registry.search import SearchSpec, asked_trials, check_study, parse_search
+from dltemplate.registry.sweeps import FOLD, expand_sweep
 from dltemplate.registry.yaml12 import error_where, safe_load
 
 
@@ -46,6 +47,8 @@ class Run:
     init_from: str | None = None  # "<proj>/<exp>/<run>" whose best weights start the fit
     swept: bool = False  # declared by its experiment's `sweep:` (its seed from `seeds:`)
     export: tuple[str, ...] = tuple(EXPORT_FILES)  # the formats its export job writes
+    trial: int | None = None  # the number of the search trial it runs (its experiment's search:)
+    pruning: dict[str, Any] | None = None  # how its fit reports to the study (registry.search)
 
     @property
     def key(self) -> str:
@@ -71,6 +74,21 @@ class Experiment:
     metric_mode: str | None = None  # None: "min" for loss-like names, else "max"
     id: int | None = None  # within its project (dltemplate.registry.ids); None until assigned
     export_best: bool = False  # `export: best`: export the best run by `metric`
+    search: SearchSpec | None = None  # `search:`: its runs are the trials asked so far
+    rounds_read: int = 0  # the search's rounds whose trials `runs` holds
+
+    def with_asked_trials(self) -> Experiment:
+        """This experiment with the search trials asked since it was loaded (the round jobs
+        write them while Snakemake runs; rounds only ever add trials)."""
+        if self.search is None:
+            return self
+        layout = ExperimentLayout.of(self.proj, self.name)
+        # From the last round read: it grows when `trials` grows (a round job asked again).
+        trials, rounds = asked_trials(layout, self.search, max(0, self.rounds_read - 1))
+        new = _trial_runs(self.proj, self.name, self.search, trials, self.runs)
+        if not new and rounds == self.rounds_read:
+            return self
+        return replace(self, runs={**self.runs, **new}, rounds_read=rounds)
 
     @property
     def layout(self) -> ExperimentLayout:
@@ -104,6 +122,8 @@ class Registry:
         try:
             return self.projects[proj].experiments[exp].runs[name]
         except KeyError:
+            if self._refresh(proj, exp) and name in self.projects[proj].experiments[exp].runs:
+                return self.projects[proj].experiments[exp].runs[name]
             raise RegistryError(
                 f"No run {proj}/{exp}/{name} in the registry {self.folder}; "
                 "`main.py ls` lists the declared runs"
@@ -130,7 +150,16 @@ class Registry:
         by_id = {e.id: e.name for e in experiments.values()}
         return _resolve(text, experiments, by_id, "experiment", f"project {proj}")
 
+    def _refresh(self, proj: str, exp: str) -> bool:
+        """Add the trials a search of `proj/exp` asked since loading; False: not a search."""
+        experiment = self.projects.get(proj) and self.projects[proj].experiments.get(exp)
+        if not experiment or experiment.search is None:
+            return False
+        self.projects[proj].experiments[exp] = experiment.with_asked_trials()
+        return True
+
     def experiment(self, proj: str, exp: str) -> Experiment:
+        self._refresh(proj, exp)
         try:
             return self.projects[proj].experiments[exp]
         except KeyError:
@@ -245,17 +274,20 @@ def load_project(path: Path) -> Project:
             )
         if "sweep" in exp:
             runs.update(_sweep_runs(path, proj, exp_name, exp, runs))
+        search = _search(path, proj, exp_name, exp, runs)
+        metric = exp.get("metric") or (search and search.metric)
         experiments[exp_name] = Experiment(
             proj,
             exp_name,
             exp["description"],
             runs,
             exp.get("created", ""),
-            exp.get("metric"),
-            exp.get("metric_mode"),
+            metric,
+            exp.get("metric_mode") or (search and search.metric_mode),
             exp.get(ids.ID),
             export_best=exp.get("export") == "best",
-        )
+            search=search,
+        ).with_asked_trials()
     _check_unique_ids(path, {e.name: e.id for e in experiments.values()}, "experiment")
     return Project(
         proj,
@@ -353,6 +385,69 @@ def _sweep_runs(
             resources=resources,
             swept=True,
         )
+    return runs
+
+
+SEARCH_JOBS = ("fit", "test")  # a trial's jobs unless the search says otherwise
+
+
+def _search(
+    path: Path, proj: str, exp: str, experiment: dict, declared: dict[str, Run]
+) -> SearchSpec | None:
+    """The experiment's `search:`, checked (also against the study it started, if any)."""
+    if "search" not in experiment:
+        return None
+    where = f"Registry {path}: at experiments.{exp}.search"
+    if "sweep" in experiment:
+        raise RegistryError(
+            f"{where}: an experiment has a sweep or a search, not both; move one to an "
+            "experiment of its own"
+        )
+    if experiment.get("metric") and experiment["metric"] != experiment["search"]["metric"]:
+        raise RegistryError(
+            f"{where}.metric: {experiment['search']['metric']} differs from the experiment's "
+            f"metric {experiment['metric']}; keep one (the search's is the experiment's)"
+        )
+    jobs = tuple(j for j in JOB_TYPES if j in experiment["search"].get("jobs", SEARCH_JOBS))
+    spec = parse_search(experiment["search"], jobs, where)
+    check_study(spec, ExperimentLayout.of(proj, exp), where)
+    if declared:
+        raise RegistryError(
+            f"{where}: the experiment also declares runs ({', '.join(declared)}); a search's "
+            "runs are its trials: move them to an experiment of their own"
+        )
+    return replace(
+        spec,
+        jobs=jobs,
+        resources=job_layers(experiment.get("resources"), experiment["search"].get("resources")),
+        source=str(path),
+    )
+
+
+def _trial_runs(
+    proj: str, exp: str, spec: SearchSpec, trials: list[dict], known: dict[str, Run]
+) -> dict[str, Run]:
+    runs = {}
+    for trial in trials:
+        for entry in trial["runs"]:
+            if entry["name"] in known:
+                continue
+            runs[entry["name"]] = Run(
+                proj=proj,
+                exp=exp,
+                name=entry["name"],
+                description=f"search trial {trial['number']}"
+                + (f", seed {entry['seed']}" if entry["seed"] is not None else "")
+                + (f", fold {entry['overrides'][FOLD]}" if FOLD in entry["overrides"] else ""),
+                config=spec.config,
+                jobs=spec.jobs,
+                overrides=dict(entry["overrides"]),
+                source=spec.source,
+                resources=spec.resources,
+                swept=entry["seed"] is not None,
+                trial=trial["number"],
+                pruning=spec.pruning(ExperimentLayout.of(proj, exp), trial["number"], entry),
+            )
     return runs
 
 

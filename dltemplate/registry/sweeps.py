@@ -27,6 +27,9 @@ from dltemplate.registry.names import name_problem
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|Infinity)|nan")
 _PLACEHOLDER = re.compile(r"\{([^{}:]*)(?::([^{}]*))?\}")
 RANDOM_KEYS = {"choices", "low", "high", "log", "digits"}
+# k-fold cross-validation (`folds: K`): each point's runs set these data-wrapper arguments, and
+# the summaries average over folds as over seeds (wrappers.BasicDataWrapper takes both).
+FOLD, FOLDS = "data_wrapper.fold", "data_wrapper.folds"
 MAX_RUNS = 100_000  # per sweep: far beyond what a workflow can schedule, short of a typo's 10**9
 
 
@@ -102,12 +105,22 @@ def fill_template(template: str, values: Mapping[str, Any], *, where: str, what:
     return text
 
 
-def default_name_template(paths: list[str], has_seeds: bool) -> str:
-    """`lr{task_wrapper.lr}-batch_size{data_wrapper.batch_size}-s{seed}` from a point's paths."""
+def default_name_template(paths: list[str], has_seeds: bool, has_folds: bool = False) -> str:
+    """`lr{task_wrapper.lr}-batch_size{data_wrapper.batch_size}-s{seed}` from a point's paths
+    (and `-f{fold}` with folds)."""
     parts = [f"{p.rsplit('.', 1)[-1]}{{{p}}}" for p in paths]
     if has_seeds:
         parts.append("s{seed}")
+    if has_folds:
+        parts.append("f{fold}")
     return "-".join(parts)
+
+
+def fold_values(folds: int | None) -> list[dict[str, int]]:
+    """The overrides of each fold of `folds: K` ([{}] without folds)."""
+    if not folds:
+        return [{}]
+    return [{FOLDS: folds, FOLD: i} for i in range(folds)]
 
 
 def _bound(value: Any, key: str, where: str) -> float | int:
@@ -194,6 +207,7 @@ def sweep_points(spec: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     size += len(spec.get("list") or []) + (sampled["n"] if sampled else 0)
     seeds = spec.get("seeds")
     size *= (seeds if isinstance(seeds, int) else len(seeds)) if seeds else 1
+    size *= spec.get("folds") or 1
     if size > MAX_RUNS:
         raise RegistryError(
             f"{where}: the sweep declares {size} runs (at most {MAX_RUNS}); shrink the grid, "
@@ -220,6 +234,11 @@ def sweep_points(spec: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
                 f"{where}: `seed` is swept with the `seeds:` key (e.g. seeds: [0, 1, 2]), "
                 "not in grid, list or random"
             )
+        if spec.get("folds") and {FOLD, FOLDS} & set(point):
+            raise RegistryError(
+                f"{where}: {FOLD} and {FOLDS} are set by the `folds:` key, not in grid, list or "
+                "random"
+            )
     return points or [{}]
 
 
@@ -240,7 +259,8 @@ def expand_sweep(spec: Mapping[str, Any], *, where: str) -> list[SweepRun]:
     seeds = sweep_seeds(spec)
     base = dict(spec.get("overrides") or {})
     has_seeds = spec.get("seeds") is not None
-    if not spec.get("name") and points == [{}] and not has_seeds:
+    folds = fold_values(spec.get("folds"))
+    if not spec.get("name") and points == [{}] and not has_seeds and folds == [{}]:
         raise RegistryError(
             f"{where}: the sweep has no grid, list, random or seeds, so it declares one run; "
             "declare it under `runs:` instead"
@@ -250,11 +270,12 @@ def expand_sweep(spec: Mapping[str, Any], *, where: str) -> list[SweepRun]:
     seen: dict[str, dict[str, Any]] = {}
     for point in points:
         # Without a `name`, each point names its own swept values: lr0.1-hidden_dim16-s0.
-        template = spec.get("name") or default_name_template(list(point), has_seeds)
-        for seed in seeds:
-            varied = {**point, **({"seed": seed} if seed is not None else {})}
+        template = spec.get("name") or default_name_template(list(point), has_seeds, folds != [{}])
+        for seed, fold in itertools.product(seeds, folds):
+            varied = {**point, **({"seed": seed} if seed is not None else {}), **fold}
             overrides = {**base, **varied}
-            name = fill_template(template, overrides, where=where, what="name template")
+            values = {**overrides, **({"fold": fold[FOLD]} if fold else {})}
+            name = fill_template(template, values, where=where, what="name template")
             problem = name_problem(name)
             if problem:
                 raise RegistryError(
@@ -270,7 +291,7 @@ def expand_sweep(spec: Mapping[str, Any], *, where: str) -> list[SweepRun]:
                 )
             seen[name.lower()] = varied
             if description:
-                text = fill_template(description, overrides, where=where, what="description")
+                text = fill_template(description, values, where=where, what="description")
             else:
                 text = f"sweep run {_describe(varied)}"
             runs.append(SweepRun(name=name, description=text, overrides=overrides))

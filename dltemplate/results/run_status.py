@@ -128,6 +128,8 @@ def job_status(
     if Path(done_file).is_file():
         status, pending = (plan or {}).get(done_file, ("ok", "no update"))
         if pending != "update pending":
+            if job == "fit" and (read_json(done_file, default=None) or {}).get("pruned"):
+                return JobStatus("pruned", "stopped early by its search's pruner", **times)
             return JobStatus("done", **times)
         if status != "ok":
             reason = status

@@ -30,6 +30,7 @@ from typing import Any
 from dltemplate.errors import UserError
 from dltemplate.layout import RunLayout
 from dltemplate.records import read_json, write_text_atomic
+from dltemplate.registry.sweeps import FOLD
 from dltemplate.results import metric_policy
 
 
@@ -68,6 +69,7 @@ def experiment_spec(registry, proj: str, exp: str) -> dict[str, Any]:
             }
             for run in experiment.runs.values()
         ],
+        **({"search": list(experiment.search.space)} if experiment.search else {}),
     }
 
 
@@ -85,7 +87,9 @@ def project_spec(registry, proj: str) -> dict[str, Any]:
         "proj": proj,
         "description": project.description,
         "experiments": [
-            experiment_spec(registry, proj, e.name) for e in project.experiments.values() if e.runs
+            experiment_spec(registry, proj, e.name)
+            for e in project.experiments.values()
+            if e.runs or e.search
         ],
     }
 
@@ -104,10 +108,16 @@ class ExperimentSummary:
     metric: str | None  # the metric that ranks the points
     mode: str  # "min" or "max"
     metric_source: str  # "the registry" or "default"
+    search: list[str] | None = None  # a search's space paths (None: not a search)
     best: dict[str, Any] | None = None  # the best point's row
     label_params: list[str] = field(default_factory=list)  # what tells the ranked points apart
     run_columns: list[str] = field(default_factory=list)
     point_columns: list[str] = field(default_factory=list)
+
+
+# What tells the runs of one point apart: a point's metrics are the mean over its seeds and its
+# folds (k-fold cross-validation, dltemplate.registry.sweeps).
+PER_RUN = ("seed", FOLD)
 
 
 def _key(value: Any) -> str:
@@ -125,12 +135,12 @@ def _run_rows(spec: Mapping[str, Any]) -> tuple[list[dict], list[str], list[str]
         overrides = run["overrides"]
         row = {
             "run": run["name"],
-            "status": "done" if len(done) == len(run["jobs"]) else "partial" if done else "not run",
+            "status": _status(run, done, fit),
             "config": run["config"],
             "seed": overrides.get("seed", (fit or {}).get("seed")),
         }
         for path, value in overrides.items():
-            if path != "seed":
+            if path not in PER_RUN:
                 row[path] = value
                 if path not in paths:
                     paths.append(path)
@@ -149,6 +159,13 @@ def _run_rows(spec: Mapping[str, Any]) -> tuple[list[dict], list[str], list[str]
 
 
 _UNSET = object()
+
+
+def _status(run: Mapping[str, Any], done: list[str], fit: Mapping[str, Any] | None) -> str:
+    """done, partial or not run; `pruned` for a search trial that its study stopped early."""
+    if (fit or {}).get("pruned"):
+        return "pruned"
+    return "done" if len(done) == len(run["jobs"]) else "partial" if done else "not run"
 
 
 def _hparams(layout: RunLayout) -> dict[str, Any]:
@@ -184,7 +201,7 @@ def summarize_experiment(spec: Mapping[str, Any]) -> ExperimentSummary:
     rows, paths, metrics = _run_rows(spec)
     groups: dict[tuple[str, str], list[dict]] = {}
     for run, row in zip(spec["runs"], rows, strict=True):
-        rest = {k: v for k, v in run["overrides"].items() if k != "seed"}
+        rest = {k: v for k, v in run["overrides"].items() if k not in PER_RUN}
         groups.setdefault((run["config"], _key(rest)), []).append(row)
     distinct = {c: {_key(r.get(c)) for r in rows} for c in ("config", *paths)}
     params = [c for c in ("config", *paths) if len(distinct[c]) > 1]
@@ -197,6 +214,7 @@ def summarize_experiment(spec: Mapping[str, Any]) -> ExperimentSummary:
         point["n"] = len(members)
         values = {m: [r[m] for r in members if r.get(m) is not None] for m in metrics}
         point["done"] = max((len(v) for v in values.values()), default=0)
+        point["pruned"] = any(r["status"] == "pruned" for r in members)
         for m in metrics:
             point[f"{m} mean"], point[f"{m} std"] = _stats(values[m])
         point["fit_seconds mean"], _ = _stats(
@@ -214,6 +232,7 @@ def summarize_experiment(spec: Mapping[str, Any]) -> ExperimentSummary:
         metric=metric,
         mode=mode,
         metric_source="the registry" if spec.get("metric") else "default",
+        search=spec.get("search"),
     )
     _rank(summary)
     summary.run_columns = [
@@ -235,6 +254,7 @@ def summarize_experiment(spec: Mapping[str, Any]) -> ExperimentSummary:
         *(f"{m} {s}" for m in metrics for s in ("mean", "std")),
         *([f"{metric} delta"] if metric else []),
         "fit_seconds mean",
+        *(["pruned"] if any(p["pruned"] for p in points) else []),
     ]
     return summary
 
@@ -246,7 +266,9 @@ def _rank(summary: ExperimentSummary) -> None:
         for point in summary.points:
             point["rank"] = None
         return
-    ranked = [p for p in summary.points if p.get(column) is not None]
+    # A pruned point (a search trial stopped early) is marked, never ranked: its metrics come
+    # from a fit cut short.
+    ranked = [p for p in summary.points if p.get(column) is not None and not p.get("pruned")]
     ranked.sort(key=lambda p: p[column], reverse=summary.mode == "max")
     for point in summary.points:
         point["rank"] = None
@@ -301,6 +323,26 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def search_lines(summary: ExperimentSummary) -> list[str]:
+    """A search's best trial: its parameters in full, and the `--set` options that declare a
+    run of it (`main.py add-run ... --set ...`); nothing for other experiments."""
+    if summary.search is None or summary.best is None:
+        return []
+    best = summary.best
+    first = best["runs"].split()[0]
+    config = next(r["config"] for r in summary.runs if r["run"] == first)
+    sets = " ".join(f"--set {path}={best.get(path)!r}" for path in summary.search)
+    return [
+        f"Best parameters (trial run{'s' if best['n'] > 1 else ''} {best['runs']}):",
+        "",
+        *(f"- `{path}`: {best.get(path)!r}" for path in summary.search),
+        "",
+        "A run of them: `main.py add-run -p "
+        + f"{summary.proj} -e <exp> -n best -c {config} {sets}`",
+        "",
+    ]
+
+
 def _pm(mean: float | None, std: float | None) -> str:
     if mean is None:
         return ""
@@ -334,11 +376,14 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def experiment_markdown(summary: ExperimentSummary, plot_name: str = "summary.png") -> str:
     metric = summary.metric
-    done = sum(r["status"] == "done" for r in summary.runs)
+    done = sum(r["status"] in ("done", "pruned") for r in summary.runs)
+    pruned = sum(r["status"] == "pruned" for r in summary.runs)
     lines = [
         f"# {summary.proj}/{summary.exp}: {summary.description}",
         "",
-        f"{len(summary.runs)} runs ({done} done) at {len(summary.points)} points. "
+        f"{len(summary.runs)} runs ({done} done"
+        + (f", {pruned} of them pruned by the search" if pruned else "")
+        + f") at {len(summary.points)} points. "
         + (
             f"Points are ranked by {metric} ({summary.mode}; set by {summary.metric_source})."
             if metric
@@ -347,6 +392,7 @@ def experiment_markdown(summary: ExperimentSummary, plot_name: str = "summary.pn
         "",
         f"**{best_line(summary)}**",
         "",
+        *search_lines(summary),
         "## Points (mean ± std over seeds)",
         "",
     ]
@@ -356,7 +402,8 @@ def experiment_markdown(summary: ExperimentSummary, plot_name: str = "summary.pn
     point_headers += ["runs"]
     point_rows = []
     for p in sorted(summary.points, key=lambda p: (p["rank"] is None, p["rank"] or 0)):
-        row = [_text(p["rank"]), *(_text(p.get(c)) for c in summary.params)]
+        rank = "pruned" if p.get("pruned") else _text(p["rank"])
+        row = [rank, *(_text(p.get(c)) for c in summary.params)]
         row += [_pm(p[f"{m} mean"], p[f"{m} std"]) for m in summary.metrics]
         if metric:
             delta = p[f"{metric} delta"]

@@ -20,15 +20,18 @@ class JobSpec:
     source: str = ""
     init_from: str | None = None  # another run's fit.done whose best weights start the fit
     sources: dict[str, str] = field(default_factory=dict)
+    pruning: dict[str, Any] | None = None  # a search trial's fit reports to its study
 
     def as_params(self) -> dict[str, Any]:
         """Plain data for a rule's `params`. Overrides are sorted (Snakemake compares params
-        by repr, and the order of keys in the YAML says nothing about the run); `init_from`
-        appears only when set, so runs without it keep the params they were recorded with."""
+        by repr, and the order of keys in the YAML says nothing about the run); `init_from` and
+        `pruning` appear only when set, so runs without them keep the params they were
+        recorded with."""
         params = asdict(self)
         params["overrides"] = dict(sorted(self.overrides.items(), key=lambda kv: str(kv[0])))
-        if self.init_from is None:
-            del params["init_from"]
+        for optional in ("init_from", "pruning"):  # only when set: old runs keep their params
+            if params[optional] is None:
+                del params[optional]
         return params
 
     @classmethod

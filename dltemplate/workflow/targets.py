@@ -7,6 +7,7 @@ cheap: no torch, no Lightning.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import posixpath
 import re
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dltemplate.errors import RegistryError
 from dltemplate.layout import (
     ARCHIVE_NAMES,
     ExperimentLayout,
@@ -82,7 +84,52 @@ def run_targets(run: Run) -> list[str]:
 
 
 def experiment_targets(registry: Registry, proj: str, exp: str) -> list[str]:
-    return [t for run in registry.experiment(proj, exp).runs.values() for t in run_targets(run)]
+    """The jobs of an experiment's runs; for a search, also its last round, told (which needs
+    every earlier one: the rules in rules/search.smk chain them)."""
+    experiment = registry.experiment(proj, exp)
+    done = [t for run in experiment.runs.values() for t in run_targets(run)]
+    if experiment.search is not None:
+        done.append(search_last_told(registry, proj, exp))
+    return done
+
+
+def search_rounds(registry: Registry, proj: str, exp: str) -> range:
+    """The rounds of an experiment's search (none without one)."""
+    search = registry.experiment(proj, exp).search
+    return range(search.rounds if search else 0)
+
+
+def search_last_told(registry: Registry, proj: str, exp: str) -> str:
+    """The last round's results, told: the search is over once it exists."""
+    experiment = registry.experiment(proj, exp)
+    if experiment.search is None:
+        raise RegistryError(f"Experiment {proj}/{exp} has no search: in {registry.folder}")
+    return experiment.layout.search_told(experiment.search.rounds - 1)
+
+
+def search_params(registry: Registry, proj: str, exp: str) -> dict[str, Any]:
+    """A search's settings, as the round and tell jobs take them."""
+    return registry.experiment(proj, exp).search.as_params()
+
+
+def search_round_inputs(registry: Registry, proj: str, exp: str, k: int) -> list[str]:
+    """Round k is asked once round k-1 is told: the sampler learns from every earlier trial."""
+    experiment = registry.experiment(proj, exp)
+    if experiment.search is None or not 0 <= k < experiment.search.rounds:
+        raise RegistryError(
+            f"Experiment {proj}/{exp} has no search round {k}; "
+            f"its rounds are 0..{experiment.search.rounds - 1 if experiment.search else -1}"
+        )
+    return [experiment.layout.search_told(k - 1)] if k > 0 else []
+
+
+def search_told_inputs(registry: Registry, proj: str, exp: str, k: int) -> list[str]:
+    """What round k's results need: every job of its trials' runs (the round file is read by
+    then; the checkpoint's `get` in rules/common.smk makes sure of it)."""
+    experiment = registry.experiment(proj, exp)
+    asked = json.loads(Path(experiment.layout.search_round(k)).read_text())
+    names = [run["name"] for trial in asked["trials"] for run in trial["runs"]]
+    return [t for name in names for t in run_targets(registry.run(proj, exp, name))]
 
 
 def project_summary_inputs(registry: Registry, proj: str) -> list[str]:
@@ -91,7 +138,7 @@ def project_summary_inputs(registry: Registry, proj: str) -> list[str]:
     return [
         ExperimentLayout.of(proj, e.name).summary_csv
         for e in project.experiments.values()
-        if e.runs
+        if e.runs or e.search
     ]
 
 
@@ -115,7 +162,7 @@ def all_targets(registry: Registry) -> list[str]:
         targets += [
             e.layout.best_export_done
             for e in project.experiments.values()
-            if e.export_best and e.runs
+            if e.export_best and (e.runs or e.search)
         ]
         summaries = project_summary_inputs(registry, project.name)
         targets += summaries
@@ -130,8 +177,10 @@ def plot_targets(registry: Registry) -> list[str]:
     targets = []
     for project in registry.projects.values():
         for exp in project.experiments.values():
-            if exp.runs:
+            if exp.runs or exp.search:
                 targets.append(ExperimentLayout.of(project.name, exp.name).comparison_png)
+            if exp.search:
+                targets.append(exp.layout.search_history_png)
     return targets
 
 
@@ -147,6 +196,7 @@ def job_spec(run: Run, default_seed: int) -> JobSpec:
         source=run.source,
         init_from=init_from_fit(run.init_from) if run.init_from else None,
         sources=source_digests(run),
+        pruning=run.pruning,
     )
 
 

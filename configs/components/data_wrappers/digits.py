@@ -11,6 +11,8 @@ def get_data_wrapper(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     split_seed: int = 0,  # fixed so that every run and job sees the same split
+    folds: int = 1,  # k-fold cross-validation over train + val (a sweep's or search's `folds:`)
+    fold: int = 0,  # the fold that is the val split, 0..folds-1
 ) -> BasicDataWrapper:
     return BasicDataWrapper(
         dataset=DigitsDataset,  # built in setup(), not when the getter runs
@@ -19,4 +21,6 @@ def get_data_wrapper(
         batch_size=batch_size,
         num_workers=0,  # 1,797 tensors in memory: worker processes cost more than they save
         input_reader=read_digit_images,  # main.py predict --input: raw 0-16 pixel rows
+        folds=folds,
+        fold=fold,
     )
