@@ -2,6 +2,8 @@
 
 - What Snakemake imports while it parses the workflow (registry/, workflow/, results/, and the
   leaves layout, records, errors) loads no torch, Lightning, matplotlib, pandas or Optuna.
+- What a job's script imports before it hands its job to a warm server (dltemplate.jobs.steps,
+  dltemplate.warm's client) loads none of those either: each costs every job's start.
 - The engine never imports the example project (configs/, models/, dataset_classes/,
   wrappers/): the example imports the engine, and a user who deletes it keeps a working engine.
 - No import cycles between dltemplate's modules.
@@ -55,8 +57,7 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-def test_parse_time_modules_load_nothing_heavy() -> None:
-    names = [*modules_of(*TORCH_FREE), *(f"dltemplate.{leaf}" for leaf in TORCH_FREE_LEAVES)]
+def heavy_imports_of(names: list[str]) -> str:
     code = (
         "import importlib, sys\n"
         f"for name in {names!r}:\n"
@@ -67,7 +68,18 @@ def test_parse_time_modules_load_nothing_heavy() -> None:
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip() == "", f"imported at parse time: {result.stdout.strip()}"
+    return result.stdout.strip()
+
+
+def test_parse_time_modules_load_nothing_heavy() -> None:
+    names = [*modules_of(*TORCH_FREE), *(f"dltemplate.{leaf}" for leaf in TORCH_FREE_LEAVES)]
+    heavy = heavy_imports_of(names)
+    assert heavy == "", f"imported at parse time: {heavy}"
+
+
+def test_a_job_script_loads_nothing_heavy_before_its_hand_over() -> None:
+    heavy = heavy_imports_of(["dltemplate.jobs.steps", *modules_of("warm")])
+    assert heavy == "", f"a job's script imports {heavy} before its hand-over"
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: module_name(p))
