@@ -34,8 +34,8 @@ def exit_on_user_error(function, *args):
 
 exit_on_user_error(check_workflow_config, config)
 exit_on_user_error(apply_output_dir, config)
-# Under a cluster executor every job runs cold, on the cluster and here (dltemplate.warm).
-mark_cluster_jobs(workflow.remote_exec or not workflow.local_exec)
+# A cluster executor's jobs run cold (dltemplate.warm); its local jobs too (see on_start).
+mark_cluster_jobs(workflow.remote_exec)
 REGISTRY = exit_on_user_error(load_registry, config["registry"])
 collect_garbage_less_often()  # a large sweep's DAG builds faster (see dltemplate.workflow.gc_passes)
 

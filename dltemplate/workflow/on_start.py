@@ -6,6 +6,8 @@
   that fit to start over (its `RESTART` file, dltemplate.jobs.resume). A fit job that finds
   its run's fit finished, without that request, keeps the result instead of training again:
   that is a fit whose job outlived a killed Snakemake and finished while the next one waited.
+- Under a cluster executor, the jobs that run here (summaries, records) start cold, as the
+  cluster's do (dltemplate.warm): no warm server holding torch on a login node.
 - Under the slurm executor: a job stuck in SLURM's queue for a reason that never clears is
   named in one line (dltemplate.workflow.slurm_pending), and the plugin's account guess, which
   fails on every cluster in snakemake-executor-plugin-slurm 2.8 (its `sacct ... | tail -1` is
@@ -22,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dltemplate.layout import RunLayout
+from dltemplate.warm.place import mark_cluster_jobs
 from dltemplate.workflow import slurm_pending
 from dltemplate.workflow.writable import check_writable
 
@@ -39,6 +42,7 @@ def on_start(workflow: Any, logger: logging.Logger) -> None:
     if not workflow.touch:
         for run_dir in restart_forced_fits(dag.needrun_jobs(), dag.reason):
             logger.info(f"A forced rerun of the finished fit of {run_dir}: it starts over")
+    mark_cluster_jobs(not workflow.local_exec)  # known now, not while the workflow parses
     plugin = workflow.executor_plugin
     if plugin is not None and plugin.name == "slurm":
         logger.addFilter(_quiet_account_guess)
