@@ -16,6 +16,7 @@ ORDER = (
     "orchestration",
     "sweep_throughput",
     "search_overhead",
+    "search_quality",
     "export_speed",
     "gpu_step_overhead",
 )
