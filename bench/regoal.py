@@ -17,7 +17,14 @@ from pathlib import Path
 
 from bench.common import RESULTS
 
-NAMES = ("step_overhead", "data_path", "orchestration", "sweep_throughput", "gpu_step_overhead")
+NAMES = (
+    "step_overhead",
+    "data_path",
+    "orchestration",
+    "sweep_throughput",
+    "search_quality",
+    "gpu_step_overhead",
+)
 
 
 def regoal(path: Path) -> bool:

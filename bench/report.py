@@ -17,6 +17,7 @@ ORDER = (
     "sweep_throughput",
     "warm_jobs",
     "search_overhead",
+    "search_quality",
     "export_speed",
     "gpu_step_overhead",
 )

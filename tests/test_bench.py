@@ -19,6 +19,7 @@ from bench import (
     orchestration,
     report,
     search_overhead,
+    search_quality,
     step_overhead,
     sweep_throughput,
 )
@@ -189,3 +190,43 @@ def test_search_overhead_quick(tmp_path: Path) -> None:
     assert totals["rows"][1][0].startswith("snakemake -n")
     assert data["goals"][0]["goal"] == "ask + tell per round at 20 trials <= 1 s"
     assert "## Search overhead" in report.render(tmp_path)
+
+
+def test_search_quality_enumerates_the_example_search_space_as_a_grid() -> None:
+    """The grid is the example search's space at 3 values a parameter (81 runs), each value
+    inside its range, and every search is the example's space with its own sampler seed."""
+    import itertools
+
+    import yaml
+
+    text = search_quality.registry(27, 10, [0, 1, 2], 3, 2, 4, 0)
+    experiments = yaml.safe_load(text)["experiments"]
+    space = search_quality.example_search()["space"]
+    grid = experiments["grid"]["sweep"]["grid"]
+    assert list(grid) == list(space)
+    assert len(list(itertools.product(*grid.values()))) == 81
+    for path, values in grid.items():
+        dist = space[path]
+        assert len(set(values)) == 3
+        assert all(dist["low"] <= v <= dist["high"] for v in values), path
+    assert grid["task_wrapper.model.hidden_dim"] == [64, 160, 224]  # on the step of 32
+    searches = [experiments[f"search_s{s}"]["search"] for s in (0, 1, 2)]
+    assert [s["seed"] for s in searches] == [0, 1, 2]
+    assert all(s["space"] == space and s["trials"] == 27 for s in searches)
+    assert all(s["overrides"] == experiments["grid"]["sweep"]["overrides"] for s in searches)
+
+
+@pytest.mark.slow
+def test_search_quality_quick(tmp_path: Path, scratch: Path) -> None:
+    data = read(search_quality.main(["--quick", "--out", str(tmp_path)]))
+    experiments, against = data["tables"]
+    assert [row[0] for row in experiments["rows"]] == ["grid (1^4 points)", "search, seed 0"]
+    assert [row[1] for row in experiments["rows"]] == [1, 2]  # runs
+    assert [row[2] for row in experiments["rows"]] == [1, 2]  # epochs: 1 a run
+    assert against["rows"][-1][0] == "median over 1 seeds"
+    assert [g["goal"].split(" (")[0] for g in data["goals"]] == [
+        "search's best test/acc within 0.5 pp of the grid's best",
+        "search's runs <= 1/3 of the grid's",
+        "search's training epochs <= 1/4 of the grid's",
+    ]
+    assert "## Search quality" in report.render(tmp_path)
