@@ -22,6 +22,7 @@ NAMES = (
     "data_path",
     "orchestration",
     "sweep_throughput",
+    "warm_jobs",
     "search_quality",
     "gpu_step_overhead",
 )

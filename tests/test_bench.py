@@ -22,6 +22,7 @@ from bench import (
     search_quality,
     step_overhead,
     sweep_throughput,
+    warm_jobs,
 )
 from bench.common import REPO, RESULTS
 
@@ -117,6 +118,17 @@ def test_sweep_throughput_quick(tmp_path: Path, scratch: Path) -> None:
     ]
     summary = scratch / "sweep_throughput" / sweep_throughput.TARGET
     assert summary.read_text().count("\n") == 2  # header and 1 run
+
+
+@pytest.mark.slow
+def test_warm_jobs_quick(tmp_path: Path, scratch: Path) -> None:
+    data = read(warm_jobs.main(["--quick", "--out", str(tmp_path)]))
+    per_job, sweep = data["tables"]
+    assert [row[0].split(":")[0] for row in per_job["rows"][1:]] == ["cold job", "warm job"]
+    assert [row[0] for row in sweep["rows"]] == list(warm_jobs.GOAL_VARIANTS)
+    assert len(data["goals"]) == 2
+    summary = scratch / "warm_jobs" / "sweep" / warm_jobs.SWEEP
+    assert summary.read_text().count("\n") == 13  # header and 12 runs
 
 
 def test_the_baselines_fetch_batches_as_the_data_wrapper_does() -> None:
