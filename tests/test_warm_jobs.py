@@ -382,3 +382,11 @@ def test_warm_fits_match_cold_ones_and_resume_exactly(project, tmp_path: Path) -
         assert fit["attempts"] == 2 and fit["resumed_from_step"] > 0, fit
     status = ask(where, "stop")
     assert status is not None
+
+
+def test_a_socket_path_too_long_for_unix_moves_to_the_temporary_folder(tmp_path: Path) -> None:
+    long = place.Place(tmp_path / ("deep-" * 30), "0123456789abcdef")
+    assert len(os.fsencode(f"{long.socket}.{2**22}")) <= 107  # what the server binds first
+    assert long.socket != place.Place(tmp_path / ("other-" * 30), "0123456789abcdef").socket
+    short = place.Place(tmp_path, "0123456789abcdef")
+    assert short.socket == tmp_path / "0123456789abcdef.sock"

@@ -24,6 +24,7 @@ REMOTE_ENV = "DLT_CLUSTER_EXECUTOR"  # set by the workflow under a cluster execu
 START_LOCK_FD_ENV = "DLT_WARM_START_LOCK_FD"  # the starter's lock, held until the server listens
 SETTING = "warm_jobs"  # workflow config: local (default), everywhere, off
 IDLE_SECONDS = 600
+MAX_SOCKET_PATH = 96  # bytes: a Unix socket's path has at most 107, and `.<pid>` is added once
 # Variables read when the server imports its libraries: a job with other values gets its own.
 IMPORT_TIME_ENV = ("PYTHONPATH", "PYTHONHASHSEED", "LD_PRELOAD", "LD_LIBRARY_PATH")
 
@@ -38,7 +39,13 @@ class Place:
 
     @property
     def socket(self) -> Path:
-        return self.folder / f"{self.key}.sock"
+        """In the folder; in the temporary folder when that path is too long for a Unix socket
+        (108 bytes, with room for the pid of the name the server binds first)."""
+        path = self.folder / f"{self.key}.sock"
+        if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+            return path
+        short = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"dltemplate-warm-{os.getuid()}-{short}.sock"
 
     @property
     def state(self) -> Path:

@@ -137,7 +137,7 @@ class Server:
 
     def _listen(self) -> None:
         self.where.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        staging = self.where.folder / f"{self.where.key}.{os.getpid()}.sock"
+        staging = Path(f"{self.where.socket}.{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):
             staging.unlink()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
