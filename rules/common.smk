@@ -24,7 +24,8 @@ from dltemplate.results.summary import declared_modes, experiment_spec, project_
 
 def exit_on_user_error(function, *args):
     """`function(*args)`; a UserError ends Snakemake with its one line and exit status 1 (printed
-    here: in an input function called after a checkpoint's job, Snakemake would swallow it)."""
+    here: in an input function called after a checkpoint's job, Snakemake would swallow it).
+    """
     try:
         return function(*args)
     except UserError as error:

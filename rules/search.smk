@@ -45,7 +45,9 @@ rule search_plots:
         get_search_last_told,  # every round, told
     output:
         history=search_plot(EXPERIMENT.search_history_png, "optimisation history"),
-        importances=search_plot(EXPERIMENT.search_importances_png, "parameter importances"),
+        importances=search_plot(
+            EXPERIMENT.search_importances_png, "parameter importances"
+        ),
     log:
         EXPERIMENT.file("logs/search_plots.log"),
     localrule: True
