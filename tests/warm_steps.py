@@ -67,3 +67,13 @@ def sleeps(job: Job) -> None:
     """Writes its pid, then sleeps (SIGTERM and SIGINT end it as they end any process)."""
     _out(job).write_text(str(os.getpid()))
     time.sleep(600)
+
+
+def runs_a_while(job: Job) -> None:
+    """Longer than the server waits for a job's request: the job must not be stopped then."""
+    time.sleep(12)
+    _out(job).write_text("done")
+
+
+def kills_itself(job: Job) -> None:
+    os.kill(os.getpid(), 9)

@@ -39,6 +39,8 @@ def _die_with_server(server_pid: int) -> None:
 
 
 def _die_with_script(conn: socket.socket) -> None:
+    conn.settimeout(None)  # the server's timeout for reading the job would end the watch
+
     def watch() -> None:
         with contextlib.suppress(OSError):
             while conn.recv(4096):
