@@ -12,7 +12,6 @@ Broken on purpose: with the child's watch of its job script removed (dltemplate/
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -25,100 +24,7 @@ import psutil
 import pytest
 
 from dltemplate.warm import place
-from tests.conftest import REPO
-from tests.warm_server import start_warm_server, warm_env
-
-CLIENT = (
-    "import json, sys; from dltemplate.jobs.steps import run_step; "
-    "from tests import warm_steps as w; "
-    "run_step(w.Job(sys.argv[2], sys.argv[3], **json.loads(sys.argv[4])), getattr(w, sys.argv[1]))"
-)
-
-
-class Warm:
-    """A project folder, a private folder for its warm server, and job scripts to run there."""
-
-    def __init__(self, project: Path, state: Path) -> None:
-        self.project = project
-        self.state = state
-        self.count = 0
-
-    def env(self, **extra: str) -> dict[str, str]:
-        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-        return {
-            **os.environ,
-            "PYTHONPATH": path,
-            "DLT_WARM": "1",
-            "DLT_WARM_DIR": str(self.state),
-            "DLT_WARM_IDLE": "300",
-            **extra,
-        }
-
-    def start(self, step: str, env: dict[str, str] | None = None, **params) -> tuple:
-        self.count += 1
-        log = self.project / f"job-{self.count}.log"
-        out = self.project / f"job-{self.count}.out"
-        process = subprocess.Popen(
-            [sys.executable, "-c", CLIENT, step, str(log), str(out), json.dumps(params)],
-            cwd=self.project,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env or self.env(),
-        )
-        return process, log, out
-
-    def run(self, step: str, env: dict[str, str] | None = None, **params) -> tuple:
-        process, log, out = self.start(step, env, **params)
-        stdout, stderr = process.communicate(timeout=120)
-        return process.returncode, stdout + stderr, log, out
-
-    @property
-    def where(self) -> place.Place:
-        return place.place_for(self.project, self.env())
-
-    def server_pid(self) -> int | None:
-        try:
-            return json.loads(self.where.state.read_text())["pid"]
-        except (OSError, ValueError):
-            return None
-
-    def wait_ready(self, other_than: int | None = None) -> int:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            pid = self.server_pid()
-            if pid and pid != other_than and self.where.socket.exists():
-                return pid
-            time.sleep(0.2)
-        raise AssertionError(f"no warm server came up; its log:\n{_read(self.where.log)}")
-
-    def stop(self) -> None:
-        pid = self.server_pid()
-        if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def _read(path: Path) -> str:
-    return path.read_text() if path.exists() else ""
-
-
-def _gone(pid: int, within: float = 10) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _wait_for(path: Path, within: float = 60) -> str:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text():
-            return path.read_text()
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not appear")
+from tests.warm_server import Warm, gone, read, start_warm_server, wait_for, warm_env
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +35,7 @@ def warm(tmp_path_factory: pytest.TempPathFactory):
     server = Warm(root / "project", root / "state")
     code, output, log, _ = server.run("reports_state")
     assert code == 0, output
-    assert "Cold start: no warm job server" in _read(log), _read(log)
+    assert "Cold start: no warm job server" in read(log), read(log)
     server.wait_ready()
     yield server
     server.stop()
@@ -146,7 +52,7 @@ def test_jobs_run_in_fresh_children_of_the_server(warm: Warm) -> None:
         assert state["ppid"] == server and state["lightning_loaded"]
         assert state["marker"] == marker and state["cwd"] == str(warm.project)
         assert state["calls"] == 1  # the earlier job's module state is not inherited
-        text = _read(log)
+        text = read(log)
         assert text.startswith(f"Warm start: process {state['pid']}, forked by the warm job")
         assert "to stdout" in text and "to stderr" in text  # the job's output in its log
         states.append(state)
@@ -161,7 +67,7 @@ def test_exit_statuses_and_crashes_pass_through(warm: Warm) -> None:
     child.py), a job longer than the server's 10 s for reading a request was killed."""
     server = warm.server_pid()
     code, output, _, out = warm.run("runs_a_while")
-    assert code == 0 and _read(out) == "done", output
+    assert code == 0 and read(out) == "done", output
     code, output, _, _ = warm.run("kills_itself")
     assert code == -signal.SIGKILL, output
     code, output, _, _ = warm.run("exits", code=3)  # os._exit in the job
@@ -170,7 +76,7 @@ def test_exit_statuses_and_crashes_pass_through(warm: Warm) -> None:
     assert code == -signal.SIGSEGV, output
     started = time.monotonic()
     code, output, _, out = warm.run("leaves_a_thread")  # a non-daemon thread left running
-    assert code == 0 and _read(out) == "done", output
+    assert code == 0 and read(out) == "done", output
     assert time.monotonic() - started < 30
     assert warm.server_pid() == server and psutil.pid_exists(server)  # the server lives on
 
@@ -179,12 +85,12 @@ def test_exit_statuses_and_crashes_pass_through(warm: Warm) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signals_to_the_script_reach_the_job(warm: Warm, signum: int) -> None:
     process, _, out = warm.start("sleeps")
-    child = int(_wait_for(out))
+    child = int(wait_for(out))
     assert child != process.pid and psutil.Process(child).ppid() == warm.server_pid()
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == -signum  # as a cold job ends on that signal
-    assert _gone(child)
+    assert gone(child)
     if signum == signal.SIGINT:
         assert "KeyboardInterrupt" in stderr  # Python's Ctrl-C, as a cold job shows it
 
@@ -192,64 +98,42 @@ def test_signals_to_the_script_reach_the_job(warm: Warm, signum: int) -> None:
 @pytest.mark.timeout(300)
 def test_sigkill_of_the_script_kills_the_job(warm: Warm) -> None:
     process, _, out = warm.start("sleeps")
-    child = int(_wait_for(out))
+    child = int(wait_for(out))
     process.kill()
     process.communicate(timeout=60)
-    assert _gone(child), "the job's process runs on without its script"
+    assert gone(child), "the job's process runs on without its script"
 
 
 @pytest.mark.timeout(300)
 def test_two_jobs_at_once(warm: Warm) -> None:
     jobs = [warm.start("sleeps") for _ in range(2)]
-    children = [int(_wait_for(out)) for _, _, out in jobs]
+    children = [int(wait_for(out)) for _, _, out in jobs]
     assert children[0] != children[1]
     for process, _, _ in jobs:
         process.terminate()
         process.communicate(timeout=60)
-    assert all(_gone(child) for child in children)
+    assert all(gone(child) for child in children)
 
 
 @pytest.mark.timeout(300)
 def test_a_killed_server_fails_its_jobs_cleanly_and_is_replaced(warm: Warm) -> None:
     server = warm.server_pid()
     process, log, out = warm.start("sleeps")
-    child = int(_wait_for(out))
+    child = int(wait_for(out))
     os.kill(server, signal.SIGKILL)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "Error: the warm job server stopped while this job ran" in stderr
-    assert _read(log).splitlines()[-1].startswith("Error: the warm job server stopped")
-    assert _gone(child), "the job's process runs on without its server"
+    assert read(log).splitlines()[-1].startswith("Error: the warm job server stopped")
+    assert gone(child), "the job's process runs on without its server"
     # its socket file is left behind: the next job runs cold and starts a new server
-    assert warm.where.socket.exists()
+    assert warm.file("socket").exists()
     code, output, log, _ = warm.run("reports_state")
     assert code == 0, output
-    assert "Cold start: no warm job server (Connection refused)" in _read(log)
+    assert "Cold start: no warm job server (Connection refused)" in read(log)
     new = warm.wait_ready(other_than=server)
     code, output, log, out = warm.run("reports_state")
     assert code == 0 and json.loads(out.read_text())["ppid"] == new, output
-
-
-@pytest.mark.timeout(300)
-def test_a_server_restarts_when_the_project_code_changes(tmp_path: Path) -> None:
-    (tmp_path / "project" / "mycode").mkdir(parents=True)
-    module = tmp_path / "project" / "mycode" / "__init__.py"
-    module.write_text("VALUE = 1\n")
-    warm = Warm(tmp_path / "project", tmp_path / "state")
-    try:
-        assert warm.run("reports_state")[0] == 0
-        first = warm.wait_ready()
-        assert "Warm start" in _read(warm.run("reports_state")[2])
-        module.write_text("VALUE = 2\n")  # an edit of code the server has imported
-        code, output, log, _ = warm.run("reports_state")
-        assert code == 0, output
-        assert f"Cold start: the project's code changed ({module.resolve()})" in _read(log)
-        second = warm.wait_ready(other_than=first)
-        assert _gone(first)  # the old server stopped
-        code, _, log, out = warm.run("reports_state")
-        assert json.loads(out.read_text())["ppid"] == second
-    finally:
-        warm.stop()
 
 
 @pytest.mark.timeout(120)
@@ -258,12 +142,12 @@ def test_no_server_when_turned_off_or_unreachable(tmp_path: Path) -> None:
     warm = Warm(tmp_path / "project", tmp_path / "state")
     code, output, log, _ = warm.run("reports_state", env=warm.env(DLT_WARM="0"))
     assert code == 0 and not (tmp_path / "state").exists(), output
-    assert "start" not in _read(log)  # turned off: no line about it
+    assert "start" not in read(log)  # turned off: no line about it
     (tmp_path / "a-file").write_text("")
     blocked = warm.env(DLT_WARM_DIR=str(tmp_path / "a-file" / "state"))  # cannot be created
     code, output, log, _ = warm.run("reports_state", env=blocked)
     assert code == 0, output
-    assert "Cold start: no warm job server" in _read(log) and "none can be started" in _read(log)
+    assert "Cold start: no warm job server" in read(log) and "none can be started" in read(log)
 
 
 @pytest.mark.timeout(120)
@@ -288,7 +172,7 @@ def test_a_full_temporary_folder_means_cold_jobs(tmp_path: Path) -> None:
         for _ in range(2):
             code, output, log, _ = warm.run("reports_state")
             assert code == 0, output
-            assert "Cold start: no warm job server" in _read(log), _read(log)
+            assert "Cold start: no warm job server" in read(log), read(log)
     finally:
         subprocess.run(["umount", "-l", str(full)], check=False)
 
@@ -351,11 +235,11 @@ def test_warm_fits_match_cold_ones_and_resume_exactly(project, tmp_path: Path) -
             text=True,
             env={**os.environ, **warm, "DLT_TEST_HOLD": f"1,10,{hold}"},
         )
-        return snakemake, int(_wait_for(Path(f"{hold}.held"), within=300))
+        return snakemake, int(wait_for(Path(f"{hold}.held"), within=300))
 
     # SIGTERM to the job's script: the fit stops after its batch with a checkpoint
     snakemake, child = held("stopped")
-    script = ask(where, "status")["running"][child]["client_pid"]
+    script = ask(where, "status")["running"][str(child)]["client_pid"]
     os.kill(script, signal.SIGTERM)
     output, _ = snakemake.communicate(timeout=300)
     assert snakemake.returncode != 0, output
@@ -372,7 +256,7 @@ def test_warm_fits_match_cold_ones_and_resume_exactly(project, tmp_path: Path) -
     os.kill(ask(where, "status")["pid"], signal.SIGKILL)
     output, _ = snakemake.communicate(timeout=300)
     assert snakemake.returncode != 0 and "Error: the warm job server stopped" in output, output
-    assert _gone(child)
+    assert gone(child)
     assert not project.path(f"{run}/crashed/fit.done").exists()
 
     # both resume (warm, once a new server is up) and end with the weights of the cold fit
@@ -388,11 +272,3 @@ def test_warm_fits_match_cold_ones_and_resume_exactly(project, tmp_path: Path) -
         assert fit["attempts"] == 2 and fit["resumed_from_step"] > 0, fit
     status = ask(where, "stop")
     assert status is not None
-
-
-def test_a_socket_path_too_long_for_unix_moves_to_the_temporary_folder(tmp_path: Path) -> None:
-    long = place.Place(tmp_path / ("deep-" * 30), "0123456789abcdef")
-    assert len(os.fsencode(f"{long.socket}.{2**22}")) <= 107  # what the server binds first
-    assert long.socket != place.Place(tmp_path / ("other-" * 30), "0123456789abcdef").socket
-    short = place.Place(tmp_path, "0123456789abcdef")
-    assert short.socket == tmp_path / "0123456789abcdef.sock"

@@ -1,7 +1,7 @@
 """Job steps for tests/test_warm_jobs.py: what a job may do to the process it runs in.
 
-A test's job script runs `run_step(Job(...), <step>)` as scripts/*.py do, so the step runs in
-a warm server's child (or cold). `Job` stands for Snakemake's object with what `run_step` reads.
+A test's job script runs `run_step(job(...), <step>)` as scripts/*.py do, so the step runs in
+a warm server's child (or cold), with a real Snakemake job object.
 """
 
 from __future__ import annotations
@@ -16,21 +16,41 @@ import time
 from pathlib import Path
 from typing import Any
 
+from snakemake.iocontainers import (
+    InputFiles,
+    Log,
+    OutputFiles,
+    Params,
+    ResourceList,
+    Snakemake,
+    Wildcards,
+)
+
 CALLS = []  # a module global that a job changes: the next job must not see the change
 
 
-class Job:
-    def __init__(self, log: str, out: str, **params: Any) -> None:
-        self.log = [log]
-        self.config: dict[str, Any] = {}
-        self.params = {"out": out, **params}
+def job(log: str, out: str, config: dict | None = None, **params: Any) -> Snakemake:
+    """Snakemake's object of a job, as a `script:` receives it: its log, workflow config and
+    params."""
+    return Snakemake(
+        InputFiles(),
+        OutputFiles(),
+        Params(fromdict={"out": out, **params}),
+        Wildcards(),
+        1,
+        ResourceList(),
+        Log(toclone=[log]),
+        config or {},
+        "warm_test",
+        None,
+    )
 
 
-def _out(job: Job) -> Path:
+def _out(job: Snakemake) -> Path:
     return Path(job.params["out"])
 
 
-def reports_state(job: Job) -> None:
+def reports_state(job: Snakemake) -> None:
     import numpy
 
     CALLS.append(1)
@@ -50,30 +70,30 @@ def reports_state(job: Job) -> None:
     print("to stderr", file=sys.stderr)
 
 
-def exits(job: Job) -> None:
+def exits(job: Snakemake) -> None:
     os._exit(int(job.params["code"]))
 
 
-def segfaults(job: Job) -> None:
+def segfaults(job: Snakemake) -> None:
     ctypes.string_at(0)
 
 
-def leaves_a_thread(job: Job) -> None:
+def leaves_a_thread(job: Snakemake) -> None:
     threading.Thread(target=time.sleep, args=(3600,), name="left behind").start()
     _out(job).write_text("done")
 
 
-def sleeps(job: Job) -> None:
+def sleeps(job: Snakemake) -> None:
     """Writes its pid, then sleeps (SIGTERM and SIGINT end it as they end any process)."""
     _out(job).write_text(str(os.getpid()))
     time.sleep(600)
 
 
-def runs_a_while(job: Job) -> None:
+def runs_a_while(job: Snakemake) -> None:
     """Longer than the server waits for a job's request: the job must not be stopped then."""
     time.sleep(12)
     _out(job).write_text("done")
 
 
-def kills_itself(job: Job) -> None:
+def kills_itself(job: Snakemake) -> None:
     os.kill(os.getpid(), 9)

@@ -1,11 +1,13 @@
 """What a warm server's forked child does: become the job's process, run its step, exit.
 
-The child takes the job script's stdin, stdout and stderr, working directory, environment,
-umask, `sys.path` and `sys.argv`, gives the signals back their defaults, draws fresh random
-seeds (a cold process starts with fresh ones), and runs the step through the cold path of
-dltemplate.jobs.steps. It ends itself with SIGKILL when the job script goes away (its
-connection closes) or the server dies (PR_SET_PDEATHSIG), so nothing runs on orphaned. At the
-end it runs the exit handlers and exits without waiting for threads the job left behind.
+The child takes the job script's stdin, stdout and stderr, working directory, environment (and
+forgets what the server read from its own: the temporary folder, the time zone), umask,
+`sys.path` and `sys.argv`, gives the signals back their defaults, draws fresh random seeds (a
+cold process starts with fresh ones), rebuilds the job's Snakemake object from plain data, and
+runs the step through the cold path of dltemplate.jobs.steps. It ends itself with SIGKILL when
+the job script goes away (its connection closes) or the server dies (PR_SET_PDEATHSIG), so
+nothing runs on orphaned. At the end it runs the exit handlers and exits without waiting for
+threads the job left behind.
 """
 
 from __future__ import annotations
@@ -15,17 +17,19 @@ import contextlib
 import ctypes
 import importlib
 import os
-import pickle
 import random
 import signal
 import socket
 import sys
+import tempfile
 import threading
+import time
 import traceback
 import weakref
 from typing import Any, NoReturn
 
 from dltemplate.results.environment import JOB_SCRIPT_PID_ENV
+from dltemplate.warm import job_object, private
 
 _PR_SET_PDEATHSIG = 1
 
@@ -58,6 +62,8 @@ def _become(message: dict[str, Any], fds: list[int]) -> None:
     os.environ.clear()
     os.environ.update(message["env"])
     os.environ[JOB_SCRIPT_PID_ENV] = str(message["client_pid"])  # its Snakemake is the script's
+    tempfile.tempdir = None  # found again from the job's TMPDIR, as in a cold process
+    time.tzset()  # the job's TZ
     os.umask(message["umask"])
     sys.path[:] = message["sys_path"]
     sys.argv[:] = message["argv"]
@@ -96,9 +102,10 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _report_imports(before: set[str], project: str, learned: str) -> None:
-    """Name, in file `learned`, the modules the job imported from outside the project (the
-    libraries of its data and model): the server imports them too, for the next jobs."""
+def _report_imports(before: set[str], project: str, learned: tuple[int, str]) -> None:
+    """Name, in file `learned` (the server's folder, a name), the modules the job imported from
+    outside the project (the libraries of its data and model): the server imports those of
+    import-safe libraries too, for the next jobs."""
     root = os.path.realpath(project) + os.sep
     names = []
     for name in set(sys.modules) - before:
@@ -107,7 +114,8 @@ def _report_imports(before: set[str], project: str, learned: str) -> None:
         if path and outside:
             names.append(name)
     if names:
-        with open(learned, "w") as file:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        with os.fdopen(private.open_file(*learned, flags), "w") as file:
             file.write("\n".join(sorted(names)))
 
 
@@ -118,7 +126,7 @@ def run_job(
     *,
     server_pid: int,
     close: list[int],
-    learned: str,
+    learned: tuple[int, str],
 ) -> NoReturn:
     code = 1
     before = set(sys.modules)
@@ -131,7 +139,7 @@ def run_job(
                 os.close(fd)
         _die_with_script(conn)
         _become(message, fds)
-        snakemake = pickle.loads(message["snakemake"])
+        snakemake = job_object.from_plain(message["snakemake"])
         from dltemplate.jobs.steps import run_here
 
         note = f"Warm start: process {os.getpid()}, forked by the warm job server {server_pid}"

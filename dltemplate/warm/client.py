@@ -3,8 +3,9 @@
 `hand_over` sends the job to the project's warm server, forwards the signals the script gets
 to the job's process, and exits with that process's status. When warm jobs are off, or the
 server cannot be reached (none yet, a stale socket, a full /tmp, a server whose code is out of
-date), it returns the one line that says so, and the job runs cold in the script's own
-process; a server is then started for the jobs that follow.
+date, a server folder that other users could reach, a socket of another user), it returns the
+one line that says so, and the job runs cold in the script's own process; a server is then
+started for the jobs that follow (unless the folder is unsafe).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import pickle
 import resource
 import signal
 import socket
@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-from dltemplate.warm import place, wire
+from dltemplate.warm import job_object, place, private, wire
 
 FORWARDED = (
     signal.SIGINT,
@@ -41,40 +41,65 @@ def hand_over(snakemake: Any, step: Callable[..., Any]) -> str | None:
     job is to run cold here: None when warm jobs are off, else the line for its log."""
     if place.why_cold(snakemake.config):
         return None
-    project = Path.cwd()
-    where = place.place_for(project)
     try:
-        sock = _connect(where)
+        request = _request(snakemake, step)
+    except (TypeError, wire.NotPlainData) as exc:
+        return f"Cold start: this job cannot travel to a warm server as plain data ({exc})"
+    project = Path.cwd()
+    where = place.place_for(project, os.environ, snakemake.config)
+    try:
+        folder = private.open_folder(where.folder)
+    except private.UnsafeFolder as exc:
+        return f"Cold start: {exc}"
     except OSError as exc:
-        return f"Cold start: no warm job server ({exc.strerror or exc}); {_start(project, where)}"
+        return f"Cold start: no warm job server; none can be started ({exc})"
+    try:
+        return _hand_over(snakemake, request, project, where, folder)
+    finally:
+        os.close(folder)
+
+
+def _hand_over(
+    snakemake: Any, request: dict[str, Any], project: Path, where: place.Place, folder: int
+) -> str:
+    try:
+        sock = _connect(where, folder)
+    except PermissionError as exc:
+        return f"Cold start: not this user's warm job server ({exc})"
+    except OSError as exc:
+        start = _start(project, where, folder, snakemake.config)
+        return f"Cold start: no warm job server ({exc.strerror or exc}); {start}"
     with sock:
         try:
-            wire.send(sock, _request(snakemake, step), fds=_std_fds())
+            wire.send(sock, request, fds=_std_fds())
             reply, _ = wire.receive(sock)
-        except (OSError, EOFError, pickle.PicklingError) as exc:
+        except (OSError, EOFError, ValueError) as exc:
             return f"Cold start: the warm job server did not take the job ({exc})"
         if "refused" in reply:
-            return f"Cold start: {reply['refused']}; {_start(project, where)}"
+            start = _start(project, where, folder, snakemake.config)
+            return f"Cold start: {reply['refused']}; {start}"
         sock.settimeout(None)
         _exit_like(_wait(sock, reply["pid"], snakemake.log))
 
 
-def _connect(where: place.Place) -> socket.socket:
+def _connect(where: place.Place, folder: int) -> socket.socket:
+    """A connection to the server of `where`, whose folder is open as `folder`; PermissionError
+    when the process listening there is not this user's."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(CONNECT_TIMEOUT)
     try:
-        sock.connect(str(where.socket))
+        sock.connect(private.address(folder, where.socket))
+        wire.check_peer(sock, os.getuid())
     except OSError:
         sock.close()
         raise
     return sock
 
 
-def _start(project: Path, where: place.Place) -> str:
+def _start(project: Path, where: place.Place, folder: int, config: Mapping[str, Any]) -> str:
     """Start a server for the next jobs, unless another job is starting one."""
     try:
-        where.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock = os.open(where.start_lock, os.O_RDWR | os.O_CREAT, 0o600)
+        lock = private.open_file(folder, where.start_lock, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         return f"none can be started ({exc})"
     try:
@@ -83,24 +108,33 @@ def _start(project: Path, where: place.Place) -> str:
         os.close(lock)
         return "another job is starting one"
     try:
-        start_server(project, where, os.environ, lock=lock)
+        start_server(project, where, os.environ, config, lock=lock)
     except OSError as exc:
         return f"none could be started ({exc})"
     finally:
         os.close(lock)
-    return f"one is starting for the next jobs (its log: {where.log})"
+    return f"one is starting for the next jobs (its log: {where.path(where.log)})"
 
 
 def start_server(
-    project: Path, where: place.Place, environ: Mapping[str, str], lock: int | None = None
+    project: Path,
+    where: place.Place,
+    environ: Mapping[str, str],
+    config: Mapping[str, Any] | None = None,
+    lock: int | None = None,
 ) -> None:
-    """Start the server of `where` for project folder `project`, in the background, with the
-    environment `environ`; it lets go of the start lock `lock` once it listens."""
-    where.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Start the server of `where` for project folder `project` and workflow config `config`
+    (its `warm_preload`), in the background, with the environment `environ`; it lets go of the
+    start lock `lock` once it listens."""
     env = dict(environ)
     if lock is not None:
         env[place.START_LOCK_FD_ENV] = str(lock)
-    with open(where.log, "a") as log:
+    folder = private.open_folder(where.folder)
+    try:
+        log = private.open_file(folder, where.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    finally:
+        os.close(folder)
+    with os.fdopen(log, "a") as log:
         subprocess.Popen(
             [
                 sys.executable,
@@ -109,6 +143,7 @@ def start_server(
                 str(project),
                 str(where.folder),
                 where.key,
+                *place.preloaded(config or {}),
             ],
             cwd=project,
             stdin=subprocess.DEVNULL,
@@ -126,7 +161,7 @@ def wait_until_serving(where: place.Place, timeout: float = 120) -> dict[str, An
     while (status := ask(where, "status")) is None:
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"no warm server at {where.socket} after {timeout} s; see {where.log}"
+                f"no warm server in {where.folder} after {timeout} s; see {where.path(where.log)}"
             )
         time.sleep(0.1)
     return status
@@ -146,10 +181,10 @@ def _std_fds() -> list[int]:
 def _request(snakemake: Any, step: Callable[..., Any]) -> dict[str, Any]:
     umask = os.umask(0o022)
     os.umask(umask)
-    return {
+    request = {
         "ask": "job",
         "step": f"{step.__module__}:{step.__name__}",
-        "snakemake": pickle.dumps(snakemake, protocol=pickle.HIGHEST_PROTOCOL),
+        "snakemake": job_object.to_plain(snakemake),
         "cwd": os.getcwd(),
         "project": os.getcwd(),
         "env": dict(os.environ),
@@ -159,6 +194,8 @@ def _request(snakemake: Any, step: Callable[..., Any]) -> dict[str, Any]:
         "client_pid": os.getpid(),
         "log": str(snakemake.log[0]) if snakemake.log else None,
     }
+    wire.encode(request)  # NotPlainData now, rather than once connected
+    return request
 
 
 def _wait(sock: socket.socket, pid: int, logs: Any) -> int:
@@ -204,10 +241,17 @@ def _exit_like(code: int) -> NoReturn:
 
 
 def ask(where: place.Place, what: str) -> dict[str, Any] | None:
-    """The server's answer to `what` (status, stop), or None when none is listening."""
+    """The server's answer to `what` (status, stop), or None when none is listening (or the
+    folder is not a private one)."""
     try:
-        with _connect(where) as sock:
+        folder = private.open_folder(where.folder)
+    except OSError:
+        return None
+    try:
+        with _connect(where, folder) as sock:
             wire.send(sock, {"ask": what})
             return wire.receive(sock)[0]
-    except (OSError, EOFError):
+    except (OSError, EOFError, ValueError):
         return None
+    finally:
+        os.close(folder)

@@ -1,9 +1,17 @@
-"""What a warm server has loaded, so that it notices when that changed: the files of the
-project's modules it imported, the folders of installed packages (pip changes them when it
-installs, upgrades or removes one) and the Python executable."""
+"""What a warm server has loaded, so that it notices when that changed.
+
+- The project's own source files that it imported: by content (sha256). An edit that keeps a
+  file's size and modification time (`sed` then `touch -r`, a checkout or sync that restores
+  times) is still an edit.
+- Every other file of a module it imported (the libraries, their compiled extensions), the
+  folders of installed packages (an install, upgrade or removal changes them) and the Python
+  executable: by inode, size, modification and change time. The change time moves with every
+  write and no tool can set it back, so a library edited in place is seen too.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -11,30 +19,51 @@ from pathlib import Path
 _PACKAGE_FOLDERS = ("site-packages", "dist-packages")
 
 
-def _stat(path: str) -> tuple[str, int, int]:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return (path, -1, -1)
-    return (path, info.st_mtime_ns, info.st_size)
+class Fingerprint:
+    """The files of the modules loaded in this process when it was made, and their state."""
+
+    def __init__(self, project: Path) -> None:
+        self.project, self.others = _module_files(project)
+        self.others += [*_package_folders(), os.path.realpath(sys.executable)]
+        self.state = self._now()
+
+    def _now(self) -> list[tuple]:
+        return [_content(path) for path in self.project] + [_stat(path) for path in self.others]
+
+    def what_changed(self) -> str | None:
+        """A short phrase naming the first thing that changed since it was made, or None."""
+        for old, new in zip(self.state, self._now(), strict=True):
+            if old != new:
+                return f"{_kind(old[0], self.project)} changed ({old[0]})"
+        return None
 
 
-def project_module_files(project: Path) -> list[str]:
-    """The source files of this process's imported modules that lie in `project` (not in a
-    virtual environment inside it)."""
+def _kind(path: str, project: list[str]) -> str:
+    if path == os.path.realpath(sys.executable):
+        return "the Python executable"
+    if path in project:
+        return "the project's code"
+    return "installed packages" if path.endswith(_PACKAGE_FOLDERS) else "a preloaded library"
+
+
+def _module_files(project: Path) -> tuple[list[str], list[str]]:
+    """The source files of this process's imported modules: those in `project` (not in a
+    virtual environment inside it), and the others."""
     root = str(project.resolve()) + os.sep
     files = set()
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None)
-        if not path:
-            continue
-        path = os.path.realpath(path)
-        if path.startswith(root) and not any(part in path for part in _PACKAGE_FOLDERS):
-            files.add(path)
-    return sorted(files)
+        if path:
+            files.add(os.path.realpath(path))
+    inside = sorted(p for p in files if p.startswith(root) and not _in_packages(p))
+    return inside, sorted(files - set(inside))
 
 
-def package_folders() -> list[str]:
+def _in_packages(path: str) -> bool:
+    return any(f"{os.sep}{name}{os.sep}" in path for name in _PACKAGE_FOLDERS)
+
+
+def _package_folders() -> list[str]:
     return sorted(
         {
             os.path.realpath(entry)
@@ -44,22 +73,17 @@ def package_folders() -> list[str]:
     )
 
 
-def fingerprint(files: list[str], folders: list[str]) -> list[tuple[str, int, int]]:
-    return [_stat(p) for p in (*files, *folders, os.path.realpath(sys.executable))]
+def _content(path: str) -> tuple[str, str]:
+    try:
+        with open(path, "rb") as file:
+            return (path, hashlib.sha256(file.read()).hexdigest())
+    except OSError:
+        return (path, "missing")
 
 
-def what_changed(
-    before: list[tuple[str, int, int]], after: list[tuple[str, int, int]]
-) -> str | None:
-    """A short phrase naming the first thing that changed, or None."""
-    for old, new in zip(before, after, strict=True):
-        if old != new:
-            kind = (
-                "the Python executable"
-                if old[0] == os.path.realpath(sys.executable)
-                else "installed packages"
-                if old[0].endswith(_PACKAGE_FOLDERS)
-                else "the project's code"
-            )
-            return f"{kind} changed ({old[0]})"
-    return None
+def _stat(path: str) -> tuple[str, int, int, int, int]:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (path, -1, -1, -1, -1)
+    return (path, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)

@@ -1,9 +1,9 @@
 """Where a warm server lives, and whether a job may use one. Torch-free: job scripts import it.
 
-One server per user, project folder and Python setup (interpreter, PYTHONPATH, hash seed,
-preloaded libraries): its socket, state file and log lie in a private folder of the user,
-named by a hash of those. Jobs under a cluster executor run cold unless the workflow config
-says `warm_jobs: everywhere`.
+One server per user, project folder and Python setup (interpreter, the environment variables
+read at import time, the preloaded libraries): its socket, state file and log lie in a folder
+only the user can enter (dltemplate.warm.private), named by a hash of those. Jobs under a
+cluster executor run cold unless the workflow config says `warm_jobs: everywhere`.
 """
 
 from __future__ import annotations
@@ -23,54 +23,113 @@ DIR_ENV = "DLT_WARM_DIR"  # where servers keep their sockets (default: per user,
 REMOTE_ENV = "DLT_CLUSTER_EXECUTOR"  # set by the workflow under a cluster executor
 START_LOCK_FD_ENV = "DLT_WARM_START_LOCK_FD"  # the starter's lock, held until the server listens
 SETTING = "warm_jobs"  # workflow config: local (default), everywhere, off
+PRELOAD_SETTING = "warm_preload"  # workflow config: more import-safe libraries to preload
 IDLE_SECONDS = 600
-MAX_SOCKET_PATH = 96  # bytes: a Unix socket's path has at most 107, and `.<pid>` is added once
-# Variables read when the server imports its libraries: a job with other values gets its own.
-IMPORT_TIME_ENV = ("PYTHONPATH", "PYTHONHASHSEED", "LD_PRELOAD", "LD_LIBRARY_PATH")
+# Libraries whose import changes nothing for code that does not use them, so that a server
+# may hold them for every job (their own imports included); the workflow config's
+# `warm_preload` adds to it. Anything else a job imports, it imports itself, fresh.
+IMPORT_SAFE = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "sklearn",
+    "torch",
+    "lightning",
+    "torchmetrics",
+    "matplotlib",
+    "yaml",
+    "snakemake",
+    "dltemplate",
+)
+# Environment variables that the interpreter or the preloaded libraries read when they start
+# or import (threads, BLAS kernels, backends, config folders, locale, hash seed): a job whose
+# values differ runs on a server started with its own. Runtime reads need nothing: a job's
+# process has the job's environment (and forgets the server's temporary folder, child.py).
+IMPORT_TIME_NAMES = frozenset(
+    (
+        *("HOME", "LANG", "LANGUAGE", "TZ", "LD_PRELOAD", "LD_LIBRARY_PATH"),
+        *("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"),
+    )
+)
+IMPORT_TIME_PREFIXES = (
+    *("PYTHON", "LC_", "OMP_", "KMP_", "MKL_", "OPENBLAS", "GOTO", "BLIS", "VECLIB", "NUMEXPR"),
+    *("NPY_", "NUMPY", "SCIPY", "SKLEARN", "PANDAS", "MPL", "MATPLOTLIB"),
+    *("TORCH", "PYTORCH", "CUDA", "CUBLAS", "CUDNN", "NVIDIA", "PL_", "LIGHTNING"),
+)
+# Read when a job claims its GPUs, in the job's own process (dltemplate.jobs.gpu_slots).
+PER_JOB_NAMES = frozenset(("CUDA_VISIBLE_DEVICES",))
 
 
 @dataclass(frozen=True)
 class Place:
-    """The files of one server: its socket, its state (JSON: pid, start, project), its log,
-    and the lock that one starter holds while the server starts."""
+    """The files of one server, in its private folder (dltemplate.warm.private): its socket,
+    its state (JSON: pid, start, project), its log, and the lock that one starter holds while
+    the server starts. Names, relative to the folder."""
 
     folder: Path
     key: str
 
     @property
-    def socket(self) -> Path:
-        """In the folder; in the temporary folder when that path is too long for a Unix socket
-        (108 bytes, with room for the pid of the name the server binds first)."""
-        path = self.folder / f"{self.key}.sock"
-        if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
-            return path
-        short = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / f"dltemplate-warm-{os.getuid()}-{short}.sock"
+    def socket(self) -> str:
+        return f"{self.key}.sock"
 
     @property
-    def state(self) -> Path:
-        return self.folder / f"{self.key}.json"
+    def state(self) -> str:
+        return f"{self.key}.json"
 
     @property
-    def log(self) -> Path:
-        return self.folder / f"{self.key}.log"
+    def log(self) -> str:
+        return f"{self.key}.log"
 
     @property
-    def start_lock(self) -> Path:
-        return self.folder / f"{self.key}.start.lock"
+    def start_lock(self) -> str:
+        return f"{self.key}.start.lock"
+
+    def path(self, name: str) -> Path:
+        """Where file `name` of the folder lies, for messages (use the open folder to reach it)."""
+        return self.folder / name
+
+    def learned(self, pid: int) -> str:
+        """Where the job of process `pid` names the libraries it imported."""
+        return f"{self.key}.learned.{pid}"
 
 
 def state_folder(environ: Mapping[str, str] = os.environ) -> Path:
-    return Path(
-        environ.get(DIR_ENV)
-        or os.path.join(tempfile.gettempdir(), f"dltemplate-warm-{os.getuid()}")
-    )
+    """DLT_WARM_DIR, else the user's runtime folder (XDG_RUNTIME_DIR, private by design), else
+    a folder of the user's in the temporary folder (refused if someone else made it first)."""
+    if environ.get(DIR_ENV):
+        return Path(environ[DIR_ENV])
+    runtime = environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(runtime) and os.path.isdir(runtime):
+        return Path(runtime) / "dltemplate-warm"
+    return Path(tempfile.gettempdir()) / f"dltemplate-warm-{os.getuid()}"
 
 
-def place_for(project: str | Path, environ: Mapping[str, str] = os.environ) -> Place:
-    """The server of project folder `project` for this interpreter and environment."""
+def import_time_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of `environ` that the server's imports may have read."""
+    return {
+        name: value
+        for name, value in sorted(environ.items())
+        if name not in PER_JOB_NAMES
+        and (name in IMPORT_TIME_NAMES or name.startswith(IMPORT_TIME_PREFIXES))
+    }
+
+
+def preloaded(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The import-safe libraries: IMPORT_SAFE and the workflow config's `warm_preload`."""
+    return tuple(dict.fromkeys((*IMPORT_SAFE, *config.get(PRELOAD_SETTING, ()))))
+
+
+def place_for(
+    project: str | Path,
+    environ: Mapping[str, str] = os.environ,
+    config: Mapping[str, Any] | None = None,
+) -> Place:
+    """The server of project folder `project` for this interpreter, environment and workflow
+    config (its `warm_preload`)."""
     setup = [str(Path(project).resolve()), os.path.realpath(sys.executable)]
-    setup += [f"{name}={environ.get(name, '')}" for name in IMPORT_TIME_ENV]
+    setup += [f"{name}={value}" for name, value in import_time_environment(environ).items()]
+    setup += [f"preload={name}" for name in preloaded(config or {})]
     key = hashlib.sha256("\0".join(setup).encode()).hexdigest()[:16]
     return Place(state_folder(environ), key)
 

@@ -1,13 +1,16 @@
 """The warm job server: `python -m dltemplate.warm.server <project folder>`.
 
-It imports torch, Lightning, torchmetrics, matplotlib and the project's packages once, then
-waits on its Unix socket. For each job it forks a child (dltemplate.warm.child) from that
-clean state; the server itself runs no job code, touches no GPU and starts no torch thread
-pool, so every child starts as the previous one did. Before each fork it checks that the code
-it loaded is unchanged (dltemplate.warm.fingerprint); when it changed, it refuses the job (the
-job runs cold), stops taking jobs and exits once its running jobs end, and the next job starts
-a fresh server. It also stops after `idle` seconds without a job, on SIGTERM, and when its
-socket file is removed or replaced. A connection may also ask for its status or its stop.
+It imports the import-safe libraries (place.IMPORT_SAFE and the workflow config's
+`warm_preload`: torch, Lightning, torchmetrics, numpy, matplotlib, the engine ...) once, then
+waits on its Unix socket in its private folder, and serves only its own user (SO_PEERCRED).
+For each job it forks a child (dltemplate.warm.child) from that clean state; the server itself
+runs no job code, touches no GPU and starts no torch thread pool, so every child starts as the
+previous one did. Nothing else is preloaded: the project's code, the configs and any other
+library are imported by each job, fresh, as a cold job imports them. Before each fork it checks
+that what it loaded is unchanged (dltemplate.warm.fingerprint); when it changed, it refuses the
+job (the job runs cold), stops taking jobs and exits once its running jobs end, and the next job
+starts a fresh server. It also stops after `idle` seconds without a job, on SIGTERM, and when
+its socket file is removed or replaced. A connection may also ask for its status or its stop.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import contextlib
 import importlib
 import json
 import os
-import pkgutil
 import selectors
 import signal
 import socket
@@ -26,14 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import one_line
-from dltemplate.warm import child, place, wire
-from dltemplate.warm.fingerprint import (
-    fingerprint,
-    package_folders,
-    project_module_files,
-    what_changed,
-)
+from dltemplate.warm import child, place, private, wire
+from dltemplate.warm.fingerprint import Fingerprint
 
+# What a server imports before it takes jobs: modules of import-safe libraries (place.py) that
+# every job imports; it learns the others jobs import from those libraries (their data's and
+# model's) as they come.
 PRELOAD = (
     "numpy",
     "torch",
@@ -48,9 +48,6 @@ PRELOAD = (
     "dltemplate.results.plots",
     "dltemplate.results.summary",
 )
-# Top-level folders of a project that are not packages of its code (configs are read fresh by
-# each job, as cold jobs read them).
-NOT_PRELOADED = {"configs", "tests", "bench", "results", "data", "docs", "dltemplate", "scripts"}
 
 
 def say(message: str) -> None:
@@ -66,22 +63,28 @@ def _import(name: str) -> None:
         say(f"not preloaded: {name}: {one_line(exc)}")
 
 
-def preload(project: Path) -> None:
-    for name in PRELOAD:
-        _import(name)
-    for folder in sorted(project.iterdir()):
-        if folder.name in NOT_PRELOADED or not (folder / "__init__.py").is_file():
-            continue
-        _import(folder.name)
-        for module in pkgutil.walk_packages([str(folder)], prefix=f"{folder.name}."):
-            _import(module.name)
+def preload(safe: tuple[str, ...]) -> None:
+    """Import PRELOAD and the libraries that the workflow config adds to the import-safe ones
+    (the others of `safe` as jobs import them)."""
+    for name in (*PRELOAD, *(n for n in safe if n not in place.IMPORT_SAFE)):
+        if name not in sys.modules:
+            _import(name)
+
+
+def is_safe(module: str, safe: tuple[str, ...]) -> bool:
+    """Whether `module` is one of the import-safe libraries `safe`, or a module of one."""
+    return module.partition(".")[0] in safe or module in safe
 
 
 class Server:
-    def __init__(self, project: Path, where: place.Place, idle: float) -> None:
+    def __init__(
+        self, project: Path, where: place.Place, idle: float, safe: tuple[str, ...]
+    ) -> None:
         self.project = project
         self.where = where
         self.idle = idle
+        self.safe = safe
+        self.folder = private.open_folder(where.folder)
         self.started = time.time()
         self.children: dict[int, tuple[socket.socket, dict[str, Any]]] = {}
         self.served = 0
@@ -90,16 +93,14 @@ class Server:
         self.inode = -1
 
     def run(self) -> None:
-        preload(self.project)
-        self.files = project_module_files(self.project)
-        self.folders = package_folders()
-        self.loaded = fingerprint(self.files, self.folders)
+        preload(self.safe)
+        self.loaded = Fingerprint(self.project)
         self._listen()
         lock = os.environ.pop(place.START_LOCK_FD_ENV, None)
         if lock:  # the next job may start a server again (when this one stops)
             with contextlib.suppress(OSError):
                 os.close(int(lock))
-        say(f"ready in {time.time() - self.started:.1f} s: {self.where.socket}")
+        say(f"ready in {time.time() - self.started:.1f} s: {self.where.path(self.where.socket)}")
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
@@ -136,40 +137,34 @@ class Server:
         self.stopping = self.stopping or f"signal {signal.Signals(signum).name}"
 
     def _listen(self) -> None:
-        self.where.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        staging = Path(f"{self.where.socket}.{os.getpid()}")
-        with contextlib.suppress(FileNotFoundError):
-            staging.unlink()
+        staging = f"{self.where.socket}.{os.getpid()}"
+        private.remove(self.folder, staging)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(staging))
+        listener.bind(private.address(self.folder, staging))
+        os.chmod(staging, 0o600, dir_fd=self.folder, follow_symlinks=False)
         listener.listen(64)
-        os.replace(staging, self.where.socket)  # over a stale socket file, atomically
-        self.inode = os.stat(self.where.socket).st_ino
+        # over a stale socket file, atomically
+        os.replace(staging, self.where.socket, src_dir_fd=self.folder, dst_dir_fd=self.folder)
+        self.inode = private.inode(self.folder, self.where.socket)
         self.listener = listener
         state = {
             "pid": os.getpid(),
             "started": self.started,
             "project": str(self.project),
             "python": sys.executable,
-            "socket": str(self.where.socket),
-            "log": str(self.where.log),
+            "socket": str(self.where.path(self.where.socket)),
+            "log": str(self.where.path(self.where.log)),
             "idle_seconds": self.idle,
         }
-        staged = self.where.state.with_suffix(f".{os.getpid()}.tmp")
-        staged.write_text(json.dumps(state, indent=1))
-        os.replace(staged, self.where.state)
+        private.write_text_atomic(self.folder, self.where.state, json.dumps(state, indent=1))
 
     def _owns_socket(self) -> bool:
-        try:
-            return os.stat(self.where.socket).st_ino == self.inode
-        except OSError:
-            return False
+        return private.inode(self.folder, self.where.socket) == self.inode
 
     def _close_listener(self) -> None:
         if self._owns_socket():
-            for path in (self.where.socket, self.where.state):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+            for name in (self.where.socket, self.where.state):
+                private.remove(self.folder, name)
         assert self.listener is not None
         self.listener.close()
         self.listener = None
@@ -180,9 +175,9 @@ class Server:
             "started": self.started,
             "project": str(self.project),
             "served": self.served,
-            "running": {pid: job for pid, (_, job) in self.children.items()},
+            "running": {str(pid): job for pid, (_, job) in self.children.items()},
             "idle_seconds": self.idle,
-            "log": str(self.where.log),
+            "log": str(self.where.path(self.where.log)),
         }
 
     def _accept(self) -> None:
@@ -193,6 +188,7 @@ class Server:
             return
         fds: list[int] = []
         try:
+            wire.check_peer(conn, os.getuid())  # before reading a byte of what it sends
             conn.settimeout(10)
             message, fds = wire.receive(conn)
             ask = message.get("ask")
@@ -211,7 +207,7 @@ class Server:
         conn.close()
 
     def _refusal(self) -> str | None:
-        changed = what_changed(self.loaded, fingerprint(self.files, self.folders))
+        changed = self.loaded.what_changed()
         if changed:
             self.stopping = changed
             return f"{changed}; this server stops and the next job starts a fresh one"
@@ -244,7 +240,7 @@ class Server:
                 fds,
                 server_pid=os.getppid(),
                 close=[self.listener.fileno(), *self.wake, *others],
-                learned=str(self._learned(os.getpid())),
+                learned=(self.folder, self.where.learned(os.getpid())),
             )  # does not return
         for fd in fds:
             os.close(fd)
@@ -256,18 +252,17 @@ class Server:
         with contextlib.suppress(OSError):  # the script is gone: the child notices and ends
             wire.send(conn, {"pid": pid})
 
-    def _learned(self, pid: int) -> Path:
-        return self.where.folder / f"{self.where.key}.learned.{pid}"
-
     def _learn(self, pid: int) -> None:
-        """Import the libraries that job `pid` imported (its data's and model's), so that the
-        next jobs find them loaded; once each, between jobs."""
-        path = self._learned(pid)
+        """Import the modules of import-safe libraries that job `pid` imported (its data's and
+        model's: sklearn.datasets, torch.nn.functional ...), so that the next jobs find them
+        loaded; once each, between jobs. Any other module stays the job's own."""
+        name = self.where.learned(pid)
         try:
-            names = [n for n in path.read_text().split() if n not in sys.modules]
-            path.unlink()
+            listed = private.read_text(self.folder, name).split()
+            private.remove(self.folder, name)
         except OSError:
             return
+        names = [n for n in listed if n not in sys.modules and is_safe(n, self.safe)]
         if names:
             started = time.monotonic()
             for name in names:
@@ -302,13 +297,15 @@ def _status_text(code: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Arguments: the project folder, the folder of the socket, the server's key."""
-    project, folder, key = sys.argv[1:] if argv is None else argv
+    """Arguments: the project folder, the server's private folder, its key, and the
+    import-safe libraries (place.preloaded), one argument each."""
+    project, folder, key, *safe = sys.argv[1:] if argv is None else argv
     os.chdir(project)
     # An import that asks whether CUDA is there (torch.cuda.device_count) would start the CUDA
     # driver, and a forked child could not use CUDA then; NVML answers without starting it.
     os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
-    Server(Path(project), place.Place(Path(folder), key), place.idle_seconds()).run()
+    where = place.Place(Path(folder), key)
+    Server(Path(project), where, place.idle_seconds(), tuple(safe)).run()
 
 
 if __name__ == "__main__":
