@@ -62,7 +62,7 @@ class Warm:
             **extra,
         }
 
-    def start(self, step: str, env: dict[str, str] | None = None, **params) -> tuple:
+    def start(self, step: str, env: dict[str, str] | None = None, umask: int = -1, **params):
         self.count += 1
         log = self.project / f"job-{self.count}.log"
         out = self.project / f"job-{self.count}.out"
@@ -76,11 +76,12 @@ class Warm:
             stderr=subprocess.PIPE,
             text=True,
             env=env or self.env(),
+            umask=umask,
         )
         return process, log, out
 
-    def run(self, step: str, env: dict[str, str] | None = None, **params) -> tuple:
-        process, log, out = self.start(step, env, **params)
+    def run(self, step: str, env: dict[str, str] | None = None, umask: int = -1, **params):
+        process, log, out = self.start(step, env, umask, **params)
         stdout, stderr = process.communicate(timeout=120)
         return process.returncode, stdout + stderr, log, out
 
