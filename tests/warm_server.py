@@ -49,13 +49,13 @@ class Warm:
         self.project = project
         self.state = state
         self.config = config or {}
+        self.pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
         self.count = 0
 
     def env(self, **extra: str) -> dict[str, str]:
-        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
         return {
             **os.environ,
-            "PYTHONPATH": path,
+            "PYTHONPATH": self.pythonpath,
             "DLT_WARM": "1",
             "DLT_WARM_DIR": str(self.state),
             "DLT_WARM_IDLE": "300",

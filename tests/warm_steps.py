@@ -97,3 +97,34 @@ def runs_a_while(job: Snakemake) -> None:
 
 def kills_itself(job: Snakemake) -> None:
     os.kill(os.getpid(), 9)
+
+
+def reports_what_it_sees(job: Snakemake) -> None:
+    """What a job sees of the process it was given: the default dtype, whether a module is
+    loaded and its VALUE once imported, the temporary folder, matplotlib's backend, threads."""
+    import importlib
+    import tempfile
+
+    import matplotlib
+    import torch
+
+    module = job.params.get("module")
+    state = {
+        "ppid": os.getppid(),
+        "dtype": str(torch.get_default_dtype()),
+        "loaded": bool(module) and module in sys.modules,
+        "tmp": tempfile.gettempdir(),
+        "backend": str(dict.__getitem__(matplotlib.rcParams, "backend")),
+        "openblas": os.environ.get("OPENBLAS_NUM_THREADS"),
+    }
+    if module:
+        state["value"] = importlib.import_module(module).VALUE
+    _out(job).write_text(json.dumps(state))
+
+
+def imports(job: Snakemake) -> None:
+    """Imports module `module` (whatever it does when imported), as a job's config would."""
+    import importlib
+
+    importlib.import_module(job.params["module"])
+    _out(job).write_text("done")

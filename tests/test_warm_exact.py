@@ -1,0 +1,146 @@
+"""A warm job is a cold job, or it runs cold: what one job imports is not preloaded into the
+next, edits are seen by content, and the environment a library reads at import is the job's.
+
+The four cases an adversarial review found (issue #28), with the steps of tests/warm_steps.py:
+a library that changes global state when imported, an edited preloaded library, a project file
+edited with its size and modification time kept, environment variables read at import time.
+tests/test_warm_differential.py trains real runs warm and cold and compares them.
+
+Broken on purpose: with the server learning every module a job imported (server.is_safe
+returning True), test_a_library_with_import_side_effects_stays_in_its_job fails (float64); with
+fingerprint._content returning the file's size instead of its hash, the edit tests fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.warm_server import Warm, read
+
+SIDE_EFFECT = "import torch\ntorch.set_default_dtype(torch.float64)\nVALUE = 1\n"
+
+
+def _with_library(tmp_path: Path, name: str, text: str, preload: bool = False) -> Warm:
+    """A project, and a library `name` outside it on the jobs' PYTHONPATH."""
+    libs = tmp_path / "libs"
+    (libs / name).mkdir(parents=True)
+    (libs / name / "__init__.py").write_text(text)
+    (tmp_path / "project").mkdir()
+    config = {"warm_preload": [name]} if preload else {}
+    warm = Warm(tmp_path / "project", tmp_path / "state", config)
+    warm.pythonpath = f"{libs}{os.pathsep}{REPO}"
+    return warm
+
+
+def _edit_keeping_size_and_time(path: Path, old: str, new: str) -> None:
+    assert len(old) == len(new)
+    before = path.stat()
+    path.write_text(path.read_text().replace(old, new))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # as `touch -r` would
+    assert path.stat().st_size == before.st_size
+
+
+def _sees(warm: Warm, **params) -> tuple[dict, str]:
+    code, output, log, out = warm.run("reports_what_it_sees", **params)
+    assert code == 0, output
+    return json.loads(out.read_text()), read(log)
+
+
+@pytest.mark.timeout(300)
+def test_a_library_with_import_side_effects_stays_in_its_job(tmp_path: Path) -> None:
+    warm = _with_library(tmp_path, "globlib", SIDE_EFFECT)
+    try:
+        assert warm.run("imports", module="globlib")[0] == 0  # cold, starts the server
+        server = warm.wait_ready()
+        code, output, log, _ = warm.run("imports", module="globlib")  # warm: its own import
+        assert code == 0 and "Warm start" in read(log), output
+        time.sleep(0.5)  # the server would learn it now
+        seen, log = _sees(warm)
+        assert seen["ppid"] == server and "Warm start" in log
+        assert seen["dtype"] == "torch.float32" and not seen["loaded"], seen
+        assert "globlib" not in read(warm.file("log"))
+    finally:
+        warm.stop()
+
+
+@pytest.mark.timeout(300)
+def test_an_edited_preloaded_library_restarts_the_server(tmp_path: Path) -> None:
+    warm = _with_library(tmp_path, "mylib", "VALUE = 1\n", preload=True)
+    library = tmp_path / "libs" / "mylib" / "__init__.py"
+    try:
+        assert warm.run("imports", module="mylib")[0] == 0
+        first = warm.wait_ready()
+        seen, log = _sees(warm, module="mylib")
+        assert seen["loaded"] and seen["value"] == 1 and "Warm start" in log, seen  # preloaded
+        _edit_keeping_size_and_time(library, "VALUE = 1", "VALUE = 2")
+        seen, log = _sees(warm, module="mylib")
+        assert seen["value"] == 2, seen
+        assert f"Cold start: a preloaded library changed ({library})" in log, log
+        second = warm.wait_ready(other_than=first)
+        seen, log = _sees(warm, module="mylib")
+        assert seen["ppid"] == second and seen["value"] == 2, seen
+    finally:
+        warm.stop()
+
+
+@pytest.mark.timeout(300)
+def test_project_code_edited_with_size_and_time_kept_is_seen(tmp_path: Path) -> None:
+    (tmp_path / "project" / "mycode").mkdir(parents=True)
+    module = tmp_path / "project" / "mycode" / "__init__.py"
+    module.write_text("VALUE = 1\n")
+    warm = Warm(tmp_path / "project", tmp_path / "state", {"warm_preload": ["mycode"]})
+    try:
+        assert warm.run("reports_state")[0] == 0
+        first = warm.wait_ready()
+        seen, log = _sees(warm, module="mycode")
+        assert seen["loaded"] and seen["value"] == 1 and "Warm start" in log, seen
+        _edit_keeping_size_and_time(module, "VALUE = 1", "VALUE = 3")
+        seen, log = _sees(warm, module="mycode")
+        assert seen["value"] == 3, seen
+        assert f"Cold start: the project's code changed ({module.resolve()})" in log, log
+        warm.wait_ready(other_than=first)
+    finally:
+        warm.stop()
+
+
+@pytest.mark.timeout(300)
+def test_project_code_is_not_preloaded_unless_listed(tmp_path: Path) -> None:
+    (tmp_path / "project" / "mycode").mkdir(parents=True)
+    (tmp_path / "project" / "mycode" / "__init__.py").write_text(SIDE_EFFECT)
+    warm = Warm(tmp_path / "project", tmp_path / "state")
+    try:
+        assert warm.run("reports_state")[0] == 0
+        warm.wait_ready()
+        seen, log = _sees(warm)
+        assert "Warm start" in log and seen["dtype"] == "torch.float32", seen
+    finally:
+        warm.stop()
+
+
+@pytest.mark.timeout(300)
+def test_import_time_variables_are_the_jobs(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    warm = Warm(tmp_path / "project", tmp_path / "state")
+    own_tmp = tmp_path / "own-tmp"
+    own_tmp.mkdir()
+    try:
+        assert warm.run("reports_state")[0] == 0
+        default = warm.wait_ready()
+        seen, log = _sees(warm, env=warm.env(TMPDIR=str(own_tmp)))  # read at run time: warm
+        assert "Warm start" in log and seen["tmp"] == str(own_tmp), seen
+        other = warm.env(MPLBACKEND="svg", OPENBLAS_NUM_THREADS="1")  # read at import time
+        seen, log = _sees(warm, env=other)
+        assert "Cold start: no warm job server" in log, log  # not the default server
+        assert seen["backend"] == "svg" and seen["openblas"] == "1", seen
+        assert warm.wait_ready(env=other) != default
+        seen, log = _sees(warm, env=other)
+        assert "Warm start" in log and seen["backend"] == "svg", seen
+        assert seen["openblas"] == "1", seen
+    finally:
+        warm.stop()
