@@ -20,17 +20,27 @@ from dltemplate.warm.client import start_server, wait_until_serving
 REPO = Path(__file__).resolve().parents[1]
 
 
+# What Snakemake sets for a job of one thread (and conftest.Project for every job): a server
+# that jobs are to find must be started with them, as a job's server is (place.py: read at
+# import time, so part of a server's key).
+ONE_THREAD_JOB = {
+    **{name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+    **{name: "1" for name in ("GOTO_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")},
+    "PYTHONUNBUFFERED": "1",
+}
+
+
 def warm_env(state: Path) -> dict[str, str]:
-    """The environment of warm jobs with their server's files in `state`."""
-    return {"DLT_WARM": "1", "DLT_WARM_DIR": str(state), "DLT_WARM_IDLE": "300"}
+    """The environment of warm one-thread jobs with their server's files in `state`."""
+    return {"DLT_WARM": "1", "DLT_WARM_DIR": str(state), "DLT_WARM_IDLE": "300", **ONE_THREAD_JOB}
 
 
-def start_warm_server(root: Path, env: dict[str, str]) -> place.Place:
+def start_warm_server(root: Path, env: dict[str, str], config: dict | None = None) -> place.Place:
     """Start the warm server of project folder `root` for jobs with environment `env` (added
-    to this process's) and wait until it takes jobs."""
+    to this process's) and workflow config `config`, and wait until it takes jobs."""
     full = {**os.environ, **env}
-    where = place.place_for(root, full)
-    start_server(root, where, full)
+    where = place.place_for(root, full, config)
+    start_server(root, where, full, config)
     wait_until_serving(where)
     return where
 
