@@ -66,7 +66,16 @@ print(json.dumps(times[1:]))
 
 
 def warm_env(state: Path, on: bool = True) -> dict[str, str]:
-    return {"DLT_WARM": "1" if on else "0", "DLT_WARM_DIR": str(state), "DLT_WARM_IDLE": "1800"}
+    """The environment of the bench's jobs: those of one thread, as Snakemake sets it (the
+    server started here must be the one they find)."""
+    from dltemplate.warm.place import JOB_THREAD_VARIABLES
+
+    return {
+        "DLT_WARM": "1" if on else "0",
+        "DLT_WARM_DIR": str(state),
+        "DLT_WARM_IDLE": "1800",
+        **dict.fromkeys(JOB_THREAD_VARIABLES, "1"),
+    }
 
 
 def start_server(workflow: Path, state: Path) -> int:

@@ -110,9 +110,7 @@ def _train_the_corpus(project, env: dict[str, str]) -> None:
 
 
 def _first_line(project, run: str, job: str) -> str:
-    return (
-        project.path(f"results/tiny/exp/{run}/logs/{job}.log").read_text().splitlines()[0]
-    )
+    return project.path(f"results/tiny/exp/{run}/logs/{job}.log").read_text().splitlines()[0]
 
 
 @pytest.mark.slow

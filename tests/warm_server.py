@@ -23,11 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 # What Snakemake sets for a job of one thread (and conftest.Project for every job): a server
 # that jobs are to find must be started with them, as a job's server is (place.py: read at
 # import time, so part of a server's key).
-ONE_THREAD_JOB = {
-    **{name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
-    **{name: "1" for name in ("GOTO_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")},
-    "PYTHONUNBUFFERED": "1",
-}
+ONE_THREAD_JOB = {**dict.fromkeys(place.JOB_THREAD_VARIABLES, "1"), "PYTHONUNBUFFERED": "1"}
 
 
 def warm_env(state: Path) -> dict[str, str]:

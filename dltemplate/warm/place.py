@@ -56,6 +56,12 @@ IMPORT_TIME_PREFIXES = (
     *("NPY_", "NUMPY", "SCIPY", "SKLEARN", "PANDAS", "MPL", "MATPLOTLIB"),
     *("TORCH", "PYTORCH", "CUDA", "CUBLAS", "CUDNN", "NVIDIA", "PL_", "LIGHTNING"),
 )
+# Snakemake sets these to a job's thread count (so jobs of 1 and of 8 threads get two servers:
+# OpenBLAS and OpenMP size their pools when they load).
+JOB_THREAD_VARIABLES = (
+    *("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS"),
+    *("VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"),
+)
 # Read when a job claims its GPUs, in the job's own process (dltemplate.jobs.gpu_slots).
 PER_JOB_NAMES = frozenset(("CUDA_VISIBLE_DEVICES",))
 
