@@ -144,3 +144,28 @@ def test_import_time_variables_are_the_jobs(tmp_path: Path) -> None:
         assert seen["openblas"] == "1", seen
     finally:
         warm.stop()
+
+
+@pytest.mark.timeout(300)
+def test_an_edited_learned_module_restarts_the_server(tmp_path: Path) -> None:
+    """A module of an import-safe library that the server learned from a job (mylib.sub) is
+    checked for edits as the preloaded ones are."""
+    warm = _with_library(tmp_path, "mylib", "", preload=True)
+    sub = tmp_path / "libs" / "mylib" / "sub.py"
+    sub.write_text("VALUE = 1\n")
+    try:
+        assert warm.run("imports", module="mylib")[0] == 0
+        first = warm.wait_ready()
+        seen, log = _sees(warm, module="mylib.sub")  # imported by the job, then learned
+        assert not seen["loaded"] and seen["value"] == 1 and "Warm start" in log, seen
+        deadline = time.monotonic() + 30
+        while "learned" not in read(warm.file("log")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        seen, log = _sees(warm, module="mylib.sub")
+        assert seen["loaded"] and seen["value"] == 1, seen  # the server holds it now
+        _edit_keeping_size_and_time(sub, "VALUE = 1", "VALUE = 4")
+        seen, log = _sees(warm, module="mylib.sub")
+        assert seen["value"] == 4 and f"a preloaded library changed ({sub})" in log, log
+        warm.wait_ready(other_than=first)
+    finally:
+        warm.stop()

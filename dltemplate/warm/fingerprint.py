@@ -20,25 +20,37 @@ _PACKAGE_FOLDERS = ("site-packages", "dist-packages")
 
 
 class Fingerprint:
-    """The files of the modules loaded in this process when it was made, and their state."""
+    """The files of the modules loaded in this process, and their state when first seen."""
 
     def __init__(self, project: Path) -> None:
-        self.project, self.others = _module_files(project)
-        self.others += [*_package_folders(), os.path.realpath(sys.executable)]
-        self.state = self._now()
+        self.root = project
+        self.project: set[str] = set()  # compared by content
+        self.state: dict[str, tuple] = {}
+        for path in (*_package_folders(), os.path.realpath(sys.executable)):
+            self.state[path] = _stat(path)
+        self.add_new_modules()
 
-    def _now(self) -> list[tuple]:
-        return [_content(path) for path in self.project] + [_stat(path) for path in self.others]
+    def add_new_modules(self) -> None:
+        """Track the files of the modules imported since the last call (a server's learned
+        ones), as they are now."""
+        project, others = _module_files(self.root)
+        for path in project:
+            if path not in self.state:
+                self.project.add(path)
+                self.state[path] = _content(path)
+        for path in others:
+            self.state.setdefault(path, _stat(path))
 
     def what_changed(self) -> str | None:
-        """A short phrase naming the first thing that changed since it was made, or None."""
-        for old, new in zip(self.state, self._now(), strict=True):
-            if old != new:
-                return f"{_kind(old[0], self.project)} changed ({old[0]})"
+        """A short phrase naming the first thing that changed since it was seen, or None."""
+        for path, then in self.state.items():
+            now = _content(path) if path in self.project else _stat(path)
+            if now != then:
+                return f"{_kind(path, self.project)} changed ({path})"
         return None
 
 
-def _kind(path: str, project: list[str]) -> str:
+def _kind(path: str, project: set[str]) -> str:
     if path == os.path.realpath(sys.executable):
         return "the Python executable"
     if path in project:
@@ -73,17 +85,17 @@ def _package_folders() -> list[str]:
     )
 
 
-def _content(path: str) -> tuple[str, str]:
+def _content(path: str) -> tuple[str]:
     try:
         with open(path, "rb") as file:
-            return (path, hashlib.sha256(file.read()).hexdigest())
+            return (hashlib.sha256(file.read()).hexdigest(),)
     except OSError:
-        return (path, "missing")
+        return ("missing",)
 
 
-def _stat(path: str) -> tuple[str, int, int, int, int]:
+def _stat(path: str) -> tuple[int, int, int, int]:
     try:
         info = os.stat(path)
     except OSError:
-        return (path, -1, -1, -1, -1)
-    return (path, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        return (-1, -1, -1, -1)
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)

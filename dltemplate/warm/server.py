@@ -263,11 +263,12 @@ class Server:
         except OSError:
             return
         names = [n for n in listed if n not in sys.modules and is_safe(n, self.safe)]
-        if names:
+        if names and not self.loaded.what_changed():  # else the next job refuses, and it stops
             started = time.monotonic()
             for name in names:
                 if name not in sys.modules:
                     _import(name)
+            self.loaded.add_new_modules()  # their files are checked before each fork too
             took = time.monotonic() - started
             say(f"learned {len(names)} modules from process {pid} in {took:.1f} s")
 
