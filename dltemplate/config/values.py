@@ -74,8 +74,15 @@ def check_value(value: Any, hint: Any, path: str, origin: str) -> Any:
     except (TypeError, ValueError) as exc:
         raise OverrideError(
             f"Override {path}={value!r} ({origin}): expected {type_name(hint)}, "
-            f"got {type(value).__name__}{f' ({exc})' if str(exc) else ''}"
+            f"got {type(value).__name__}{f' ({exc})' if str(exc) else ''}{_hint(value, hint, path)}"
         ) from None
+
+
+def _hint(value: Any, hint: Any, path: str) -> str:
+    """What to write instead, when a number was read where text is expected."""
+    if hint is str and type(value) in (int, float):
+        return f"; a value read as text is quoted: --set '{path}=\"{value}\"' (in YAML: '{value}')"
+    return ""
 
 
 def _convert(value: Any, hint: Any) -> Any:
