@@ -117,6 +117,33 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     return "; ".join(parts) or "its record differs"
 
 
+MORE_EPOCHS = "trainer.max_epochs"  # raised alone, a fit continues from its last checkpoint
+
+
+def more_epochs(state: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
+    """'20 -> 40' when `current` differs from the fit that `state` records only by a larger
+    trainer.max_epochs than that fit had (a finished fit: than it trained); else None."""
+    old = dict(state.get("fingerprint") or {})
+    old_overrides = dict(old.get("overrides") or {})
+    new_overrides = dict(current.get("overrides") or {})
+    before, after = old_overrides.pop(MORE_EPOCHS, None), new_overrides.pop(MORE_EPOCHS, None)
+    same_otherwise = {**old, "overrides": old_overrides} == {**current, "overrides": new_overrides}
+    if not same_otherwise or type(after) is not int:
+        return None
+    result = finished_result_record(state)
+    trained = result.get("epochs") if state.get("finished") and result else None
+    if type(before) is int and after > before and (trained is None or after > trained):
+        return f"{before} -> {after}"
+    if before is None and type(trained) is int and after > trained:
+        return f"{trained} trained -> {after}"
+    return None
+
+
+def finished_result_record(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    result = state.get("result")
+    return result if isinstance(result, dict) else None
+
+
 def read_state(run_dir: str | Path) -> dict[str, Any] | None:
     try:
         state = json.loads(Path(_layout(run_dir).fit_state).read_text())
@@ -142,8 +169,8 @@ def mark_finished(run_dir: str | Path, result: Mapping[str, Any] | None = None) 
 def finished_result(run_dir: str | Path, state: Mapping[str, Any]) -> dict[str, Any] | None:
     """The fit.done record of the finished fit that `state` describes, while its best
     checkpoint is still there; None otherwise (a fit finished before records were kept)."""
-    result = state.get("result")
-    if not isinstance(result, dict):
+    result = finished_result_record(state)
+    if result is None:
         return None
     best = result.get("best_checkpoint")
     return result if not best or Path(best).is_file() else None
@@ -391,6 +418,10 @@ def plan_fit(run_dir: str | Path, current: Mapping[str, Any]) -> FitPlan:
         why = f"a restart was asked for ({restart})"
     elif has_checkpoints and state is None:
         why = f"{folder} has no record ({Path(layout.fit_state).name}) of the config that made them"
+    elif state is not None and last.is_file() and (more := more_epochs(state, current)):
+        write_state(run_dir, {**state, "fingerprint": dict(current), "finished": False})
+        attempt = max(attempt_numbers(run_dir), default=0) + 1
+        return FitPlan(last, attempt, None, f"Continuing from {last}: max_epochs {more}")
     elif state is not None and state.get("fingerprint") != dict(current):
         changes = _differences(state.get("fingerprint", {}), current)
         why = f"the run changed since they were made ({changes})"
