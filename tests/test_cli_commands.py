@@ -210,7 +210,7 @@ def test_snakemake_command_passes_options_through() -> None:
         *targets,
     ]
     command = snakemake_command(targets, registry="other", passthrough=["--cores=2", "-n"])
-    assert command[3:] == ["--config", "registry=other", *targets, "--cores=2", "-n"]
+    assert command[3:] == [*targets, "--cores=2", "-n", "--config", "registry=other"]
 
 
 def test_arguments_after_dashes_are_only_for_exec(proj: Project, capsys) -> None:

@@ -1,6 +1,7 @@
 """A finished fit given more epochs (trainer.max_epochs raised, nothing else changed) continues
-from its last checkpoint instead of training again from scratch; any other change, or fewer
-epochs, starts fresh as before.
+from its last checkpoint when asked to (`--config continue_fits=true`, `main.py exec
+--continue`), and its record says so; without that, or with fewer epochs or any other change,
+it starts fresh as before, and the log says how to continue instead.
 
 Broken on purpose: with plan_fit's more_epochs branch removed, the workflow test fails (the log
 says "Starting fresh" and resumed_from_step is 0).
@@ -48,19 +49,25 @@ def test_which_changes_continue() -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_a_finished_fit_given_more_epochs_continues(project) -> None:
+def test_a_finished_fit_given_more_epochs_continues_when_asked(project) -> None:
     run = "results/tiny/exp/mlp"
     project.snakemake("--cores", "1", f"{run}/fit.done")
     first = json.loads(project.path(f"{run}/fit.done").read_text())
     assert first["epochs"] == 2
     registry = project.path("configs/projects/tiny.yaml")
-    registry.write_text(
-        registry.read_text().replace("trainer.max_epochs: 2", "trainer.max_epochs: 3")
-    )
-    project.snakemake("--cores", "1", f"{run}/fit.done")
+    registry.write_text(registry.read_text().replace("max_epochs: 2", "max_epochs: 3"))
+    project.main("exec", "-p", "tiny", "-e", "exp", "-n", "mlp", "-j", "1", "--continue")
     second = json.loads(project.path(f"{run}/fit.done").read_text())
     log = project.path(f"{run}/logs/fit.log").read_text()
     assert "Continuing from" in log and "max_epochs 2 -> 3" in log, log
     assert second["epochs"] == 3 and second["resumed_from_step"] == first["global_step"], second
-    assert second["attempts"] == 2
+    assert second["attempts"] == 2 and second["continued"] == ["2 -> 3"], second
     assert not project.path(f"{run}/checkpoints.old-1").exists()  # nothing moved aside
+
+    registry.write_text(registry.read_text().replace("max_epochs: 3", "max_epochs: 4"))
+    project.snakemake("--cores", "1", f"{run}/fit.done")  # not asked: starts fresh
+    log = project.path(f"{run}/logs/fit.log").read_text()
+    assert "Starting fresh: moved the earlier fit" in log, log
+    assert "to continue from last.ckpt instead, run with --config continue_fits=true" in log
+    third = json.loads(project.path(f"{run}/fit.done").read_text())
+    assert third["epochs"] == 4 and not third["resumed_from_step"] and "continued" not in third

@@ -8,13 +8,14 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dltemplate.cli.add_run import declare_run
 from dltemplate.cli.common import set_overrides
 from dltemplate.cli.options import REGISTRY_DIR, add_run_options, config_path
 from dltemplate.errors import UserError
+from dltemplate.jobs.resume import CONTINUE_SETTING
 from dltemplate.layout import DEFAULT_JOBS
 from dltemplate.registry.model import Run
 
@@ -57,7 +58,9 @@ def snakemake_command(
     profile: str | None = None,
     registry: str = REGISTRY_DIR,
     passthrough: Sequence[str] = (),
+    settings: Mapping[str, str] | None = None,
 ) -> list[str]:
+    """The Snakemake command for `targets`; `settings`: workflow config entries (--config)."""
     command = [sys.executable, "-m", "snakemake"]
     if jobs is not None:
         command += ["--jobs", jobs]
@@ -67,9 +70,12 @@ def snakemake_command(
         # A workflow profile replaces profiles/default; a plain --profile would sit under it,
         # and default's retries and keep-going would win over the cluster profile's.
         command += ["--workflow-profile", profile]
-    if registry != REGISTRY_DIR:
-        command += ["--config", f"registry={registry}"]
-    return [*command, *targets, *passthrough]
+    settings = {**({"registry": registry} if registry != REGISTRY_DIR else {}), **(settings or {})}
+    # last: --config takes every value after it, targets included
+    config = (
+        ["--config", *(f"{key}={value}" for key, value in settings.items())] if settings else []
+    )
+    return [*command, *targets, *passthrough, *config]
 
 
 def restart_fit(run: Run, passthrough: Sequence[str] = ()) -> list[str]:
@@ -134,6 +140,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
     targets = [run.layout.done(job) for job in jobs]
     if set(jobs) >= set(run.jobs):
         targets.append(run_record_file(run))
+    if args.restart and args.more_epochs:
+        raise UserError("--restart starts the fit over and --continue goes on from it: give one")
     restart = restart_fit(run, args.passthrough) if args.restart else []
     command = snakemake_command(
         targets,
@@ -141,6 +149,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         profile=args.profile,
         registry=args.registry,
         passthrough=[*restart, *args.passthrough],
+        settings={CONTINUE_SETTING: "true"} if args.more_epochs else None,
     )
     return run_snakemake(command)
 
@@ -170,5 +179,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="fit the run from scratch: its checkpoints, metrics and fit logs are moved aside "
         "to checkpoints.old-<n>/ in its folder (nothing is deleted)",
+    )
+    parser.add_argument(
+        "--continue",
+        dest="more_epochs",
+        action="store_true",
+        help="a finished fit whose trainer.max_epochs you raised goes on from its last "
+        "checkpoint instead of starting over (docs/reruns-and-resume.md)",
     )
     parser.set_defaults(func=cmd_exec, accepts_passthrough=True)

@@ -71,6 +71,7 @@ def fit_run(
     log_file: str | Path | None = None,
     init_from: str | Path | None = None,
     pruning: Mapping[str, Any] | None = None,
+    may_continue: bool = False,
 ) -> dict[str, Any]:
     """Fit the run in `run_dir`, resuming its last checkpoint when that belongs to this config;
     write `done_file` (JSON) as the last act.
@@ -83,6 +84,7 @@ def fit_run(
     attempt as `logs/fit.attempt-<n>.log`. `init_from`: another run's fit.done, whose best
     weights a fresh (not a resumed) fit starts from. `pruning`: a search trial's link to its
     study (dltemplate.jobs.pruning); a pruned fit stops, and its record says `pruned`.
+    `may_continue`: a finished fit given more epochs continues (resume.plan_fit).
     """
     run_dir = Path(run_dir)
     started = time.time()
@@ -90,7 +92,7 @@ def fit_run(
         current = resume.fingerprint(
             config_file, sources or source_digests(config_file), overrides, seed
         )
-        plan = resume.plan_fit(run_dir, current)
+        plan = resume.plan_fit(run_dir, current, may_continue)
         if plan.finished is not None:  # e.g. by a job that outlived a killed Snakemake
             print(plan.message, flush=True)
             write_json_atomic(done_file, plan.finished)
@@ -117,6 +119,8 @@ def fit_run(
             if linked is None:
                 resume.copy_attempt_log(log_file, run_dir, plan.attempt)
         record["fit_seconds"] = total  # over all attempts; each one's in metrics/fit/attempts.json
+        if plan.continued:  # given more epochs, and continued from its last checkpoint
+            record["continued"] = list(plan.continued)
         write_json_atomic(done_file, record)
         resume.mark_finished(run_dir, record)  # after fit.done: a kill in between resumes
     return record

@@ -144,6 +144,18 @@ def finished_result_record(state: Mapping[str, Any]) -> dict[str, Any] | None:
     return result if isinstance(result, dict) else None
 
 
+def _continue(
+    run_dir: str | Path, state: Mapping[str, Any], current: Mapping[str, Any], more: str
+) -> FitPlan:
+    continued = (*state.get("continued", ()), more)
+    new_state = {**state, "fingerprint": dict(current), "finished": False, "continued": continued}
+    write_state(run_dir, new_state)
+    last = Path(_layout(run_dir).last_checkpoint)
+    attempt = max(attempt_numbers(run_dir), default=0) + 1
+    message = f"Continuing from {last} with more epochs: max_epochs {more}"
+    return FitPlan(last, attempt, None, message, continued=continued)
+
+
 def read_state(run_dir: str | Path) -> dict[str, Any] | None:
     try:
         state = json.loads(Path(_layout(run_dir).fit_state).read_text())
@@ -350,6 +362,7 @@ class FitPlan:
     moved_to: Path | None  # where an earlier fit's files went, if they were moved aside
     message: str  # one line for the log
     finished: dict[str, Any] | None = None  # the fit.done record of a fit that had finished
+    continued: tuple[str, ...] = ()  # each time it was given more epochs: "20 -> 40"
 
 
 def request_restart(run_dir: str | Path) -> Path:
@@ -398,7 +411,12 @@ def move_aside(run_dir: str | Path, why: str) -> Path:
     return dest
 
 
-def plan_fit(run_dir: str | Path, current: Mapping[str, Any]) -> FitPlan:
+CONTINUE_SETTING = "continue_fits"  # workflow config: a fit given more epochs continues
+
+
+def plan_fit(
+    run_dir: str | Path, current: Mapping[str, Any], may_continue: bool = False
+) -> FitPlan:
     """Decide, under the run's lock, whether this fit resumes `checkpoints/last.ckpt` or starts
     fresh, moving an earlier fit aside when its checkpoints must not be resumed: a restart was
     asked for, or the config or overrides changed. Records the current fingerprint for the
@@ -407,7 +425,9 @@ def plan_fit(run_dir: str | Path, current: Mapping[str, Any]) -> FitPlan:
     A fit of this very run that had finished is the run's result (`FitPlan.finished`): nothing
     trains. That happens when a killed Snakemake left a job running, which finished while the
     job submitted in its place waited. A forced rerun (`-R fit`) of a finished fit asks for a
-    restart (dltemplate.workflow.on_start), and so does `main.py exec --restart`."""
+    restart (dltemplate.workflow.on_start), and so does `main.py exec --restart`. With
+    `may_continue` (the workflow config's `continue_fits`), a fit whose only change is a larger
+    trainer.max_epochs continues from its last checkpoint (`more_epochs`)."""
     layout = _layout(run_dir)
     folder, last = Path(layout.checkpoints), Path(layout.last_checkpoint)
     restart = Path(layout.restart_flag)
@@ -419,9 +439,13 @@ def plan_fit(run_dir: str | Path, current: Mapping[str, Any]) -> FitPlan:
     elif has_checkpoints and state is None:
         why = f"{folder} has no record ({Path(layout.fit_state).name}) of the config that made them"
     elif state is not None and last.is_file() and (more := more_epochs(state, current)):
-        write_state(run_dir, {**state, "fingerprint": dict(current), "finished": False})
-        attempt = max(attempt_numbers(run_dir), default=0) + 1
-        return FitPlan(last, attempt, None, f"Continuing from {last}: max_epochs {more}")
+        if may_continue:
+            return _continue(run_dir, state, current, more)
+        changes = _differences(state.get("fingerprint", {}), current)
+        why = (
+            f"the run changed since they were made ({changes}; to continue from {last.name} "
+            f"instead, run with --config {CONTINUE_SETTING}=true)"
+        )
     elif state is not None and state.get("fingerprint") != dict(current):
         changes = _differences(state.get("fingerprint", {}), current)
         why = f"the run changed since they were made ({changes})"
@@ -443,7 +467,8 @@ def plan_fit(run_dir: str | Path, current: Mapping[str, Any]) -> FitPlan:
         restart.unlink(missing_ok=True)
     attempt = max(attempt_numbers(run_dir), default=0) + 1
     if why is None and last.is_file():
-        return FitPlan(last, attempt, None, f"Resuming from {last}")
+        continued = tuple((state or {}).get("continued", ()))
+        return FitPlan(last, attempt, None, f"Resuming from {last}", continued=continued)
     write_state(run_dir, {"fingerprint": dict(current), "finished": False, "started": now()})
     if moved_to is not None:
         message = f"Starting fresh: moved the earlier fit to {moved_to}/ because {why}"

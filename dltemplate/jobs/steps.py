@@ -89,6 +89,7 @@ def fit(snakemake: Any, spec: Any) -> None:
             log_file=snakemake.log[0],
             init_from=spec.init_from,
             pruning=spec.pruning,
+            may_continue=snakemake.config.get(resume.CONTINUE_SETTING) in (True, "true"),
         )
     except resume.RunLockedError as exc:  # keep the log of the fit that holds the lock
         refused = resume.set_aside_refused_log(snakemake.log[0], spec.run_dir)
