@@ -84,6 +84,11 @@ PROJECT_FILES = ("summary.csv", "summary.md", "project.json", "logs")
 RESERVED_NAMES = tuple(dict.fromkeys((*EXPERIMENT_FILES, *PROJECT_FILES, "run.json", "mlflow.db")))
 
 
+# A checkpoint kept every n epochs: checkpoints/epoch=004.ckpt (Lightning's filename template;
+# epochs count from 0, as Lightning counts them).
+EPOCH_CHECKPOINT = "epoch={epoch:03d}"
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """The paths of one run folder, as strings (`folder` is relative to the working folder)."""
@@ -177,6 +182,10 @@ class RunLayout:
     @property
     def fit_state(self) -> str:
         return self._in("checkpoints", "fit_state.json")
+
+    def epoch_checkpoints(self) -> list[Path]:
+        """The checkpoints kept every n epochs (trainer.keep_every_n_epochs), oldest first."""
+        return sorted(Path(self.checkpoints).glob(f"{EPOCH_CHECKPOINT.partition('=')[0]}=*.ckpt"))
 
     def old_checkpoints(self, n: int | str) -> str:
         return self._in(f"checkpoints.old-{n}")

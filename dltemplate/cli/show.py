@@ -56,14 +56,15 @@ def _human(size: float) -> str:
     return f"{size:.1f} GB"
 
 
-def _job_facts(job: str, record: dict[str, Any]) -> str:
+def _job_facts(job: str, record: dict[str, Any], layout: RunLayout) -> str:
     def name(path: Any) -> str:
         return Path(str(path)).name if path else "-"
 
     if job == "fit":
+        kept = [name(record.get("best_checkpoint")), *(p.name for p in layout.epoch_checkpoints())]
         return (
             f"{record.get('epochs')} epochs, {record.get('global_step')} steps, "
-            f"kept {name(record.get('best_checkpoint'))}"
+            f"kept {', '.join(kept)}"
         )
     if job in ("validate", "test"):
         return f"from {name(record.get('checkpoint'))}"
@@ -152,7 +153,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         git = log.get("git") or {}
         commit = (git.get("commit") or "")[:8] + ("+changes" if git.get("dirty") else "")
         where = "@".join(p for p in (str(log.get("host") or ""), commit) if p)
-        result = _job_facts(job, record) if record is not None else reason
+        result = _job_facts(job, record, layout) if record is not None else reason
         jobs.add_row(
             job,
             f"[{STATE_STYLE.get(state, 'white')}]{state}[/]",

@@ -38,6 +38,14 @@ JOB_OWNED = {
 }
 
 
+# Settings of the fit job that are no lightning.Trainer argument, settable the same way
+# (`--set trainer.keep_every_n_epochs=5`) whether or not the trainer getter has a parameter
+# for them; dltemplate.jobs.trainer reads them from the getter's dict.
+JOB_SETTINGS: dict[str, Any] = {
+    "keep_every_n_epochs": int,  # also keep checkpoints/epoch=<n>.ckpt every n epochs (0: none)
+}
+
+
 @functools.cache
 def trainer_arguments() -> dict[str, Any]:
     """`lightning.Trainer.__init__`'s parameters and their type hints (`inspect.Parameter.empty`
@@ -55,7 +63,8 @@ def trainer_arguments() -> dict[str, Any]:
 
 def settable_paths(path: str) -> list[str]:
     """`trainer.<argument>` for every Trainer argument that an override may set."""
-    return [f"{path}.{name}" for name in trainer_arguments() if name not in JOB_OWNED]
+    names = [*trainer_arguments(), *JOB_SETTINGS]
+    return [f"{path}.{name}" for name in names if name not in JOB_OWNED]
 
 
 def apply_trainer_overrides(build: Build, path: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,7 +74,7 @@ def apply_trainer_overrides(build: Build, path: str, kwargs: Mapping[str, Any]) 
     Unknown names are left to `Build.check_consumed`, which suggests the closest paths.
     """
     result = dict(kwargs)
-    arguments = trainer_arguments()
+    arguments = {**trainer_arguments(), **JOB_SETTINGS}
     node = build.tree.setdefault(path, {})
     for key, value in build.overrides.items():
         name = key.removeprefix(f"{path}.")
@@ -82,7 +91,8 @@ def apply_trainer_overrides(build: Build, path: str, kwargs: Mapping[str, Any]) 
         checked = check_value(value, hint, key, build._origin_text(key))
         result[name] = checked
         node[name] = to_record(checked)
-        build.types[key] = f"{type_name(hint)} (lightning.Trainer)"
+        owner = "the fit job" if name in JOB_SETTINGS else "lightning.Trainer"
+        build.types[key] = f"{type_name(hint)} ({owner})"
         build.origins[key] = "override"
         build.consumed.add(key)
     return result

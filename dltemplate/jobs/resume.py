@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dltemplate.config.trainer_args import JOB_SETTINGS
 from dltemplate.errors import UserError
 from dltemplate.layout import RunLayout
 from dltemplate.records import now, write_json_atomic, write_text_atomic
@@ -88,13 +89,16 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
 def fingerprint(
     config: str, sources: Mapping[str, str], overrides: Mapping[str, Any], seed: int
 ) -> dict[str, Any]:
-    """What makes a fit this fit: checkpoints of another fingerprint are not resumed."""
+    """What makes a fit this fit: checkpoints of another fingerprint are not resumed. The
+    fit job's own settings (what it keeps besides, like trainer.keep_every_n_epochs) are not
+    part of it: changing them resumes, or keeps a finished fit."""
+    shaping = {k: v for k, v in overrides.items() if k not in _JOB_SETTING_PATHS}
     return {
         "config": str(config),
         "sources": dict(sorted(sources.items())),
         # plain JSON, non-finite numbers as text, so the record compares equal when read back
         "overrides": json.loads(
-            json.dumps(dict(overrides), sort_keys=True, default=str), parse_constant=str
+            json.dumps(shaping, sort_keys=True, default=str), parse_constant=str
         ),
         "seed": seed,
     }
@@ -117,6 +121,7 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     return "; ".join(parts) or "its record differs"
 
 
+_JOB_SETTING_PATHS = frozenset(f"trainer.{name}" for name in JOB_SETTINGS)
 MORE_EPOCHS = "trainer.max_epochs"  # raised alone, a fit continues from its last checkpoint
 
 

@@ -11,16 +11,16 @@ import lightning as L
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
-from dltemplate.config.trainer_args import JOB_OWNED
+from dltemplate.config.trainer_args import JOB_OWNED, JOB_SETTINGS
 from dltemplate.errors import UserError, one_line
 from dltemplate.jobs.distributed import single_process_launch
 from dltemplate.jobs.guards import FiniteLossGuard
 from dltemplate.jobs.loggers import make_loggers
 from dltemplate.jobs.progress import PlainProgress
-from dltemplate.layout import RunLayout
+from dltemplate.layout import EPOCH_CHECKPOINT, RunLayout
 
 # Keys of the trainer getter's dict that are the template's, not lightning.Trainer's.
-TEMPLATE_KEYS = ("monitor", "monitor_mode", "loggers", "stop_on_nonfinite_loss")
+TEMPLATE_KEYS = ("monitor", "monitor_mode", "loggers", "stop_on_nonfinite_loss", *JOB_SETTINGS)
 # Trainer arguments that the job sets itself (dltemplate.config.trainer_args says why).
 SET_BY_THE_JOB = ("default_root_dir", "enable_checkpointing", "enable_progress_bar")
 
@@ -45,6 +45,27 @@ def check_bounded(kwargs: Mapping[str, Any]) -> None:
         f"trainer max_epochs={epochs} never ends the fit; set trainer.max_epochs to 0 or more "
         "(or -1 together with max_steps or max_time)"
     )
+
+
+def epoch_checkpoints(layout: RunLayout, every: int) -> list[L.Callback]:
+    """The callback that keeps `checkpoints/epoch=<n>.ckpt` every `every` epochs (n counts from
+    0, as Lightning counts epochs), besides best.ckpt and last.ckpt; none for 0."""
+    if every < 0:
+        raise UserError(f"trainer.keep_every_n_epochs={every}: give 0 (none) or more epochs")
+    if not every:
+        return []
+    return [
+        ModelCheckpoint(
+            dirpath=layout.checkpoints,
+            filename=EPOCH_CHECKPOINT,
+            auto_insert_metric_name=False,
+            every_n_epochs=every,
+            save_top_k=-1,  # every one of them
+            monitor=None,
+            save_last=False,
+            enable_version_counter=False,
+        )
+    ]
 
 
 def make_trainer(
@@ -78,6 +99,7 @@ def make_trainer(
                 enable_version_counter=False,
             )
         )
+        callbacks += epoch_checkpoints(layout, settings.get("keep_every_n_epochs") or 0)
     logger = kwargs.pop("logger", None)
     if logger is None:
         resuming = job == "fit" and Path(layout.last_checkpoint).is_file()
