@@ -319,9 +319,12 @@ def run_entry(
     config: str,
     jobs: Sequence[str] = DEFAULT_JOBS,
     overrides: Mapping[str, Any] | None = None,
+    ckpt: str | None = None,
 ) -> dict[str, Any]:
     """A run's registry entry, as plain data (what `add_run` writes, less `created`)."""
     entry: dict[str, Any] = {"description": description, "config": config}
+    if ckpt:
+        entry["ckpt"] = ckpt
     entry["jobs"] = [j for j in JOB_TYPES if j in jobs]
     if overrides:
         entry["overrides"] = dict(overrides)
@@ -351,6 +354,8 @@ def add_run(
         if not runs:
             runs.fa.set_block_style()
         new = _block_map({"description": description, "config": entry["config"]})
+        if entry.get("ckpt"):
+            new["ckpt"] = entry["ckpt"]
         jobs = CommentedSeq(entry.get("jobs", DEFAULT_JOBS))
         jobs.fa.set_flow_style()  # jobs: [fit, test, predict], as the example writes it
         new["jobs"] = jobs

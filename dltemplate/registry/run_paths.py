@@ -73,11 +73,18 @@ def check_run_paths(run: Run) -> Run:
             f"{where}: config {run.config} does not exist; fix `config:` or create the file"
         )
     if run.ckpt is not None:
-        if not _inside(run.ckpt, CKPT_FOLDERS):
-            raise RegistryError(
-                f"{where}: ckpt {run.ckpt!r} must lie under {results_root()}/ or data/ "
-                "(link an outside checkpoint into data/)"
-            )
-        if not _exists(run.ckpt):
-            raise RegistryError(f"{where}: ckpt {run.ckpt} does not exist; fix `ckpt:`")
+        check_ckpt_path(run.ckpt, where, "fix `ckpt:`")
     return run
+
+
+def check_ckpt_path(ckpt: str, where: str, fix: str) -> str:
+    """Return `ckpt`, a checkpoint that a run may test: under the results root or data/, and
+    there; else a RegistryError that starts with `where` and ends with `fix`."""
+    if not _inside(ckpt, CKPT_FOLDERS):
+        raise RegistryError(
+            f"{where}: ckpt {ckpt!r} must lie under {results_root()}/ or data/ "
+            "(link an outside checkpoint into data/)"
+        )
+    if not _exists(ckpt):
+        raise RegistryError(f"{where}: ckpt {ckpt} does not exist; {fix}")
+    return ckpt

@@ -66,6 +66,7 @@ def experiment_spec(registry, proj: str, exp: str) -> dict[str, Any]:
                 "config": run.config,
                 "jobs": list(run.jobs),
                 "overrides": dict(run.overrides),
+                **({"ckpt": run.ckpt} if run.ckpt else {}),  # when set: old params kept
             }
             for run in experiment.runs.values()
         ],
@@ -199,10 +200,11 @@ def _stats(values: list[float]) -> tuple[float | None, float | None]:
 def summarize_experiment(spec: Mapping[str, Any]) -> ExperimentSummary:
     """Read the records of an experiment's runs and rank its points (see the module doc)."""
     rows, paths, metrics = _run_rows(spec)
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str | None, str], list[dict]] = {}
     for run, row in zip(spec["runs"], rows, strict=True):
         rest = {k: v for k, v in run["overrides"].items() if k not in PER_RUN}
-        groups.setdefault((run["config"], _key(rest)), []).append(row)
+        # runs of other checkpoints are other points, whatever their config and overrides
+        groups.setdefault((run["config"], run.get("ckpt"), _key(rest)), []).append(row)
     distinct = {c: {_key(r.get(c)) for r in rows} for c in ("config", *paths)}
     params = [c for c in ("config", *paths) if len(distinct[c]) > 1]
     metric = spec.get("metric") or metric_policy.default_metric(metrics)
