@@ -27,14 +27,20 @@ class DeclaredRun:
 
 
 def add_declared_run_parser(
-    sub: argparse._SubParsersAction, name: str, doc: str, summary: str, func: Callable
+    sub: argparse._SubParsersAction,
+    name: str,
+    doc: str,
+    summary: str,
+    func: Callable,
+    one_run: bool = True,
 ) -> argparse.ArgumentParser:
     """The command `name` (its description: `doc` after the first paragraph) with `-p -e -n`,
-    `--set` and `--registry`; the caller adds its own options."""
+    `--set` and `--registry`; the caller adds its own options. Without `one_run`, -e and -n
+    may be left out (the caller checks what it needs)."""
     parser = sub.add_parser(name, help=summary, description=doc.split("\n\n", 1)[1])
     parser.add_argument("-p", "--proj", required=True, help="the project (id or name)")
-    parser.add_argument("-e", "--exp", required=True, help="the experiment (id or name)")
-    parser.add_argument("-n", "--name", required=True, help="the declared run")
+    parser.add_argument("-e", "--exp", required=one_run, help="the experiment (id or name)")
+    parser.add_argument("-n", "--name", required=one_run, help="the declared run")
     add_set_option(parser)
     add_registry_option(parser)
     parser.set_defaults(func=func)
@@ -60,8 +66,34 @@ def declared_run(args: argparse.Namespace) -> DeclaredRun:
     project, experiment or run is a one-line error that says which."""
     if args.debug:  # main.py --debug: tracebacks of the job's errors too (dltemplate.jobs.logs)
         os.environ["DLT_DEBUG"] = "1"
-    sets = set_overrides(args)
     run, spec, settings = registered_run(args)
+    return _with_sets(args, run, spec, settings)
+
+
+def declared_runs(args: argparse.Namespace) -> list[DeclaredRun]:
+    """Every run of project `-p` (of its experiment `-e` when given), each as `declared_run`
+    gives it."""
+    from dltemplate.registry.model import load_registry
+    from dltemplate.workflow.targets import job_spec
+
+    if args.debug:
+        os.environ["DLT_DEBUG"] = "1"
+    registry = load_registry(args.registry)
+    project = registry.project(args.proj)
+    names = [args.exp] if args.exp else list(project.experiments)
+    settings = workflow_settings()
+    seed = int(settings.get("seed", 0))
+    return [
+        _with_sets(args, run, job_spec(run, seed), settings)
+        for exp in names
+        for run in registry.experiment(args.proj, exp).runs.values()
+    ]
+
+
+def _with_sets(
+    args: argparse.Namespace, run: Run, spec: JobSpec, settings: dict[str, Any]
+) -> DeclaredRun:
+    sets = set_overrides(args)
     if sets:
         source = f"{SET_SOURCE} or {run.source}"
         spec = dataclasses.replace(spec, overrides={**spec.overrides, **sets}, source=source)
