@@ -9,10 +9,10 @@ import torch
 from torch.utils.data import TensorDataset
 
 from dltemplate.errors import UserError
-from dltemplate.jobs.trainer import check_batch_limits
+from dltemplate.jobs.trainer import check_batch_limits, lightning_refusals
 from dltemplate.layout import RunLayout
 from tests.conftest import Project
-from wrappers import BasicDataWrapper
+from wrappers import BasicDataWrapper, BasicTaskWrapper
 
 TOO_FEW_VAL_BATCHES = """\
 description: P
@@ -79,3 +79,19 @@ def test_a_fit_with_too_few_val_batches_stops_before_its_records(project: Projec
     assert "Traceback" not in log and "Fit stopped inside a batch" not in log
     for written in (run.hparams, run.done("fit"), *run.archives):
         assert not project.path(written).exists(), written
+
+
+def test_a_setting_lightning_refuses_in_a_test_is_one_line() -> None:
+    wrapper = BasicTaskWrapper(
+        model=torch.nn.Linear(3, 1),
+        loss_function=torch.nn.MSELoss(),
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.1),
+    )
+    data_wrapper = data()
+    data_wrapper.setup("fit")
+    refused = (
+        r"^Lightning refuses the run's trainer settings at the start of the test: "
+        r"MisconfigurationException: You requested to check 0.4 of the `test_dataloader`"
+    )
+    with pytest.raises(UserError, match=refused), lightning_refusals("test"):
+        trainer(limit_test_batches=0.4).test(wrapper, data_wrapper.val_dataloader())

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dltemplate.errors import ShapeError, UserError, one_line
+from dltemplate.errors import ShapeError
 from dltemplate.jobs import resume
 from dltemplate.layout import RunLayout
 from dltemplate.records import portable_path, write_json_atomic, write_yaml_atomic
@@ -138,7 +138,6 @@ def _fit(
 ) -> dict[str, Any]:
     # Imported here, under the run's lock: a second writer is turned away in a second, not
     # after torch and Lightning have loaded.
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from dltemplate.config.archive import archive_config
@@ -154,7 +153,7 @@ def _fit(
     )
     from dltemplate.jobs.common import build_for_job
     from dltemplate.jobs.monitors import check_before_fit
-    from dltemplate.jobs.trainer import check_batch_limits, make_trainer
+    from dltemplate.jobs.trainer import check_batch_limits, lightning_refusals, make_trainer
 
     built = build_for_job("fit", config_file, overrides, seed, threads, source)
     # The trainer and the monitor check come before anything is written: a setting that
@@ -212,7 +211,7 @@ def _fit(
         with graceful_interrupts(), warnings.catch_warnings():
             # The run's checkpoints/ folder holds earlier checkpoints on purpose (resume).
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is")
-            with safe_checkpoint_loading():
+            with safe_checkpoint_loading(), lightning_refusals("fit"):
                 trainer.fit(
                     built.task_wrapper,
                     datamodule=built.data_wrapper,
@@ -221,11 +220,6 @@ def _fit(
                 )
     except ShapeError as exc:
         raise ShapeError(f"{config_file}: {exc}") from None
-    except MisconfigurationException as exc:  # what check_batch_limits cannot foresee
-        raise UserError(
-            f"Lightning refuses the run's trainer settings at the start of the fit: "
-            f"{one_line(exc)}; fix the trainer getter or the trainer.* overrides"
-        ) from None
     except SIGTERMException as exc:
         message = (
             f"Fit stopped by {interruption(exc)} in epoch {trainer.current_epoch + 1}, step "

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,16 @@ def _batch_count(datamodule: L.LightningDataModule, split: str) -> int | None:
 
 def _limit(limit: int | float, length: int) -> int:
     return limit if isinstance(limit, int) else int(length * limit)
+
+
+@contextlib.contextmanager
+def lightning_refusals(job: str) -> Iterator[None]:
+    """A setting that Lightning refuses once the job's loop starts (MisconfigurationException),
+    as one line: what `check_batch_limits` and the Trainer's own check cannot foresee."""
+    try:
+        yield
+    except MisconfigurationException as exc:
+        raise UserError(
+            f"Lightning refuses the run's trainer settings at the start of the {job}: "
+            f"{one_line(exc)}; fix the trainer getter or the trainer.* overrides"
+        ) from None
