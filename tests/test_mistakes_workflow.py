@@ -37,3 +37,16 @@ def test_an_output_dir_inside_a_python_environment_is_refused(
 
 def test_an_output_dir_elsewhere_is_still_fine(tmp_path: Path) -> None:
     assert apply_output_dir({"output_dir": "scratch/results"}, tmp_path) == "scratch/results"
+
+
+def test_a_project_inside_the_interpreters_prefix_keeps_its_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.prefix", str(tmp_path))  # a container's /usr/local, say
+    project = tmp_path / "app"
+    project.mkdir()
+    assert apply_output_dir({"output_dir": "results"}, project) == "results"
+    (project / "env").mkdir()
+    (project / "env" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    with pytest.raises(UserError, match="inside the Python environment"):
+        apply_output_dir({"output_dir": "env/lib/results"}, project)

@@ -71,7 +71,7 @@ def apply_output_dir(config: Mapping[str, Any], project: str | Path = ".") -> st
                 f"{where} lies inside the project's {folder}/; results go to their own folder "
                 "(the default `results`, or a scratch path)"
             )
-    environment = python_environment_of(target)
+    environment = python_environment_of(target, project)
     if environment is not None:
         raise UserError(
             f"{where} lies inside the Python environment {environment}; results go to their "
@@ -89,11 +89,14 @@ def apply_output_dir(config: Mapping[str, Any], project: str | Path = ".") -> st
     return output_dir
 
 
-def python_environment_of(folder: Path) -> Path | None:
+def python_environment_of(folder: Path, project: Path) -> Path | None:
     """The Python environment (a venv, a conda environment, this interpreter's prefix) that
-    `folder` (resolved) lies in, or None."""
+    `folder` (resolved) lies in, or None. One that holds the project itself does not count (a
+    container's project under the interpreter's /usr/local)."""
     prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix)}
     for place in (folder, *folder.parents):
+        if project.is_relative_to(place):
+            return None
         if place in prefixes or any((place / mark).exists() for mark in ENVIRONMENT_MARKS):
             return place
     return None
