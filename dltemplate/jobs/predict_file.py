@@ -94,9 +94,8 @@ def predict_file(
         }
         model = loaded_model(built.task_wrapper, checkpoint)
         used = f"the checkpoint {checkpoint}"
-    inputs = new_inputs(built, input_path)
-    check_finite(inputs, f"Input {input_path}")
-    inputs = check_inputs(inputs, signature["inputs"], f"Input {input_path}")
+    inputs = check_inputs(new_inputs(built, input_path), signature["inputs"], f"Input {input_path}")
+    check_finite(inputs, f"Input {input_path}")  # after the shapes: one row is one sample
     output_path.parent.mkdir(parents=True, exist_ok=True)
     writer = PredictionCsvWriter(output_path)
     try:
