@@ -106,6 +106,87 @@ def read_json(path: str | Path, default: Any = _REQUIRED) -> Any:
         raise UserError(f"{reason}; rerun the job that wrote it") from None
 
 
+# The fields of a run's records that the commands read, with the types they must have (None
+# is allowed: a field not known when the job ran). A record whose field has another type was
+# damaged (edited by hand, or a fault), and is named as such.
+NUMBER = (int, float)
+JOB_RECORD_FIELDS = {
+    "status": str,
+    "started": str,
+    "seconds": NUMBER,
+    "host": str,
+    "git": dict,
+    "versions": dict,
+    "packages": dict,
+    "cpu": dict,
+    "gpus": list,
+}
+DONE_FIELDS = {
+    "metrics": dict,
+    "epochs": int,
+    "global_step": int,
+    "best_checkpoint": str,
+    "checkpoint": str,
+    "predictions": str,
+    "rows": int,
+    "fit_seconds": NUMBER,
+}
+DAMAGED_HINT = "restore it, or run the job that wrote it again"
+
+
+def damaged(path: str | Path, reason: str) -> UserError:
+    """The one line for a record that exists but cannot be used as it is."""
+    return UserError(f"{path} is damaged: {reason}; {DAMAGED_HINT}")
+
+
+def read_record(path: str | Path, fields: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """A run's JSON record: None when it does not exist, a UserError naming it as damaged when
+    it is not a JSON object (a truncated file) or one of `fields` has the wrong type."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise damaged(path, f"not valid JSON ({exc})") from None
+    return checked_record(path, data, fields or {})
+
+
+def read_yaml_record(path: str | Path) -> dict[str, Any] | None:
+    """A run's YAML record (hparams.yaml): None when it does not exist; damaged when it does
+    not parse or is not a mapping."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise damaged(path, f"not valid YAML ({reason})") from None
+    return checked_record(path, {} if data is None else data, {})
+
+
+def _is_number(value: Any) -> bool:
+    """An int or a float, not a bool (a metric that was NaN is None: see `strict`)."""
+    return isinstance(value, NUMBER) and not isinstance(value, bool)
+
+
+def checked_record(path: Path, data: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise damaged(path, f"it holds a {type(data).__name__}, not a mapping")
+    for key, kind in fields.items():
+        value = data.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            # bool is an int to isinstance; no field here is a bool
+            wanted = " or ".join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))
+            raise damaged(path, f"its {key!r} is {type(value).__name__} {value!r}, not {wanted}")
+    metrics = data.get("metrics")
+    bad = [k for k, v in (metrics or {}).items() if v is not None and not _is_number(v)]
+    if bad:
+        raise damaged(path, f"its metric {bad[0]!r} is not a number")
+    return data
+
+
 def now() -> str:
     """The current local time as ISO 8601 with its UTC offset, to the second: every record's
     timestamps."""

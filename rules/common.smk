@@ -152,13 +152,15 @@ def get_search_params(wildcards):
 
 
 def get_search_round_inputs(wildcards):
-    return exit_on_user_error(
-        targets.search_round_inputs,
-        REGISTRY,
-        wildcards.proj,
-        wildcards.exp,
-        int(wildcards.k),
+    """The first earlier round not told yet, through the tell checkpoint (no chain of rounds:
+    targets.search_round_waits_for says why)."""
+    proj, exp = wildcards.proj, wildcards.exp
+    waits_for = exit_on_user_error(
+        targets.search_round_waits_for, REGISTRY, proj, exp, int(wildcards.k)
     )
+    if waits_for is None:
+        return []
+    return checkpoints.search_tell.get(proj=proj, exp=exp, k=str(waits_for)).output
 
 
 def get_search_last_told(wildcards):

@@ -1,11 +1,13 @@
 # An adaptive search (an experiment's `search:`): rounds of trials asked of Optuna, one round
-# after the other told. Round k's checkpoint writes the trials it asked (search/round-<k>.json);
+# after the other told (round k waits for the first earlier round not told yet, through the
+# tell checkpoint: no chain as long as the search, which Snakemake's DAG could not recurse
+# through). Round k's checkpoint writes the trials it asked (search/round-<k>.json);
 # they are then ordinary runs of the experiment, and the tell rule gives the study their
 # results once all their jobs are done. The experiment's summary.csv needs the last round told.
 #   snakemake -j2 results/<proj>/<exp>/summary.csv
 checkpoint search_round:
     input:
-        get_search_round_inputs,  # the previous round, told
+        get_search_round_inputs,  # the first earlier round not told yet
     output:
         EXPERIMENT.search_round("{k}"),
     log:
@@ -21,7 +23,7 @@ checkpoint search_round:
         "../scripts/search_round.py"
 
 
-rule search_tell:
+checkpoint search_tell:
     input:
         get_search_told_inputs,  # the round's trials: every job of their runs
     output:

@@ -253,9 +253,10 @@ def test_ls_json_at_three_levels(demo: Project, capsys) -> None:
     projects = {p["name"]: p for p in json.loads(out)["projects"]}
     assert code == 0 and set(projects) == {"demo", "tiny"}
     assert projects["demo"]["created"] == "2026-01-02T03:04:05+00:00"
-    # init gave tiny 1 and demo 2; demo's file, rewritten above without ids, gets the next
-    # free id (2 is never given again), shown without writing the file.
-    assert projects["tiny"]["id"] == 1 and projects["demo"]["id"] == 3
+    # init gave demo 2 (tiny was shown as 1) and wrote no id into tiny's file; both files now
+    # hold no id and get the next free ones in file order (2 is never given again), shown
+    # without writing the files.
+    assert projects["demo"]["id"] == 3 and projects["tiny"]["id"] == 4
     assert "id:" not in demo.path("configs/projects/demo.yaml").read_text()
     assert projects["demo"]["experiments"][0] == {
         "id": 1,

@@ -113,8 +113,9 @@ class BasicTaskWrapper(L.LightningModule):
     `(x, y, *extra)` and dicts with a `labels`/`target` key (see `split_batch` above).
     Shapes: outputs and targets must have the same shape, except class scores `[N, C]` against
     class indices `[N]`. `squeeze_output=True` turns a model's `[N, 1]` into `[N]` for scalar
-    targets. The first training batch of a fit is checked against the loss and every metric
-    before any weight changes; a mismatch stops the fit with one line (ShapeError).
+    targets. The first batch of a fit (its first val batch, which Lightning's sanity check
+    runs first, or its first training batch), and of a test, is checked against the loss and
+    the metrics before any weight changes; a mismatch stops the job with one line (ShapeError).
     """
 
     def __init__(
@@ -140,6 +141,7 @@ class BasicTaskWrapper(L.LightningModule):
         self.val_metrics = _collection(val_metrics, "val/")
         self.test_metrics = _collection(test_metrics, "test/")
         self._loss_means = {stage: EpochMean() for stage in ("train", "val", "test")}
+        self._shapes_checked = {stage: False for stage in ("train", "val", "test")}
 
     def logged_metric_names(self) -> list[str]:
         """What a fit logs, so that a monitor (best checkpoint, early stopping, a plateau
@@ -176,22 +178,38 @@ class BasicTaskWrapper(L.LightningModule):
         return loss
 
     # -- the shape check ---------------------------------------------------------------------
+    # On the first batch of whichever loop comes first: Lightning's sanity check runs val
+    # batches before the first training step, and a metric refusing the shapes there would
+    # end in a traceback instead of the one line.
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self.global_step == 0 and batch_idx == 0:
             self.check_shapes(batch)
 
-    def check_shapes(self, batch: Any) -> None:
-        """Raise ShapeError unless outputs, targets, the loss and the metrics fit together on
-        `batch` (one forward pass in eval mode without gradients, so that no state changes:
-        batch-norm statistics, a stateful loss and metric states are left untouched)."""
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0):
+        if not self._shapes_checked["val"]:
+            self.check_shapes(batch, "val")
+
+    def on_test_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if not self._shapes_checked["test"]:
+            self.check_shapes(batch, "test")
+
+    def check_shapes(self, batch: Any, stage: str = "train") -> None:
+        """Raise ShapeError unless outputs, targets, the loss and the stage's metrics (val's
+        for training) fit together on `batch` (one forward pass in eval mode without
+        gradients, so that no state changes: batch-norm statistics, a stateful loss and
+        metric states are left untouched)."""
+        metrics = self.test_metrics if stage == "test" else self.val_metrics
+        if metrics is None:  # a wrapper with test metrics alone: check them in the fit too
+            metrics = self.val_metrics if self.val_metrics is not None else self.test_metrics
         training = self.training
         self.eval()
         try:
-            self._check_shapes(batch)
+            self._check_shapes(batch, metrics)
         finally:
             self.train(training)
+        self._shapes_checked[stage] = True
 
-    def _check_shapes(self, batch: Any) -> None:
+    def _check_shapes(self, batch: Any, metrics: MetricCollection | None) -> None:
         with torch.no_grad():
             output, target = self._outputs(batch)
             where = f"outputs {_shape(output)}, targets {_shape(target)}"
@@ -208,7 +226,6 @@ class BasicTaskWrapper(L.LightningModule):
                 self.loss_function(output, target)
             except Exception as exc:
                 raise ShapeError(f"The loss refuses {where}: {one_line(exc)}") from None
-            metrics = self.val_metrics if self.val_metrics is not None else self.test_metrics
             if metrics is not None:
                 try:
                     metrics.clone().update(output, target)

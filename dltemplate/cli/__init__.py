@@ -7,6 +7,7 @@ command and sets `func`; `COMMANDS` lists them in the order `--help` shows.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -54,7 +55,23 @@ def use_output_dir() -> None:
     apply_output_dir(workflow_settings())
 
 
+BROKEN_PIPE_STATUS = 141  # 128 + SIGPIPE, what a shell reports for a command its reader left
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status. A reader that stops early (`main.py ls | head`) ends
+    it quietly, as Python's docs on SIGPIPE recommend."""
+    try:
+        status = run_command(argv)
+        sys.stdout.flush()  # here, so that a closed pipe shows up inside the try
+        return status
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush finds no pipe
+        return BROKEN_PIPE_STATUS
+
+
+def run_command(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     passthrough: list[str] = []
     if "--" in argv:  # the rest goes to Snakemake unchanged (exec)

@@ -10,7 +10,7 @@ from typing import Any
 from dltemplate.errors import UserError
 from dltemplate.layout import JOB_TYPES, RunLayout, results_root
 from dltemplate.layout import REGISTRY as REGISTRY_DIR
-from dltemplate.records import read_json
+from dltemplate.records import DONE_FIELDS, JOB_RECORD_FIELDS, read_record, read_yaml_record
 from dltemplate.registry.names import check_name
 
 STATE_STYLE = {"done": "green", "running": "cyan", "stale": "yellow", "failed": "red"}
@@ -37,9 +37,12 @@ def _declared(registry: Any, proj: str, exp: str, name: str) -> bool:
     return experiment is not None and name in experiment.runs
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    data = read_json(path, default=None)
-    return data if isinstance(data, dict) else None
+def _done_record(path: Path) -> dict[str, Any] | None:
+    return read_record(path, DONE_FIELDS)
+
+
+def _job_record(path: Path) -> dict[str, Any]:
+    return read_record(path, JOB_RECORD_FIELDS) or {}
 
 
 def _size(path: Path) -> int:
@@ -85,7 +88,6 @@ def _hparams_tree(tree: Any, data: Any) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    import yaml
     from rich.console import Console
     from rich.table import Table
     from rich.tree import Tree
@@ -138,10 +140,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         jobs.add_column(column)
     records: dict[str, dict[str, Any]] = {}
     for job in JOB_TYPES:
-        record = _read_json(Path(layout.done(job)))
+        record = _done_record(Path(layout.done(job)))
         if record is not None:
             records[job] = record
-        log = _read_json(job_record_path(folder, job)) or {}
+        log = _job_record(job_record_path(folder, job))
         if job in states:
             state = states[job].status
             reason = states[job].reason
@@ -168,7 +170,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for column in ("job", "tracker", "run", "where"):
         trackers.add_column(column)
     for tracker_file in sorted((folder / "trackers").glob("*.json")):
-        for tracker, info in (_read_json(tracker_file) or {}).items():
+        for tracker, info in (read_record(tracker_file) or {}).items():
             if isinstance(info, dict):
                 ident = info.get("run_id") or info.get("id") or ""
                 where = info.get("tracking_uri") or info.get("mode") or ""
@@ -178,9 +180,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     # Metrics: the fit's last values, the validation's and the test's, side by side.
     sources = {
-        "fit (last epoch)": records.get("fit", {}).get("metrics", {}),
-        "validate (best ckpt)": records.get("validate", {}).get("metrics", {}),
-        "test (best ckpt)": records.get("test", {}).get("metrics", {}),
+        "fit (last epoch)": records.get("fit", {}).get("metrics") or {},
+        "validate (best ckpt)": records.get("validate", {}).get("metrics") or {},
+        "test (best ckpt)": records.get("test", {}).get("metrics") or {},
     }
     if any(sources.values()):
         metrics = Table(title="metrics", title_justify="left")
@@ -188,14 +190,15 @@ def cmd_show(args: argparse.Namespace) -> int:
             metrics.add_column(column, justify="right" if column == "value" else "left")
         for source, values in sources.items():
             for key, value in values.items():
-                metrics.add_row(key, f"{value:.4f}", source)
+                metrics.add_row(key, "-" if value is None else f"{value:.4f}", source)
         console.print(metrics)
 
     # Hyperparameters, as the fit recorded them.
     hparams_file = Path(layout.hparams)
-    if hparams_file.is_file():
+    hparams = read_yaml_record(hparams_file)
+    if hparams is not None:
         tree = Tree(f"[bold]hparams[/] ({hparams_file})")
-        _hparams_tree(tree, yaml.safe_load(hparams_file.read_text()) or {})
+        _hparams_tree(tree, hparams)
         console.print(tree)
 
     # Files, one level deep (folders with their total size).

@@ -27,6 +27,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -226,6 +227,8 @@ class ResumeCheckpoint(Checkpoint):
             self._plateau_after_save = {}  # Lightning takes them now
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if isinstance(exception, MisconfigurationException):
+            return  # a setting Lightning refuses before any batch: the fit's error says which
         if not _between_batches(trainer):
             kept = f"kept {self.path} of step {self.saved_step}" if self.saved_step >= 0 else ""
             print(

@@ -10,7 +10,7 @@ from dltemplate.jobs.checkpointing import check_checkpoint, safe_checkpoint_load
 from dltemplate.jobs.common import build_for_job, checkpoint_hint, fitted_checkpoint
 from dltemplate.jobs.fit import scalar_metrics
 from dltemplate.jobs.test_outputs import TestOutputs
-from dltemplate.jobs.trainer import make_trainer
+from dltemplate.jobs.trainer import lightning_refusals, make_trainer
 from dltemplate.layout import RunLayout
 from dltemplate.records import portable_path, write_json_atomic
 
@@ -44,7 +44,7 @@ def _evaluate(
     if counter is not None:
         settings["callbacks"] = [*settings.get("callbacks", []), counter]
     trainer = make_trainer(settings, run_dir, job)
-    with safe_checkpoint_loading():
+    with safe_checkpoint_loading(), lightning_refusals(job):
         getattr(trainer, job)(
             built.task_wrapper,
             datamodule=built.data_wrapper,

@@ -157,7 +157,7 @@ def _fit(
     )
     from dltemplate.jobs.common import build_for_job
     from dltemplate.jobs.monitors import check_before_fit
-    from dltemplate.jobs.trainer import make_trainer
+    from dltemplate.jobs.trainer import check_batch_limits, lightning_refusals, make_trainer
 
     built = build_for_job("fit", config_file, overrides, seed, threads, source)
     # The trainer and the monitor check come before anything is written: a setting that
@@ -182,6 +182,7 @@ def _fit(
         settings["callbacks"].append(reporter)
     settings["plugins"] = [*settings.get("plugins", []), AtomicCheckpointIO()]
     trainer = make_trainer(settings, run_dir, "fit", log_version=f"fit/attempt-{plan.attempt}")
+    check_batch_limits(trainer, built.data_wrapper)
     names_check = check_before_fit(
         trainer, built.task_wrapper, f"see {config_file} and the trainer.* overrides"
     )
@@ -214,7 +215,7 @@ def _fit(
         with graceful_interrupts(), warnings.catch_warnings():
             # The run's checkpoints/ folder holds earlier checkpoints on purpose (resume).
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is")
-            with safe_checkpoint_loading():
+            with safe_checkpoint_loading(), lightning_refusals("fit"):
                 trainer.fit(
                     built.task_wrapper,
                     datamodule=built.data_wrapper,

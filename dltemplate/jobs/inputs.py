@@ -13,6 +13,8 @@ import torch
 from dltemplate.errors import UserError
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
+NUMBER_KINDS = "biuf"  # NumPy's kinds of booleans, integers and floats
+SHOWN_ROWS = 5  # bad rows an error names
 
 
 class InputError(UserError):
@@ -29,18 +31,28 @@ def load_array(path: str | Path) -> np.ndarray:
             "those, or give the data wrapper an input_reader (docs/using-a-run.md)"
         )
     try:
-        if path.suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as arrays:
-                if not arrays.files:
-                    raise InputError(f"Input {path} holds no arrays")
-                return arrays[arrays.files[0]]
-        return _read_csv(path)
+        array = _read_array(path)
     except InputError:
         raise
     except (OSError, ValueError) as exc:
         raise InputError(f"Input {path} cannot be read: {exc}") from None
+    if array.dtype.kind not in NUMBER_KINDS:
+        raise InputError(
+            f"Input {path} holds {array.dtype.name} values, not numbers; save the samples as "
+            "an array of numbers"
+        )
+    return array
+
+
+def _read_array(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as arrays:
+            if not arrays.files:
+                raise InputError(f"Input {path} holds no arrays")
+            return arrays[arrays.files[0]]
+    return _read_csv(path)
 
 
 def _read_csv(path: Path) -> np.ndarray:
@@ -53,6 +65,22 @@ def _read_csv(path: Path) -> np.ndarray:
         skip = 1  # a header row
     array = np.loadtxt(path, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2)
     return array
+
+
+def check_finite(inputs: Sequence[torch.Tensor], source: str) -> None:
+    """An InputError naming the first rows (counted from 0) that hold NaN or an infinity: the
+    model would turn them into confident-looking predictions."""
+    bad = torch.zeros(len(inputs[0]) if inputs else 0, dtype=torch.bool)
+    for x in inputs:
+        if x.dtype.is_floating_point and len(x) == len(bad):
+            bad |= ~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
+    rows = bad.nonzero().flatten().tolist()
+    if rows:
+        shown = ", ".join(map(str, rows[:SHOWN_ROWS])) + (", ..." if len(rows) > SHOWN_ROWS else "")
+        raise InputError(
+            f"{source} has NaN or infinite values in {len(rows)} row(s): {shown} (counting "
+            "from 0); fix or drop those rows"
+        )
 
 
 def check_inputs(

@@ -25,8 +25,9 @@ from dltemplate.jobs.export import (
     sample_batches,
     tensor_spec,
 )
-from dltemplate.jobs.inputs import check_inputs, load_array
+from dltemplate.jobs.inputs import check_finite, check_inputs, load_array
 from dltemplate.jobs.predict import PredictionCsvWriter
+from dltemplate.jobs.predict_paths import check_input_path, check_output_path
 from dltemplate.jobs.task_kind import task_kind
 from dltemplate.layout import RunLayout
 from dltemplate.records import read_json
@@ -66,8 +67,8 @@ def predict_file(
 ) -> dict[str, Any]:
     """Write the model's predictions for the samples in `input_path` to `output_path`."""
     input_path, output_path = Path(input_path), Path(output_path)
-    if not input_path.is_file():
-        raise UserError(f"Input {input_path} does not exist; give a .npy, .npz or .csv file")
+    check_input_path(input_path)
+    check_output_path(output_path, input_path)
     if Path(fit_done).suffix == ".done" and not Path(fit_done).is_file():
         raise UserError(
             f"The run {spec.run_dir} has no finished fit ({fit_done} is missing); fit it first: "
@@ -94,6 +95,7 @@ def predict_file(
         model = loaded_model(built.task_wrapper, checkpoint)
         used = f"the checkpoint {checkpoint}"
     inputs = check_inputs(new_inputs(built, input_path), signature["inputs"], f"Input {input_path}")
+    check_finite(inputs, f"Input {input_path}")  # after the shapes: one row is one sample
     output_path.parent.mkdir(parents=True, exist_ok=True)
     writer = PredictionCsvWriter(output_path)
     try:

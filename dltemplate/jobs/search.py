@@ -26,12 +26,50 @@ ROUND = "round"  # the user attribute that tags a trial with the round that aske
 
 
 def storage(journal: str | Path):
-    """Optuna's journal file storage at `journal` (appends under Optuna's file lock)."""
+    """Optuna's journal file storage at `journal` (appends under Optuna's file lock), checked
+    first (`check_journal`)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     Path(journal).parent.mkdir(parents=True, exist_ok=True)
+    check_journal(journal)
     return JournalStorage(JournalFileBackend(str(journal)))
+
+
+def check_journal(journal: str | Path) -> None:
+    """Drop an unfinished last record of the journal (a process killed while it appended
+    leaves one, without its newline: the change it wrote never happened), and refuse a record
+    elsewhere that does not read as JSON, naming the file and the line. Optuna alone would
+    append after the unfinished record and then fail on the line they make with a bare
+    JSONDecodeError. Holds Optuna's own lock on the file, so no writer is halfway through."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    path = Path(journal)
+    if not path.is_file():
+        return
+    lock = JournalFileSymlinkLock(str(path))  # the lock JournalFileBackend takes by default
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        complete = data.rfind(b"\n") + 1
+        if complete < len(data):
+            with path.open("r+b") as f:
+                f.truncate(complete)
+        for number, line in enumerate(data[:complete].splitlines(), start=1):
+            _check_record(path, number, line)
+    finally:
+        lock.release()
+
+
+def _check_record(path: Path, number: int, line: bytes) -> None:
+    try:
+        json.loads(line)
+    except ValueError:
+        raise UserError(
+            f"The study journal {path} is damaged at line {number}: not a record Optuna wrote "
+            "(edited by hand, or a disk fault); restore the file from a backup, or start the "
+            "search again in a new experiment"
+        ) from None
 
 
 def round_seed(seed: int | None, k: int) -> int | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,62 @@ def make_trainer(
             f"lightning.Trainer refuses the run's trainer settings: {one_line(exc)}; fix the "
             "trainer getter or the trainer.* overrides"
         ) from exc
+
+
+def check_batch_limits(trainer: L.Trainer, datamodule: L.LightningDataModule) -> None:
+    """Refuse, before anything is written, the batch settings that Lightning would refuse at
+    the start of the fit (after its folders and records exist, with a traceback): a fraction
+    `limit_train_batches` or `limit_val_batches` that leaves no batch of its split, and a
+    `val_check_interval` of more batches than an epoch has. The data is set up only when one
+    of them is set, so the common fit pays nothing."""
+    fractions = {
+        split: limit
+        for split in ("train", "val")
+        if isinstance(limit := getattr(trainer, f"limit_{split}_batches"), float) and limit < 1
+    }
+    interval = trainer.val_check_interval
+    by_batches = isinstance(interval, int) and trainer.check_val_every_n_epoch is not None
+    if not fractions and not by_batches:
+        return
+    datamodule.setup("fit")  # a data wrapper's setup runs once; Lightning's call finds it done
+    batches = {split: _batch_count(datamodule, split) for split in ("train", "val")}
+    for split, limit in fractions.items():
+        length = batches[split]
+        if length and limit > 0 and int(length * limit) == 0:
+            raise UserError(
+                f"trainer.limit_{split}_batches={limit:g} leaves no {split} batch: the {split} "
+                f"split has {length} batches, and {limit:g} x {length} < 1; set it to at least "
+                f"{1 / length:.3g}, or to a number of batches (an int, such as 1)"
+            )
+    train = batches["train"]
+    if by_batches and train and interval > min(train, _limit(trainer.limit_train_batches, train)):
+        raise UserError(
+            f"trainer.val_check_interval={interval} is more batches than an epoch has "
+            f"({min(train, _limit(trainer.limit_train_batches, train))}); lower it, or set "
+            "trainer.check_val_every_n_epoch=null to count batches across epochs"
+        )
+
+
+def _batch_count(datamodule: L.LightningDataModule, split: str) -> int | None:
+    """The batches of a split's loader; None when it has no length (an iterable dataset)."""
+    try:
+        return len(getattr(datamodule, f"{split}_dataloader")())
+    except TypeError:
+        return None
+
+
+def _limit(limit: int | float, length: int) -> int:
+    return limit if isinstance(limit, int) else int(length * limit)
+
+
+@contextlib.contextmanager
+def lightning_refusals(job: str) -> Iterator[None]:
+    """A setting that Lightning refuses once the job's loop starts (MisconfigurationException),
+    as one line: what `check_batch_limits` and the Trainer's own check cannot foresee."""
+    try:
+        yield
+    except MisconfigurationException as exc:
+        raise UserError(
+            f"Lightning refuses the run's trainer settings at the start of the {job}: "
+            f"{one_line(exc)}; fix the trainer getter or the trainer.* overrides"
+        ) from None

@@ -225,11 +225,15 @@ class _Ids:
         self.next_project_id += 1
         return self.next_project_id - 1
 
-    def write(self, edited: Path | None = None, removed: Path | None = None) -> None:
-        """Write the edited file, every other file that got ids, and the project counter."""
+    def write(
+        self, edited: Path | None = None, removed: Path | None = None, others: bool = True
+    ) -> None:
+        """Write the edited file, every other file that got ids (unless `others` is false),
+        and the project counter."""
+        changed = self.changed if others else set()
         paths = [
             path
-            for path in sorted(self.changed | ({edited} if edited else set()))
+            for path in sorted(changed | ({edited} if edited else set()))
             if path != removed and path in self.docs
         ]
         check_writable([*paths, *([removed] if removed else [])])
@@ -294,7 +298,7 @@ def create_project(
         _yaml().dump(data, buffer)
         path = project_path(folder, proj)
         _write_project(path, buffer.getvalue())
-        registry.write()
+        registry.write(others=False)  # a new project touches no other project's file
     return path
 
 

@@ -16,12 +16,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dltemplate.config.archive import read_archive
 from dltemplate.errors import UserError
 from dltemplate.layout import JOB_TYPES, RunLayout
-from dltemplate.records import read_json
+from dltemplate.records import (
+    DONE_FIELDS,
+    JOB_RECORD_FIELDS,
+    damaged,
+    read_record,
+    read_yaml_record,
+)
 from dltemplate.results.environment import read_packages
 
 SECTIONS = ("overrides", "hparams", "seed", "config", "environment", "packages", "metrics")
@@ -44,7 +48,7 @@ class RunFolder:
         self.records = {
             job: record
             for job in JOB_TYPES
-            if isinstance(record := read_json(layout.record(job), default=None), dict)
+            if (record := read_record(layout.record(job), JOB_RECORD_FIELDS)) is not None
         }
         unfinished = [job for job, r in self.records.items() if r.get("status") != "done"]
         if unfinished or not Path(layout.done("fit")).is_file():
@@ -57,9 +61,11 @@ class RunFolder:
             )
         archive = next((Path(a) for a in layout.archives if Path(a).exists()), None)
         self.archive = read_archive(archive) if archive else None
-        self.hparams = yaml.safe_load(Path(layout.hparams).read_text()) or {}
-        test = read_json(layout.done("test"), default=None) or {}
-        self.metrics: dict[str, Any] = test.get("metrics", {})
+        self.hparams = read_yaml_record(layout.hparams)
+        if self.hparams is None:
+            raise damaged(layout.hparams, "it is missing, though the run's fit is done")
+        test = read_record(layout.done("test"), DONE_FIELDS) or {}
+        self.metrics: dict[str, Any] = test.get("metrics") or {}
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -84,7 +90,7 @@ class RunFolder:
             "dirty": git.get("dirty"),
             "diff": self._text(diff) if diff else None,
             **{name: versions.get(name) for name in VERSIONS},
-            "gpus": ", ".join(g.get("name", "?") for g in record.get("gpus") or []) or None,
+            "gpus": ", ".join(_gpu_name(g) for g in record.get("gpus") or []) or None,
             "cpu": f"{cpu.get('model')} x{cpu.get('cores')}" if cpu else None,
             "host": record.get("host"),
             "packages": (record.get("packages") or {}).get("sha256"),
@@ -97,6 +103,10 @@ class RunFolder:
     def _text(self, relative: str) -> str | None:
         path = self.layout.path / relative
         return path.read_text() if path.is_file() else None
+
+
+def _gpu_name(gpu: Any) -> str:
+    return str(gpu.get("name", "?")) if isinstance(gpu, Mapping) else str(gpu)
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:

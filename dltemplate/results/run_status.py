@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.config.root import JOB_TYPES
+from dltemplate.errors import UserError
 from dltemplate.layout import REGISTRY
-from dltemplate.records import read_json
+from dltemplate.records import DONE_FIELDS, JOB_RECORD_FIELDS, read_json, read_record
 from dltemplate.registry.model import Run
 from dltemplate.results import metric_policy
 from dltemplate.results.environment import process_start_time
@@ -114,6 +115,15 @@ def snakemake_plan(
     return plan
 
 
+def readable_job_record(path: str | Path) -> dict[str, Any]:
+    """A job's record, or {} when it is missing or damaged: a state is still shown (from the
+    .done file and Snakemake's plan), and `rm --purge` can still remove a damaged run."""
+    try:
+        return read_record(path, JOB_RECORD_FIELDS) or {}
+    except UserError:
+        return {}
+
+
 def job_status(
     run: Run,
     job: str,
@@ -123,7 +133,7 @@ def job_status(
 ) -> JobStatus:
     """The state of one job; `earlier` holds the states of the run's jobs before it."""
     done_file = run.layout.done(job)
-    record = read_json(job_record_path(run.folder, job), default=None) or {}
+    record = readable_job_record(job_record_path(run.folder, job))
     times = {"started": record.get("started"), "ended": record.get("ended")}
     if Path(done_file).is_file():
         status, pending = (plan or {}).get(done_file, ("ok", "no update"))
@@ -176,7 +186,7 @@ def run_statuses(
 
 
 def run_test_metrics(run: Run) -> dict[str, float]:
-    return (read_json(run.layout.done("test"), default=None) or {}).get("metrics", {})
+    return (read_record(run.layout.done("test"), DONE_FIELDS) or {}).get("metrics") or {}
 
 
 def main_metric(metrics: Mapping[str, float], declared: str | None = None) -> str | None:

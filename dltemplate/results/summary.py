@@ -145,7 +145,7 @@ def _run_rows(spec: Mapping[str, Any]) -> tuple[list[dict], list[str], list[str]
                 row[path] = value
                 if path not in paths:
                     paths.append(path)
-        test_metrics = (test or {}).get("metrics", {})
+        test_metrics = {**(test or {}).get("metrics", {}), **_ranking_val_metric(spec, fit)}
         metrics.update(test_metrics)
         row.update(test_metrics)
         row["epochs"] = (fit or {}).get("epochs")
@@ -160,6 +160,21 @@ def _run_rows(spec: Mapping[str, Any]) -> tuple[list[dict], list[str], list[str]
 
 
 _UNSET = object()
+
+
+def _record_of(metric: str) -> str:
+    """The record a run's value of `metric` comes from."""
+    return "fit.done" if metric.startswith("val/") else "test.done"
+
+
+def _ranking_val_metric(spec: Mapping[str, Any], fit: Mapping[str, Any] | None) -> dict:
+    """{metric: value} when the experiment ranks by a `val/` metric (a search may), from the
+    run's fit.done, which holds the fit's last val/ metrics; else {}."""
+    metric = spec.get("metric")
+    fit_metrics = (fit or {}).get("metrics", {})
+    if metric and _record_of(metric) == "fit.done" and metric in fit_metrics:
+        return {metric: fit_metrics[metric]}
+    return {}
 
 
 def _status(run: Mapping[str, Any], done: list[str], fit: Mapping[str, Any] | None) -> str:
@@ -528,7 +543,8 @@ def write_experiment_summary(
 ) -> ExperimentSummary:
     """Write the four summary files of an experiment (see the module doc).
 
-    Raises a UserError when the registry names a metric that no run's test.done holds.
+    Raises a UserError when the registry names a metric that no run's test.done (or fit.done,
+    for a val/ metric) holds.
     """
     summary = summarize_experiment(experiment)
     explicit = summary.metric_source == "the registry"
@@ -536,7 +552,8 @@ def write_experiment_summary(
         known = ", ".join(summary.metrics) or "none"
         raise UserError(
             f"Experiment {summary.proj}/{summary.exp}: metric {summary.metric!r} is in no "
-            f"run's test.done (they hold: {known}); fix `metric:` in the registry"
+            f"run's {_record_of(summary.metric)} (they hold: {known}); fix `metric:` in the "
+            "registry"
         )
     plot_experiment(summary, out_png)
     write_text_atomic(out_points, _csv_text(summary.point_columns, summary.points))

@@ -140,11 +140,16 @@ def place_for(
     return Place(state_folder(environ), key)
 
 
-def idle_seconds(environ: Mapping[str, str] = os.environ) -> float:
+def idle_seconds(environ: Mapping[str, str] = os.environ, minimum: float = 10.0) -> float:
+    """How long a server waits for a job: DLT_WARM_IDLE seconds, at least `minimum` (0 or
+    less would start a server per job); the default when it is not a finite number."""
     try:
-        return float(environ.get(IDLE_ENV, IDLE_SECONDS))
+        seconds = float(environ.get(IDLE_ENV, IDLE_SECONDS))
     except ValueError:
         return IDLE_SECONDS
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN, infinities
+        return IDLE_SECONDS
+    return max(seconds, minimum)
 
 
 def why_cold(config: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> str | None:

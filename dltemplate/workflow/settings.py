@@ -4,6 +4,7 @@ validated against dltemplate/schemas/workflow.yaml when Snakemake parses the wor
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,10 @@ SOURCE_FOLDERS = (
     "docs",
     ".git",
     ".snakemake",
+    ".venv",
 )
+# Files that mark the top of a Python environment (a venv's, a conda environment's).
+ENVIRONMENT_MARKS = ("pyvenv.cfg", "conda-meta")
 
 
 def check_workflow_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -52,7 +56,13 @@ def apply_output_dir(config: Mapping[str, Any], project: str | Path = ".") -> st
     output_dir = str(config.get("output_dir") or RESULTS)
     where = f"{SOURCE}: output_dir {output_dir!r}"
     project = Path(project).resolve()
-    target = (project / output_dir).resolve()
+    try:
+        target = (project / output_dir).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11, 3.12)
+        raise UserError(
+            f"{where} cannot be followed to a folder ({exc}); fix or remove the link, or name "
+            "another folder"
+        ) from None
     if target == project:
         raise UserError(f"{where} is the project folder itself; name a folder for results")
     for folder in SOURCE_FOLDERS:
@@ -61,6 +71,12 @@ def apply_output_dir(config: Mapping[str, Any], project: str | Path = ".") -> st
                 f"{where} lies inside the project's {folder}/; results go to their own folder "
                 "(the default `results`, or a scratch path)"
             )
+    environment = python_environment_of(target, project)
+    if environment is not None:
+        raise UserError(
+            f"{where} lies inside the Python environment {environment}; results go to their "
+            "own folder (the default `results`, or a scratch path)"
+        )
     existing = target
     while not existing.exists():
         existing = existing.parent
@@ -71,3 +87,16 @@ def apply_output_dir(config: Mapping[str, Any], project: str | Path = ".") -> st
         )
     use_results_root(output_dir)
     return output_dir
+
+
+def python_environment_of(folder: Path, project: Path) -> Path | None:
+    """The Python environment (a venv, a conda environment, this interpreter's prefix) that
+    `folder` (resolved) lies in, or None. One that holds the project itself does not count (a
+    container's project under the interpreter's /usr/local)."""
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix)}
+    for place in (folder, *folder.parents):
+        if project.is_relative_to(place):
+            return None
+        if place in prefixes or any((place / mark).exists() for mark in ENVIRONMENT_MARKS):
+            return place
+    return None

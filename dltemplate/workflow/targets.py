@@ -112,15 +112,24 @@ def search_params(registry: Registry, proj: str, exp: str) -> dict[str, Any]:
     return registry.experiment(proj, exp).search.as_params()
 
 
-def search_round_inputs(registry: Registry, proj: str, exp: str, k: int) -> list[str]:
-    """Round k is asked once round k-1 is told: the sampler learns from every earlier trial."""
+def search_round_waits_for(registry: Registry, proj: str, exp: str, k: int) -> int | None:
+    """The round whose results round k waits for: the first earlier round not told yet, or
+    None when every earlier round is told (the sampler learns from every earlier trial).
+
+    Round k does not depend on round k-1's results in the DAG, which would chain every round
+    to the one before and make Snakemake's DAG recursion as deep as the search is long (a
+    RecursionError past ~200 rounds). It waits for the first untold round through the tell
+    rule's checkpoint instead: once that round is told, Snakemake asks this again, and round
+    k waits for the next one, a loop rather than a recursion.
+    """
     experiment = registry.experiment(proj, exp)
     if experiment.search is None or not 0 <= k < experiment.search.rounds:
         raise RegistryError(
             f"Experiment {proj}/{exp} has no search round {k}; "
             f"its rounds are 0..{experiment.search.rounds - 1 if experiment.search else -1}"
         )
-    return [experiment.layout.search_told(k - 1)] if k > 0 else []
+    told = experiment.layout.search_told
+    return next((j for j in range(k) if not Path(told(j)).exists()), None)
 
 
 def search_told_inputs(registry: Registry, proj: str, exp: str, k: int) -> list[str]:
