@@ -68,13 +68,13 @@ print(json.dumps(times[1:]))
 def warm_env(state: Path, on: bool = True) -> dict[str, str]:
     """The environment of the bench's jobs: those of one thread, as Snakemake sets it (the
     server started here must be the one they find)."""
-    from dltemplate.warm.place import JOB_THREAD_VARIABLES
+    from dltemplate.warm.place import snakemake_job_environment
 
     return {
+        **snakemake_job_environment(os.environ, threads=1),
         "DLT_WARM": "1" if on else "0",
         "DLT_WARM_DIR": str(state),
         "DLT_WARM_IDLE": "1800",
-        **dict.fromkeys(JOB_THREAD_VARIABLES, "1"),
     }
 
 

@@ -169,3 +169,55 @@ def test_an_edited_learned_module_restarts_the_server(tmp_path: Path) -> None:
         warm.wait_ready(other_than=first)
     finally:
         warm.stop()
+
+
+@pytest.mark.timeout(300)
+def test_any_other_variable_gets_its_own_server(tmp_path: Path) -> None:
+    """Not only the variables known to be read at import: any but a terminal's."""
+    (tmp_path / "project").mkdir()
+    warm = Warm(tmp_path / "project", tmp_path / "state")
+    try:
+        assert warm.run("reports_state")[0] == 0
+        default = warm.wait_ready()
+        seen, log = _sees(warm, env=warm.env(TERM="other", DLT_TEST_MARKER="x"))
+        assert seen["ppid"] == default and "Warm start" in log  # a terminal's: the same
+        seen, log = _sees(warm, env=warm.env(SOME_LIBRARY_FLAG="1"))
+        assert "Cold start: no warm job server" in log, log
+    finally:
+        warm.stop()
+
+
+@pytest.mark.timeout(300)
+def test_lightning_logs_through_the_root_logger_warm_as_cold(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    warm = Warm(tmp_path / "project", tmp_path / "state")
+    try:
+        code, output, log, out = warm.run("reports_logging")
+        assert code == 0 and "Cold start" in read(log), output
+        cold = json.loads(out.read_text())
+        warm.wait_ready()
+        code, output, log, out = warm.run("reports_logging")
+        assert code == 0 and "Warm start" in read(log), output
+        assert json.loads(out.read_text()) == cold == {"handlers": 0, "propagate": True}
+    finally:
+        warm.stop()
+
+
+@pytest.mark.timeout(300)
+def test_a_folder_made_after_the_server_started_is_searched(tmp_path: Path) -> None:
+    """A PYTHONPATH folder that a later rule makes: the server's import caches say it is not
+    there; the job looks again, as a cold process does."""
+    (tmp_path / "project").mkdir()
+    warm = Warm(tmp_path / "project", tmp_path / "state")
+    generated = tmp_path / "generated"
+    warm.pythonpath = f"{generated}{os.pathsep}{warm.pythonpath}"
+    try:
+        assert warm.run("reports_state")[0] == 0
+        warm.wait_ready()
+        assert "Warm start" in _sees(warm)[1]
+        (generated / "genmod").mkdir(parents=True)
+        (generated / "genmod" / "__init__.py").write_text("VALUE = 7\n")
+        seen, log = _sees(warm, module="genmod")
+        assert "Warm start" in log and seen["value"] == 7, (seen, log)
+    finally:
+        warm.stop()

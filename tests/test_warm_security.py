@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from dltemplate.warm import place, private, wire
-from tests.warm_server import Warm, read, wait_for
+from tests.warm_server import REPO, Warm, read, wait_for
 
 OTHER = "dlt-warm-other"
 ATTACKER = Path(__file__).with_name("warm_other_user.py")
@@ -177,11 +177,38 @@ def test_files_in_the_folder_are_not_followed_through_symlinks(tmp_path: Path) -
     assert victim.read_text() == "keep me\n"
 
 
-def test_the_default_folder_is_the_users_runtime_folder(tmp_path: Path) -> None:
-    runtime = {"XDG_RUNTIME_DIR": str(tmp_path)}
+def test_the_default_folder_is_never_a_shared_one(tmp_path: Path, other_user: int) -> None:
+    """The user's runtime folder when it is theirs, else their cache folder: never a name in
+    /tmp that another user could take first."""
+    runtime = {"XDG_RUNTIME_DIR": str(tmp_path), "HOME": "/home/me"}
     assert place.state_folder(runtime) == tmp_path / "dltemplate-warm"
-    assert place.state_folder({}).name == f"dltemplate-warm-{os.getuid()}"
+    assert place.state_folder({"HOME": "/home/me"}) == Path("/home/me/.cache/dltemplate-warm")
+    cache = {"XDG_CACHE_HOME": "/c", "HOME": "/home/me"}
+    assert place.state_folder(cache) == Path("/c/dltemplate-warm")
     assert place.state_folder({**runtime, "DLT_WARM_DIR": "/x"}) == Path("/x")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, other_user, other_user)  # su keeps the caller's XDG_RUNTIME_DIR
+    assert place.state_folder({"XDG_RUNTIME_DIR": str(theirs), "HOME": "/home/me"}) == Path(
+        "/home/me/.cache/dltemplate-warm"
+    )
+
+
+def test_two_virtual_environments_of_one_python_get_two_servers(tmp_path: Path) -> None:
+    """A job of another venv (built on the same interpreter) never runs on this venv's
+    server: the key holds sys.prefix."""
+    import subprocess as sp
+    import sys
+
+    venv = tmp_path / "venv"
+    sp.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    code = "from dltemplate.warm import place; print(place.place_for('/p', {}).key)"
+    env = {"PYTHONPATH": str(REPO), "HOME": "/h"}
+    keys = {
+        sp.run([python, "-c", code], env=env, capture_output=True, text=True).stdout
+        for python in (sys.executable, str(venv / "bin" / "python"))
+    }
+    assert len(keys) == 2, keys
 
 
 def test_messages_are_plain_data() -> None:

@@ -23,12 +23,15 @@ REPO = Path(__file__).resolve().parents[1]
 # What Snakemake sets for a job of one thread (and conftest.Project for every job): a server
 # that jobs are to find must be started with them, as a job's server is (place.py: read at
 # import time, so part of a server's key).
-ONE_THREAD_JOB = {**dict.fromkeys(place.JOB_THREAD_VARIABLES, "1"), "PYTHONUNBUFFERED": "1"}
+ONE_THREAD_JOB = {
+    **place.snakemake_job_environment(os.environ, threads=1),
+    "PYTHONUNBUFFERED": "1",  # conftest.Project's, for every job
+}
 
 
 def warm_env(state: Path) -> dict[str, str]:
     """The environment of warm one-thread jobs with their server's files in `state`."""
-    return {"DLT_WARM": "1", "DLT_WARM_DIR": str(state), "DLT_WARM_IDLE": "300", **ONE_THREAD_JOB}
+    return {**ONE_THREAD_JOB, "DLT_WARM": "1", "DLT_WARM_DIR": str(state), "DLT_WARM_IDLE": "300"}
 
 
 def start_warm_server(root: Path, env: dict[str, str], config: dict | None = None) -> place.Place:

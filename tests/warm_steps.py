@@ -128,3 +128,14 @@ def imports(job: Snakemake) -> None:
 
     importlib.import_module(job.params["module"])
     _out(job).write_text("done")
+
+
+def reports_logging(job: Snakemake) -> None:
+    """How Lightning's logger passes its records on (the same warm as cold)."""
+    import logging
+
+    import lightning  # noqa: F401
+
+    logger = logging.getLogger("lightning.pytorch")
+    state = {"handlers": len(logger.handlers), "propagate": logger.propagate}
+    _out(job).write_text(json.dumps(state))

@@ -53,6 +53,17 @@ def quiet_third_parties() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
 
 
+def configure_logging() -> None:
+    """The job's logging: INFO and up to stderr, through the root logger. Before Lightning is
+    imported, so that Lightning's loggers pass their records up to it (with no root handler at
+    its import, Lightning gives its logger a handler of its own and keeps the records there);
+    the warm server calls it before its imports for the same reason."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NotTwice())
+    quiet_third_parties()
+
+
 def debug_enabled() -> bool:
     return os.environ.get("DLT_DEBUG", "") not in ("", "0")
 
@@ -104,10 +115,7 @@ def job_log(log_file: str | Path | None) -> Iterator[None]:
         saved = os.dup(1), os.dup(2)
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_NotTwice())
-    quiet_third_parties()
+    configure_logging()
     try:
         yield
     except Exception as exc:

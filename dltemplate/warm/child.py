@@ -26,10 +26,11 @@ import threading
 import time
 import traceback
 import weakref
+from pathlib import Path
 from typing import Any, NoReturn
 
 from dltemplate.results.environment import JOB_SCRIPT_PID_ENV
-from dltemplate.warm import job_object, private
+from dltemplate.warm import job_object, private, wire
 
 _PR_SET_PDEATHSIG = 1
 
@@ -54,16 +55,31 @@ def _die_with_script(conn: socket.socket) -> None:
     threading.Thread(target=watch, name="warm-job-script-watch", daemon=True).start()
 
 
-def _become(message: dict[str, Any], fds: list[int]) -> None:
+def _wait_for_go(conn: socket.socket) -> None:
+    """Wait until the script has the job's pid and still wants it run here (a script that gave
+    up on the server runs the job cold: then this process ends before doing anything)."""
+    try:
+        conn.settimeout(None)
+        go, _ = wire.receive(conn)
+    except (OSError, EOFError, ValueError):
+        go = {}
+    if not go.get("go"):
+        os._exit(0)
+
+
+def _become(message: dict[str, Any], fds: list[int], added: dict[str, str]) -> None:
     for target, fd in enumerate(fds[:3]):
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(message["cwd"])
     os.environ.clear()
     os.environ.update(message["env"])
+    for name, value in added.items():  # what the server's imports set, as a cold job's would
+        os.environ.setdefault(name, value)
     os.environ[JOB_SCRIPT_PID_ENV] = str(message["client_pid"])  # its Snakemake is the script's
     tempfile.tempdir = None  # found again from the job's TMPDIR, as in a cold process
     time.tzset()  # the job's TZ
+    importlib.invalidate_caches()  # folders made since the server started are searched too
     os.umask(message["umask"])
     sys.path[:] = message["sys_path"]
     sys.argv[:] = message["argv"]
@@ -102,7 +118,7 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _report_imports(before: set[str], project: str, learned: tuple[int, str]) -> None:
+def _report_imports(before: set[str], project: str, learned: tuple[Path, str]) -> None:
     """Name, in file `learned` (the server's folder, a name), the modules the job imported from
     outside the project (the libraries of its data and model): the server imports those of
     import-safe libraries too, for the next jobs."""
@@ -114,9 +130,16 @@ def _report_imports(before: set[str], project: str, learned: tuple[int, str]) ->
         if path and outside:
             names.append(name)
     if names:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        with os.fdopen(private.open_file(*learned, flags), "w") as file:
-            file.write("\n".join(sorted(names)))
+        folder = private.open_folder(learned[0])
+        try:
+            private.remove(
+                folder, learned[1]
+            )  # left by a process of this pid that the server missed
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+            with os.fdopen(private.open_file(folder, learned[1], flags), "w") as file:
+                file.write("\n".join(sorted(names)))
+        finally:
+            os.close(folder)
 
 
 def run_job(
@@ -126,7 +149,8 @@ def run_job(
     *,
     server_pid: int,
     close: list[int],
-    learned: tuple[int, str],
+    learned: tuple[Path, str],
+    added: dict[str, str],
 ) -> NoReturn:
     code = 1
     before = set(sys.modules)
@@ -137,8 +161,9 @@ def run_job(
         for fd in close:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        _wait_for_go(conn)
         _die_with_script(conn)
-        _become(message, fds)
+        _become(message, fds, added)
         snakemake = job_object.from_plain(message["snakemake"])
         from dltemplate.jobs.steps import run_here
 

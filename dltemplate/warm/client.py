@@ -43,8 +43,10 @@ def hand_over(snakemake: Any, step: Callable[..., Any]) -> str | None:
         return None
     try:
         request = _request(snakemake, step)
-    except (TypeError, wire.NotPlainData) as exc:
+    except (TypeError, ValueError) as exc:  # NotPlainData; an int too long for JSON's text
         return f"Cold start: this job cannot travel to a warm server as plain data ({exc})"
+    if not os.path.isdir("/proc/self/fd"):
+        return "Cold start: warm jobs need /proc (a server's socket is reached through it)"
     project = Path.cwd()
     where = place.place_for(project, os.environ, snakemake.config)
     try:
@@ -72,14 +74,18 @@ def _hand_over(
     with sock:
         try:
             wire.send(sock, request, fds=_std_fds())
-            reply, _ = wire.receive(sock)
+            reply, pidfds = wire.receive(sock)
         except (OSError, EOFError, ValueError) as exc:
             return f"Cold start: the warm job server did not take the job ({exc})"
         if "refused" in reply:
             start = _start(project, where, folder, snakemake.config)
             return f"Cold start: {reply['refused']}; {start}"
+        try:
+            wire.send(sock, {"go": True})  # from here on the job is the child's
+        except OSError as exc:
+            return f"Cold start: the warm job server did not take the job ({exc})"
         sock.settimeout(None)
-        _exit_like(_wait(sock, reply["pid"], snakemake.log))
+        _exit_like(_wait(sock, _Child(reply["pid"], pidfds), snakemake.log))
 
 
 def _connect(where: place.Place, folder: int) -> socket.socket:
@@ -198,21 +204,36 @@ def _request(snakemake: Any, step: Callable[..., Any]) -> dict[str, Any]:
     return request
 
 
-def _wait(sock: socket.socket, pid: int, logs: Any) -> int:
-    """The exit status of the job's process `pid`, passing it the signals this script gets."""
+class _Child:
+    """The job's process: its pid, and its pidfd when the server sent one (a signal through
+    it never reaches another process that got the pid after this one was reaped)."""
+
+    def __init__(self, pid: int, pidfds: list[int]) -> None:
+        self.pid = pid
+        self.pidfd = pidfds[0] if pidfds else None
+
+    def signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signum)
+            else:
+                os.kill(self.pid, signum)
+
+
+def _wait(sock: socket.socket, child: _Child, logs: Any) -> int:
+    """The exit status of the job's process `child`, passing it the signals this script gets."""
 
     def forward(signum: int, _frame: Any) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
+        child.signal(signum)
 
     for sig in FORWARDED:
         signal.signal(sig, forward)
     try:
         reply, _ = wire.receive(sock)
         return int(reply["exit"])
-    except (OSError, EOFError, KeyError):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    except (OSError, EOFError, KeyError, ValueError):
+        child.signal(signal.SIGKILL)
+    pid = child.pid
     message = (
         f"Error: the warm job server stopped while this job ran in its process {pid}, which "
         "was stopped too; run the same target again (a fit resumes from its last checkpoint)"

@@ -3,10 +3,12 @@
 - The project's own source files that it imported: by content (sha256). An edit that keeps a
   file's size and modification time (`sed` then `touch -r`, a checkout or sync that restores
   times) is still an edit.
-- Every other file of a module it imported (the libraries, their compiled extensions), the
-  folders of installed packages (an install, upgrade or removal changes them) and the Python
-  executable: by inode, size, modification and change time. The change time moves with every
-  write and no tool can set it back, so a library edited in place is seen too.
+- Every other file of a module it imported (the libraries, their compiled extensions), every
+  shared library mapped into it, the folders of installed packages (an install, upgrade or
+  removal changes them) and the Python executable: by inode, size, modification and change
+  time. The change time moves with every write and no tool can set it back, so a library
+  edited in place is seen too. Settings files read on import (matplotlib's matplotlibrc): by
+  content.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ class Fingerprint:
 
     def add_new_modules(self) -> None:
         """Track the files of the modules imported since the last call (a server's learned
-        ones), as they are now."""
+        ones), the shared libraries mapped since, and the settings files read on import, as
+        they are now."""
         project, others = _module_files(self.root)
-        for path in project:
+        for path in (*project, *_settings_files()):
             if path not in self.state:
                 self.project.add(path)
                 self.state[path] = _content(path)
-        for path in others:
+        for path in (*others, *_mapped_files()):
             self.state.setdefault(path, _stat(path))
 
     def what_changed(self) -> str | None:
@@ -69,6 +72,27 @@ def _module_files(project: Path) -> tuple[list[str], list[str]]:
             files.add(os.path.realpath(path))
     inside = sorted(p for p in files if p.startswith(root) and not _in_packages(p))
     return inside, sorted(files - set(inside))
+
+
+def _mapped_files() -> list[str]:
+    """The files mapped into this process (shared libraries: torch's, OpenBLAS, libgomp, CUDA's
+    ...), which have no module of their own."""
+    try:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return []
+    fields = (line.split(maxsplit=5) for line in lines)  # address perms offset dev inode path
+    paths = {f[5] for f in fields if len(f) == 6}
+    return sorted(p for p in paths if p.startswith(os.sep) and not p.endswith(" (deleted)"))
+
+
+def _settings_files() -> list[str]:
+    """Settings that a preloaded library read when imported: matplotlib's matplotlibrc."""
+    matplotlib = sys.modules.get("matplotlib")
+    try:
+        return [os.path.realpath(matplotlib.matplotlib_fname())] if matplotlib else []
+    except Exception:  # its own lookup failing changes nothing here
+        return []
 
 
 def _in_packages(path: str) -> bool:

@@ -1,17 +1,21 @@
 """Where a warm server lives, and whether a job may use one. Torch-free: job scripts import it.
 
-One server per user, project folder and Python setup (interpreter, the environment variables
-read at import time, the preloaded libraries): its socket, state file and log lie in a folder
-only the user can enter (dltemplate.warm.private), named by a hash of those. Jobs under a
-cluster executor run cold unless the workflow config says `warm_jobs: everywhere`.
+One server per user, host, project folder and Python setup (interpreter and environment,
+environment variables, CPUs, control group and limits, the preloaded libraries): its socket,
+state file and log lie in a folder only the user can enter (dltemplate.warm.private), named by
+a hash of those. Jobs under a cluster executor run cold unless the workflow config says
+`warm_jobs: everywhere`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import resource
+import socket
+import stat
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,29 +45,35 @@ IMPORT_SAFE = (
     "snakemake",
     "dltemplate",
 )
-# Environment variables that the interpreter or the preloaded libraries read when they start
-# or import (threads, BLAS kernels, backends, config folders, locale, hash seed): a job whose
-# values differ runs on a server started with its own. Runtime reads need nothing: a job's
-# process has the job's environment (and forgets the server's temporary folder, child.py).
-IMPORT_TIME_NAMES = frozenset(
+# A server is for jobs whose environment is its own: every variable counts (the interpreter,
+# the libraries and their imports read some when they start: threads, BLAS kernels, backends,
+# temporary and config folders, locale, hash seed, ranks ...), but for these, which only a
+# terminal, a login session or the template itself sets, and which no import reads.
+SESSION_ONLY_NAMES = frozenset(
     (
-        *("HOME", "LANG", "LANGUAGE", "TZ", "LD_PRELOAD", "LD_LIBRARY_PATH"),
-        *("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"),
+        *("_", "OLDPWD", "PWD", "SHLVL", "TERM", "COLUMNS", "LINES", "COLORTERM", "LS_COLORS"),
+        *("TMUX", "TMUX_PANE", "STY", "WINDOW", "WINDOWID", "DISPLAY", "XAUTHORITY"),
+        *("SSH_CLIENT", "SSH_CONNECTION", "SSH_TTY", "SSH_AUTH_SOCK", "GPG_TTY", "MAIL"),
+        *("DBUS_SESSION_BUS_ADDRESS", "HISTFILE", "HISTSIZE", "HISTCONTROL", "PS1", "PS2"),
+        *("PROMPT_COMMAND", "EDITOR", "VISUAL", "PAGER", "LESS", "LESSOPEN", "LESSCLOSE"),
+        "CUDA_VISIBLE_DEVICES",  # set by the job itself (dltemplate.jobs.gpu_slots), at run time
+        "PYTEST_CURRENT_TEST",  # pytest's, for each test (the template's suite runs jobs warm)
     )
 )
-IMPORT_TIME_PREFIXES = (
-    *("PYTHON", "LC_", "OMP_", "KMP_", "MKL_", "OPENBLAS", "GOTO", "BLIS", "VECLIB", "NUMEXPR"),
-    *("NPY_", "NUMPY", "SCIPY", "SKLEARN", "PANDAS", "MPL", "MATPLOTLIB"),
-    *("TORCH", "PYTORCH", "CUDA", "CUBLAS", "CUDNN", "NVIDIA", "PL_", "LIGHTNING"),
+SESSION_ONLY_PREFIXES = (
+    *("DLT_", "XDG_SESSION_", "XDG_SEAT", "XDG_VTNR", "VSCODE_", "TERM_", "KONSOLE_"),
+    "SLURM_",  # per job step; SLURM_JOB_ID, the allocation, counts (below)
 )
+ALLOCATION = "SLURM_JOB_ID"
 # Snakemake sets these to a job's thread count (so jobs of 1 and of 8 threads get two servers:
 # OpenBLAS and OpenMP size their pools when they load).
 JOB_THREAD_VARIABLES = (
     *("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS"),
     *("VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"),
 )
-# Read when a job claims its GPUs, in the job's own process (dltemplate.jobs.gpu_slots).
-PER_JOB_NAMES = frozenset(("CUDA_VISIBLE_DEVICES",))
+# Snakemake sets these to its `tmpdir` resource (by default the system's temporary folder).
+JOB_TEMP_VARIABLES = ("TMPDIR", "TEMP", "TMP", "TEMPDIR")
+_LIMITS = ("RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CPU", "RLIMIT_NOFILE")
 
 
 @dataclass(frozen=True)
@@ -101,23 +111,63 @@ class Place:
 
 
 def state_folder(environ: Mapping[str, str] = os.environ) -> Path:
-    """DLT_WARM_DIR, else the user's runtime folder (XDG_RUNTIME_DIR, private by design), else
-    a folder of the user's in the temporary folder (refused if someone else made it first)."""
+    """DLT_WARM_DIR, else the user's runtime folder (XDG_RUNTIME_DIR, when it is the user's),
+    else a folder in the user's cache folder (never a shared folder: another user could make
+    it first, and the user could not remove theirs)."""
     if environ.get(DIR_ENV):
         return Path(environ[DIR_ENV])
     runtime = environ.get("XDG_RUNTIME_DIR", "")
-    if os.path.isabs(runtime) and os.path.isdir(runtime):
+    if os.path.isabs(runtime) and _is_mine(runtime):
         return Path(runtime) / "dltemplate-warm"
-    return Path(tempfile.gettempdir()) / f"dltemplate-warm-{os.getuid()}"
+    home = environ.get("HOME") or os.path.expanduser("~")
+    cache = environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
+    return Path(cache) / "dltemplate-warm"
 
 
-def import_time_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The variables of `environ` that the server's imports may have read."""
+def _is_mine(folder: str) -> bool:
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+
+
+def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of `environ` that make a server (all but SESSION_ONLY_*)."""
     return {
         name: value
         for name, value in sorted(environ.items())
-        if name not in PER_JOB_NAMES
-        and (name in IMPORT_TIME_NAMES or name.startswith(IMPORT_TIME_PREFIXES))
+        if name == ALLOCATION
+        or not (name in SESSION_ONLY_NAMES or name.startswith(SESSION_ONLY_PREFIXES))
+    }
+
+
+def process_context() -> list[str]:
+    """What a job's process inherits besides its environment and a child of the server would
+    inherit from the server instead: the host, the Python environment, the CPUs it may use,
+    its control group, niceness and resource limits."""
+    context = [
+        f"host={socket.gethostname()}",
+        f"executable={os.path.realpath(sys.executable)}",  # python and python3 are one
+        f"prefix={sys.prefix}",  # two virtual environments of one Python are two
+        f"cpus={sorted(os.sched_getaffinity(0))}",
+        f"nice={os.nice(0)}",
+    ]
+    with contextlib.suppress(OSError):
+        context.append(f"cgroup={Path('/proc/self/cgroup').read_text()}")
+    for name in _LIMITS:
+        context.append(f"{name}={resource.getrlimit(getattr(resource, name))}")
+    return context
+
+
+def snakemake_job_environment(environ: Mapping[str, str], threads: int = 1) -> dict[str, str]:
+    """`environ` as Snakemake hands it to a local job of `threads` threads (for a server that
+    such jobs must find, started by hand: the bench's, the tests')."""
+    temp = environ.get("TMPDIR") or environ.get("TEMP") or environ.get("TMP") or "/tmp"
+    return {
+        **environ,
+        **dict.fromkeys(JOB_THREAD_VARIABLES, str(threads)),
+        **dict.fromkeys(JOB_TEMP_VARIABLES, temp),
     }
 
 
@@ -131,10 +181,10 @@ def place_for(
     environ: Mapping[str, str] = os.environ,
     config: Mapping[str, Any] | None = None,
 ) -> Place:
-    """The server of project folder `project` for this interpreter, environment and workflow
-    config (its `warm_preload`)."""
-    setup = [str(Path(project).resolve()), os.path.realpath(sys.executable)]
-    setup += [f"{name}={value}" for name, value in import_time_environment(environ).items()]
+    """The server of project folder `project` for this process (process_context), its
+    environment (server_environment) and workflow config (its `warm_preload`)."""
+    setup = [str(Path(project).resolve()), *process_context()]
+    setup += [f"{name}={value}" for name, value in server_environment(environ).items()]
     setup += [f"preload={name}" for name in preloaded(config or {})]
     key = hashlib.sha256("\0".join(setup).encode()).hexdigest()[:16]
     return Place(state_folder(environ), key)

@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import one_line
+from dltemplate.jobs.logs import configure_logging
 from dltemplate.warm import child, place, private, wire
 from dltemplate.warm.fingerprint import Fingerprint
 
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"  # the server's own, never a job's
 # What a server imports before it takes jobs: modules of import-safe libraries (place.py) that
 # every job imports; it learns the others jobs import from those libraries (their data's and
 # model's) as they come.
@@ -76,6 +78,31 @@ def is_safe(module: str, safe: tuple[str, ...]) -> bool:
     return module.partition(".")[0] in safe or module in safe
 
 
+def imports_added(initial: dict[str, str]) -> dict[str, str]:
+    """The environment variables that the server's imports set (torch's compile caches, say),
+    which a cold job's imports would set in its own environment too."""
+    ours = (place.START_LOCK_FD_ENV, NVML_CHECK)
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if initial.get(name) != value and name not in ours
+    }
+
+
+def _send_pid(conn: socket.socket, pid: int) -> None:
+    """The job's pid, and a pidfd of it where Linux has them (signals then never reach another
+    process that got the pid after the job's process was reaped)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        wire.send(conn, {"pid": pid})
+        return
+    try:
+        wire.send(conn, {"pid": pid}, fds=[pidfd])
+    finally:
+        os.close(pidfd)
+
+
 class Server:
     def __init__(
         self, project: Path, where: place.Place, idle: float, safe: tuple[str, ...]
@@ -93,8 +120,11 @@ class Server:
         self.inode = -1
 
     def run(self) -> None:
+        initial = self.initial = dict(os.environ)
+        configure_logging()  # as a cold job's log does before its imports (Lightning's loggers)
         preload(self.safe)
         self.loaded = Fingerprint(self.project)
+        self.added = imports_added(initial)
         self._listen()
         lock = os.environ.pop(place.START_LOCK_FD_ENV, None)
         if lock:  # the next job may start a server again (when this one stops)
@@ -108,7 +138,7 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._stop_on_signal)
         self.wake = (wake_r, wake_w)
-        selector = selectors.DefaultSelector()
+        selector = self.selector = selectors.DefaultSelector()
         selector.register(self.listener, selectors.EVENT_READ)
         selector.register(wake_r, selectors.EVENT_READ)
         last_job = time.monotonic()
@@ -140,8 +170,11 @@ class Server:
         staging = f"{self.where.socket}.{os.getpid()}"
         private.remove(self.folder, staging)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(private.address(self.folder, staging))
-        os.chmod(staging, 0o600, dir_fd=self.folder, follow_symlinks=False)
+        umask = os.umask(0o177)  # the socket file is 600 (in a 700 folder)
+        try:
+            listener.bind(private.address(self.folder, staging))
+        finally:
+            os.umask(umask)
         listener.listen(64)
         # over a stale socket file, atomically
         os.replace(staging, self.where.socket, src_dir_fd=self.folder, dst_dir_fd=self.folder)
@@ -234,13 +267,15 @@ class Server:
         if pid == 0:
             others = [c.fileno() for c, _ in self.children.values()]
             assert self.listener is not None
+            ours = [self.listener.fileno(), *self.wake, self.selector.fileno(), self.folder]
             child.run_job(
                 message,
                 conn,
                 fds,
                 server_pid=os.getppid(),
-                close=[self.listener.fileno(), *self.wake, *others],
-                learned=(self.folder, self.where.learned(os.getpid())),
+                close=[*ours, *others],
+                learned=(self.where.folder, self.where.learned(os.getpid())),
+                added=self.added,
             )  # does not return
         for fd in fds:
             os.close(fd)
@@ -250,7 +285,7 @@ class Server:
         self.children[pid] = (conn, job)
         say(f"job {self.served}: {job['step']} for {job['log']} runs in process {pid}")
         with contextlib.suppress(OSError):  # the script is gone: the child notices and ends
-            wire.send(conn, {"pid": pid})
+            _send_pid(conn, pid)
 
     def _learn(self, pid: int) -> None:
         """Import the modules of import-safe libraries that job `pid` imported (its data's and
@@ -269,6 +304,7 @@ class Server:
                 if name not in sys.modules:
                     _import(name)
             self.loaded.add_new_modules()  # their files are checked before each fork too
+            self.added = imports_added(self.initial)
             took = time.monotonic() - started
             say(f"learned {len(names)} modules from process {pid} in {took:.1f} s")
 
@@ -304,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(project)
     # An import that asks whether CUDA is there (torch.cuda.device_count) would start the CUDA
     # driver, and a forked child could not use CUDA then; NVML answers without starting it.
-    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
+    os.environ[NVML_CHECK] = "1"
     where = place.Place(Path(folder), key)
     Server(Path(project), where, place.idle_seconds(), tuple(safe)).run()
 
