@@ -6,12 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.forked_fits import Forks
+from tests.forks import Forks
 
 REPO = Path(__file__).resolve().parents[1]
 # Jobs run cold in the tests unless their project asks for warm starts (`make_project(...,
@@ -60,7 +61,7 @@ class Project:
         # Warm projects hand their jobs to a warm job server (docs/warm-jobs.md), started by
         # their first job; the suite's servers keep their files under the session's warm_dir.
         self.env = {"DLT_WARM": "1"} if warm else {}
-        self.forks: Forks | None = None  # set by tests that fit in forks (tests/forked_fits.py)
+        self.forks: Forks | None = None  # set by tests that fit in forks (tests/forks.py)
 
     def write(self, relative: str, text: str) -> Path:
         path = self.root / relative
@@ -89,14 +90,11 @@ class Project:
     def main(
         self, *args: str, check: bool = True, timeout: int = 600
     ) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [str(BIN / "python"), str(self.root / "main.py"), *args],
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **self.env},
-        )
+        # In a fork of a process that imported torch and Lightning (tests/forks.py): a command
+        # that builds a config or loads a checkpoint skips seconds of imports. `timeout` is
+        # pytest-timeout's now (a hung command fails its test at the suite's limit).
+        env = {**os.environ, **self.env}
+        result = main_forks().call(list(args), self.root, env, script=str(self.root / "main.py"))
         if check and result.returncode != 0:
             raise AssertionError(
                 f"main.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
@@ -170,6 +168,16 @@ def make_project(root: Path, registry: str = TINY_REGISTRY, warm: bool = False) 
     return project
 
 
+_MAIN_FORKS: list[Forks] = []
+
+
+def main_forks() -> Forks:
+    """The fork parent that runs `Project.main` (started on first use; one per xdist worker)."""
+    if not _MAIN_FORKS:
+        _MAIN_FORKS.append(Forks(Path(tempfile.mkdtemp(prefix="dlt-main-forks-"))))
+    return _MAIN_FORKS[0]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def warm_dir(tmp_path_factory: pytest.TempPathFactory):
     """The warm servers of this session (one per warm project) keep their sockets, state and
@@ -182,11 +190,14 @@ def warm_dir(tmp_path_factory: pytest.TempPathFactory):
     yield folder
     for socket in folder.glob("*.sock"):
         socket.unlink(missing_ok=True)
+    for parent in _MAIN_FORKS:
+        parent.close()
+        shutil.rmtree(parent.scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def forks(tmp_path_factory: pytest.TempPathFactory):
-    """Fits in forks of one process that imported torch and Lightning (tests/forked_fits.py)."""
+    """Fits in forks of one process that imported torch and Lightning (tests/forks.py)."""
     parent = Forks(tmp_path_factory.mktemp("forks"))
     yield parent
     parent.close()

@@ -141,7 +141,7 @@ TARGETS = [
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Project:
-    project = make_project(tmp_path_factory.mktemp("export") / "proj", REGISTRY)
+    project = make_project(tmp_path_factory.mktemp("export") / "proj", REGISTRY, warm=True)
     project.write("configs/gated.py", GATED)
     project.write("configs/drifting.py", DRIFTING)
     project.snakemake("-j2", *TARGETS)
@@ -302,6 +302,7 @@ def test_export_best_is_part_of_the_default_target(project: Project) -> None:
     best_export.done and the experiment's best run is never exported by `snakemake`."""
     project.write("configs/projects/tiny.yaml", REGISTRY)
     project.write("configs/gated.py", GATED)
+    project.write("configs/drifting.py", DRIFTING)
     dry = project.snakemake("-n").stdout
     assert "results/tiny/exp/best_export.done" in dry
     assert "results/tiny/reg/best_export.done" not in dry  # reg does not ask for it

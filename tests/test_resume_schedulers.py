@@ -1,7 +1,7 @@
 """Layer 3: exact resume for every kind of LR scheduler Lightning steps, after SIGTERM and SIGKILL.
 
 Each fit runs the fit job's own function (`fit_run`) in a fresh process, as a job would (forked
-after the imports, as a warm job is: tests/forked_fits.py). A test
+after the imports, as a warm job is: tests/forks.py). A test
 callback in the config (tests/fit_hooks.py) signals its own process at a chosen batch, so the
 interruption lands at the same place under any load. Each case interrupts an epoch at whose end the scheduler changes
 the lr in the uninterrupted reference:
