@@ -204,8 +204,9 @@ def forks(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return make_project(tmp_path / "proj")
+def project(tmp_path: Path, request: pytest.FixtureRequest) -> Project:
+    """A scratch project; warm (its jobs start warm) for a test marked `warm`."""
+    return make_project(tmp_path / "proj", warm=request.node.get_closest_marker("warm") is not None)
 
 
 SMALL = (

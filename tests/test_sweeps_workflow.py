@@ -67,6 +67,7 @@ def test_init_from_makes_the_parents_fit_a_dependency(project: Project) -> None:
     assert "input: results/tiny/exp/pre/fit.done" in child
 
 
+@pytest.mark.warm
 @pytest.mark.slow
 def test_sweep_of_four_runs_in_parallel_summarises_their_records(project: Project) -> None:
     project.write("configs/projects/tiny.yaml", SWEEP)
@@ -149,6 +150,7 @@ def start_and_interrupt_after_first_finished_job(project: Project, *args: str) -
     return "".join(lines)
 
 
+@pytest.mark.warm
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # a sweep run three times
 def test_interrupted_sweep_resumes_keeps_going_past_a_failure_and_trains_added_points(
