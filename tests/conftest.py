@@ -15,6 +15,21 @@ import pytest
 from tests.forks import Forks
 
 REPO = Path(__file__).resolve().parents[1]
+# The engine's tests run on their own project (tests/fixture_project/: a frozen copy of the
+# example's configs, model and dataset packages), so that a user who deletes the example keeps
+# a green suite. Its packages (models, dataset_classes) come after the repo's on the path, here
+# and in every process the tests start: while the example is there, its tests import its own.
+FIXTURE = REPO / "tests" / "fixture_project"
+sys.path.append(str(FIXTURE))
+_PATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [*_PATH, *([] if str(FIXTURE) in _PATH else [str(FIXTURE)])]
+)
+WORKFLOW_SETTINGS = "configs/workflow.yaml"
+# The example project (configs/*.py, models/, dataset_classes/, its registry): tests marked
+# `examples` check it, and skip when a user has deleted it.
+EXAMPLES = (FIXTURE / "configs/digits_mlp.py", REPO / "models", REPO / "dataset_classes")
+HAS_EXAMPLES = all(path.exists() for path in EXAMPLES)
 # Jobs run cold in the tests unless their project asks for warm starts (`make_project(...,
 # warm=True)`: a project that runs many jobs, where one server holding torch and Lightning pays
 # for itself); tests/test_warm_jobs.py turns warm starts on for its own jobs. DLT_WARM=1 runs
@@ -35,6 +50,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     it once; the SLURM tests share one worker too (the cluster has 2 CPUs). Every other test goes
     to whichever worker is free. The slow tests start first, so no long one is left for last."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    if not HAS_EXAMPLES:
+        skip = pytest.mark.skip(
+            reason="the example project was deleted (configs/*.py, models/ ...)"
+        )
+        for item in items:
+            if item.get_closest_marker("examples"):
+                item.add_marker(skip)
     if not config.pluginmanager.hasplugin("xdist"):
         return
     for item in items:
@@ -160,9 +182,13 @@ def make_project(root: Path, registry: str = TINY_REGISTRY, warm: bool = False) 
             shutil.copytree(source, root / name)
         else:
             shutil.copy2(source, root / name)
+    # The fixture project's configs (the engine's tests never need the example project), and
+    # the engine's workflow settings.
     shutil.copytree(
-        REPO / "configs", root / "configs", ignore=shutil.ignore_patterns("projects", "__pycache__")
+        FIXTURE / "configs", root / "configs", ignore=shutil.ignore_patterns("__pycache__")
     )
+    if (REPO / WORKFLOW_SETTINGS).is_file():
+        shutil.copy2(REPO / WORKFLOW_SETTINGS, root / WORKFLOW_SETTINGS)
     project = Project(root, warm=warm)
     project.write("configs/projects/tiny.yaml", registry)
     return project

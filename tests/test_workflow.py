@@ -14,7 +14,7 @@ from dltemplate.layout import JOB_TYPES
 from tests.conftest import BIN, REPO, Project
 
 
-def test_parsing_the_workflow_never_imports_torch() -> None:
+def test_parsing_the_workflow_never_imports_torch(project: Project) -> None:
     code = (
         "import sys, runpy\n"
         "from snakemake.api import SnakemakeApi\n"
@@ -22,9 +22,10 @@ def test_parsing_the_workflow_never_imports_torch() -> None:
         "registry.load_registry('configs/projects')\n"
         "assert 'torch' not in sys.modules and 'lightning' not in sys.modules, 'heavy import'\n"
     )
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-c", code], cwd=project.root, check=True)
 
 
+@pytest.mark.examples
 def test_dry_run_of_the_example_lists_fit_test_predict() -> None:
     result = subprocess.run(
         [
