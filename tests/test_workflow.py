@@ -45,9 +45,13 @@ def test_dry_run_of_the_example_lists_fit_test_predict() -> None:
         assert f"rule {rule}:" in result.stdout
 
 
-def test_lint_is_clean() -> None:
+def test_lint_is_clean(project: Project) -> None:
+    """The workflow's files, as the repository holds them, in a scratch project."""
     result = subprocess.run(
-        [str(BIN / "snakemake"), "--lint", "--cores", "1"], cwd=REPO, capture_output=True, text=True
+        [str(BIN / "snakemake"), "--lint", "--cores", "1"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations" in result.stdout + result.stderr
