@@ -48,8 +48,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) tests that share a module or
     session fixture of ours (a trained run, a finished workflow) run on one worker, which builds
     it once; the SLURM tests share one worker too (the cluster has 2 CPUs). Every other test goes
-    to whichever worker is free. The slow tests start first, so no long one is left for last."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    to whichever worker is free. Modules with slow tests start first, so no long one is left
+    for last."""
+    # By module, in their order: a module's tests may build on each other's changes to its
+    # shared fixture (tests/test_reruns.py).
+    slow = {item.module for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module not in slow)
     if not HAS_EXAMPLES:
         skip = pytest.mark.skip(
             reason="the example project was deleted (configs/*.py, models/ ...)"

@@ -150,7 +150,6 @@ def start_and_interrupt_after_first_finished_job(project: Project, *args: str) -
     return "".join(lines)
 
 
-@pytest.mark.warm
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # a sweep run three times
 def test_interrupted_sweep_resumes_keeps_going_past_a_failure_and_trains_added_points(
