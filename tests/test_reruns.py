@@ -56,7 +56,7 @@ B = "results/tiny/exp/b"
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """Runs a (fit, test, predict) and b (fit), both finished."""
-    project = make_project(tmp_path_factory.mktemp("reruns") / "proj", registry(), warm=True)
+    project = make_project(tmp_path_factory.mktemp("reruns") / "proj", registry())
     for name in ("a_mlp", "b_mlp"):
         shutil.copy(project.path("configs/digits_mlp.py"), project.path(f"configs/{name}.py"))
     targets = (f"{A}/test.done", f"{A}/predict.done", f"{B}/fit.done")
