@@ -37,11 +37,14 @@ report: setup  ## build every run and its plots, then report.html (open it in a 
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --report report.html
 
-test: setup  ## run the whole test suite (the slow workflow tests included)
-	$(BIN)/pytest
+# pytest-xdist workers (tests sharing a trained fixture stay on one: tests/conftest.py), and
+# the 20 slowest tests printed at the end (docs/development.md has the time budget).
+PYTEST_ARGS ?= -n $(CORES) --dist loadgroup --durations=20
+test: setup  ## run the whole test suite (the slow workflow tests included; budget 10 min)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: setup  ## run the tests that take seconds (no full workflow runs)
-	$(BIN)/pytest -m "not slow"
+test-fast: setup  ## run the tests that take seconds (no full workflow runs; budget 2 min)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: setup  ## ruff, snakefmt and snakemake --lint
 	$(BIN)/ruff check .

@@ -4,7 +4,9 @@ launcher does: a plain LightningModule (AdamW, plateau schedule, cross-entropy, 
 a plain LightningDataModule, Lightning's own checkpointing and CSV logger. The model is the
 example's MLP class. Prints one JSON line: the seconds spent importing and in all 12 runs.
 
-    python -m bench.plain_sweep OUT_FOLDER
+    python -m bench.plain_sweep OUT_FOLDER [EPOCHS]
+
+EPOCHS (default 5) is 1 in `bench.warm_jobs --quick`, which checks the code, not the figures.
 """
 
 from __future__ import annotations
@@ -90,12 +92,12 @@ class Digits(L.LightningDataModule):
         return DataLoader(self.test, batch_size=self.batch_size)
 
 
-def main(out: str) -> None:
+def main(out: str, epochs: int = 5) -> None:
     torch.set_num_threads(1)
     for lr, batch_size, seed in GRID:
         L.seed_everything(seed, verbose=False)
         trainer = L.Trainer(
-            max_epochs=5,
+            max_epochs=epochs,
             default_root_dir=f"{out}/lr{lr}-bs{batch_size}-s{seed}",
             logger=L.pytorch.loggers.CSVLogger(f"{out}/lr{lr}-bs{batch_size}-s{seed}"),
             callbacks=[L.pytorch.callbacks.ModelCheckpoint(monitor="val/loss", save_last=True)],
@@ -111,4 +113,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], *map(int, sys.argv[2:3]))

@@ -160,11 +160,13 @@ def sweep(result: Result, reps: int, scratch: Path, quick: bool) -> dict[str, li
         "description": "lr_sweep",
         "experiments": {"lr_sweep": example["experiments"]["lr_sweep"]},
     }
+    epochs = 1 if quick else 5  # --quick checks the code: 1 epoch a run
+    project["experiments"]["lr_sweep"]["sweep"]["overrides"]["trainer.max_epochs"] = epochs
     workflow = copy_workflow(scratch / "sweep", {"digits": yaml.safe_dump(project)})
     state = scratch / "sweep-state"
     variants: dict[str, tuple[list[str], str]] = {
         PLAIN: (
-            [PYTHON, "-m", "bench.plain_sweep", str(scratch / "plain")],
+            [PYTHON, "-m", "bench.plain_sweep", str(scratch / "plain"), str(epochs)],
             "plain",
         ),
         "snakemake -j2, warm": ([SNAKEMAKE, "-j2", SWEEP], "warm"),
@@ -198,8 +200,8 @@ def sweep(result: Result, reps: int, scratch: Path, quick: bool) -> dict[str, li
         ratio = stats([t / p for t, p in zip(times[name], plain, strict=True)])
         rows.append([name, fmt(stats(times[name])), fmt(ratio, "", 3)])
     result.table(
-        f"The digits lr_sweep (12 runs, fit 5 epochs + test; 25 jobs); median (min-max) over "
-        f"{reps} repetitions, the ratio paired per repetition",
+        f"The digits lr_sweep (12 runs, fit {epochs} epochs + test; 25 jobs); median (min-max) "
+        f"over {reps} repetitions, the ratio paired per repetition",
         ["command", "wall time", "relative to the plain one-process loop"],
         rows,
     )

@@ -6,26 +6,88 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.forks import Forks
+
 REPO = Path(__file__).resolve().parents[1]
-# Jobs run cold in the tests (each scratch project would start its own warm server, a process
-# holding torch and Lightning); tests/test_warm_jobs.py turns warm starts on for its own jobs.
-# DLT_WARM=1 runs the whole suite warm.
+# The engine's tests run on their own project (tests/fixture_project/: a frozen copy of the
+# example's configs, model and dataset packages), so that a user who deletes the example keeps
+# a green suite. Its packages (models, dataset_classes) come after the repo's on the path, here
+# and in every process the tests start: while the example is there, its tests import its own.
+FIXTURE = REPO / "tests" / "fixture_project"
+sys.path.append(str(FIXTURE))
+_PATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [*_PATH, *([] if str(FIXTURE) in _PATH else [str(FIXTURE)])]
+)
+WORKFLOW_SETTINGS = "configs/workflow.yaml"
+# The example project (configs/*.py, models/, dataset_classes/, its registry): tests marked
+# `examples` check it, and skip when a user has deleted it.
+EXAMPLES = (FIXTURE / "configs/digits_mlp.py", REPO / "models", REPO / "dataset_classes")
+HAS_EXAMPLES = all(path.exists() for path in EXAMPLES)
+# Jobs run cold in the tests unless their project asks for warm starts (`make_project(...,
+# warm=True)`: a project that runs many jobs, where one server holding torch and Lightning pays
+# for itself); tests/test_warm_jobs.py turns warm starts on for its own jobs. DLT_WARM=1 runs
+# the whole suite warm.
 os.environ.setdefault("DLT_WARM", "0")
 BIN = Path(sys.executable).parent
 # The plots that a run's record job draws (rules/records.smk), under the run's plots/.
 RUN_PLOTS = ("learning_curves.png", "epochs.html", "confusion_matrix.png", "regression.png")
 
 
+# Session fixtures that are cheap to build on each worker: they group no tests.
+UNSHARED = ("warm_dir", "forks")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) tests that share a module or
+    session fixture of ours (a trained run, a finished workflow) run on one worker, which builds
+    it once; the SLURM tests share one worker too (the cluster has 2 CPUs). Every other test goes
+    to whichever worker is free. Modules with slow tests start first, so no long one is left
+    for last."""
+    # By module, in their order: a module's tests may build on each other's changes to its
+    # shared fixture (tests/test_reruns.py).
+    slow = {item.module for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module not in slow)
+    if not HAS_EXAMPLES:
+        skip = pytest.mark.skip(
+            reason="the example project was deleted (configs/*.py, models/ ...)"
+        )
+        for item in items:
+            if item.get_closest_marker("examples"):
+                item.add_marker(skip)
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        if item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        shared = {
+            (defs[-1].scope, name if defs[-1].scope == "session" else defs[-1].baseid)
+            for name, defs in (info.name2fixturedefs.items() if info else ())
+            if defs and defs[-1].baseid and defs[-1].scope != "function" and name not in UNSHARED
+        }
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(max(shared)[1]))  # a session one first
+
+
 class Project:
     """A scratch project folder: the repo's workflow and configs, its own registry and results."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, warm: bool = False) -> None:
         self.root = root
+        # Warm projects hand their jobs to a warm job server (docs/warm-jobs.md), started by
+        # their first job; the suite's servers keep their files under the session's warm_dir.
+        self.env = {"DLT_WARM": "1"} if warm else {}
+        self.forks: Forks | None = None  # set by tests that fit in forks (tests/forks.py)
 
     def write(self, relative: str, text: str) -> Path:
         path = self.root / relative
@@ -43,7 +105,7 @@ class Project:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env, **(env or {})},
         )
         if check and result.returncode != 0:
             raise AssertionError(
@@ -54,13 +116,11 @@ class Project:
     def main(
         self, *args: str, check: bool = True, timeout: int = 600
     ) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [str(BIN / "python"), str(self.root / "main.py"), *args],
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        # In a fork of a process that imported torch and Lightning (tests/forks.py): a command
+        # that builds a config or loads a checkpoint skips seconds of imports. `timeout` is
+        # pytest-timeout's now (a hung command fails its test at the suite's limit).
+        env = {**os.environ, **self.env}
+        result = main_forks().call(list(args), self.root, env, script=str(self.root / "main.py"))
         if check and result.returncode != 0:
             raise AssertionError(
                 f"main.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
@@ -116,8 +176,9 @@ experiments:
 """
 
 
-def make_project(root: Path, registry: str = TINY_REGISTRY) -> Project:
-    """Copy the workflow and configs into `root`; the registry holds only project `tiny`."""
+def make_project(root: Path, registry: str = TINY_REGISTRY, warm: bool = False) -> Project:
+    """Copy the workflow and configs into `root`; the registry holds only project `tiny`.
+    `warm`: its jobs start warm (a project that runs more than a few jobs)."""
     root.mkdir(parents=True)
     for name in ("Snakefile", "rules", "scripts", "profiles", "envs", "report", "main.py"):
         source = REPO / name
@@ -125,17 +186,57 @@ def make_project(root: Path, registry: str = TINY_REGISTRY) -> Project:
             shutil.copytree(source, root / name)
         else:
             shutil.copy2(source, root / name)
+    # The fixture project's configs (the engine's tests never need the example project), and
+    # the engine's workflow settings.
     shutil.copytree(
-        REPO / "configs", root / "configs", ignore=shutil.ignore_patterns("projects", "__pycache__")
+        FIXTURE / "configs", root / "configs", ignore=shutil.ignore_patterns("__pycache__")
     )
-    project = Project(root)
+    if (REPO / WORKFLOW_SETTINGS).is_file():
+        shutil.copy2(REPO / WORKFLOW_SETTINGS, root / WORKFLOW_SETTINGS)
+    project = Project(root, warm=warm)
     project.write("configs/projects/tiny.yaml", registry)
     return project
 
 
+_MAIN_FORKS: list[Forks] = []
+
+
+def main_forks() -> Forks:
+    """The fork parent that runs `Project.main` (started on first use; one per xdist worker)."""
+    if not _MAIN_FORKS:
+        _MAIN_FORKS.append(Forks(Path(tempfile.mkdtemp(prefix="dlt-main-forks-"))))
+    return _MAIN_FORKS[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_dir(tmp_path_factory: pytest.TempPathFactory):
+    """The warm servers of this session (one per warm project) keep their sockets, state and
+    logs in a folder of the session's temporary folder, which the first server creates (private
+    to the user, as a server requires). At the end their socket files are removed, and each
+    server stops on seeing its socket gone."""
+    folder = tmp_path_factory.getbasetemp() / "warm"
+    os.environ["DLT_WARM_DIR"] = str(folder)
+    os.environ.setdefault("DLT_WARM_IDLE", "120")  # a server outlives its project's tests briefly
+    yield folder
+    for socket in folder.glob("*.sock"):
+        socket.unlink(missing_ok=True)
+    for parent in _MAIN_FORKS:
+        parent.close()
+        shutil.rmtree(parent.scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def forks(tmp_path_factory: pytest.TempPathFactory):
+    """Fits in forks of one process that imported torch and Lightning (tests/forks.py)."""
+    parent = Forks(tmp_path_factory.mktemp("forks"))
+    yield parent
+    parent.close()
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return make_project(tmp_path / "proj")
+def project(tmp_path: Path, request: pytest.FixtureRequest) -> Project:
+    """A scratch project; warm (its jobs start warm) for a test marked `warm`."""
+    return make_project(tmp_path / "proj", warm=request.node.get_closest_marker("warm") is not None)
 
 
 SMALL = (
@@ -167,7 +268,9 @@ def finished_runs(tmp_path_factory: pytest.TempPathFactory) -> Project:
     uncommitted edit of configs/digits_mlp.py; then that edit and a change of the model getter's
     file are committed, and b runs on the clean tree, with another hidden_dim and seed 7.
     Shared by the environment, diff and reproduce tests: read a and b, never change them."""
-    project = make_project(tmp_path_factory.mktemp("finished") / "proj", FINISHED_REGISTRY)
+    project = make_project(
+        tmp_path_factory.mktemp("finished") / "proj", FINISHED_REGISTRY, warm=True
+    )
     project.write(".gitignore", "results/\n.snakemake/\n__pycache__/\n")
     git(project.root, "init", "-q")
     git(project.root, "add", "-A")

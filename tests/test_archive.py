@@ -16,7 +16,7 @@ from dltemplate.config.archive import ARCHIVE_NAMES, archive_config, collect, re
 from dltemplate.config.build import build_run
 from dltemplate.config.loader import load_config_module
 from dltemplate.errors import ConfigError, UserError
-from tests.conftest import REPO
+from tests.conftest import FIXTURE, REPO
 
 CONFIG = """\
 from dltemplate import RootConfig
@@ -101,7 +101,7 @@ def test_collect_follows_imports_to_local_code_only(toy: Path) -> None:
         "toynets",
         "toynets.layers",
     }
-    example = collect(REPO / "configs/digits_mlp.py").modules
+    example = collect(FIXTURE / "configs/digits_mlp.py").modules
     assert {"models.mlp", "wrappers.task_wrappers", "dataset_classes.digits"} <= set(example)
     assert "configs.components.models.small_cnn" not in example  # not imported by digits_mlp
     assert not any(n.split(".")[0] in ("dltemplate", "torch", "lightning") for n in example)
@@ -162,7 +162,7 @@ def test_archive_carries_the_runs_overrides_and_seed(toy: Path, tmp_path: Path) 
 
 
 def test_example_config_round_trip_and_loggers_hparams(tmp_path: Path) -> None:
-    config = REPO / "configs/digits_cnn.py"
+    config = FIXTURE / "configs/digits_cnn.py"
     original = build_run(config, seed=11)
     path = archive_config(config, tmp_path, "py")
     again = build_run(path, seed=11)
@@ -171,7 +171,9 @@ def test_example_config_round_trip_and_loggers_hparams(tmp_path: Path) -> None:
     assert type(again.task_wrapper.model).__module__ == "models.small_cnn"
     assert sys.modules["models.small_cnn"].__file__ == str(path)  # served from the archive
     build_run(config)
-    assert sys.modules["models.small_cnn"].__file__ == str(REPO / "models/small_cnn.py")
+    # the module of the package again (the example's while it is there, else the fixture's)
+    package = next(base for base in (REPO, FIXTURE) if (base / "models/small_cnn.py").is_file())
+    assert sys.modules["models.small_cnn"].__file__ == str(package / "models/small_cnn.py")
 
 
 def test_errors_in_an_archive_point_at_its_own_lines(toy: Path, tmp_path: Path) -> None:
@@ -206,7 +208,7 @@ def test_other_formats_of_an_earlier_fit_are_removed(toy: Path, tmp_path: Path) 
 
 def test_ordinary_config_is_not_an_archive(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not an archived config"):
-        read_archive(REPO / "configs/digits_mlp.py")
+        read_archive(FIXTURE / "configs/digits_mlp.py")
     with pytest.raises(ConfigError, match="does not exist"):
         load_config_module(tmp_path / "archived_config.zip")
     broken = tmp_path / "archived_config.zip"

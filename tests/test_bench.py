@@ -26,6 +26,9 @@ from bench import (
 )
 from bench.common import REPO, RESULTS
 
+# The example project's own tests: they skip when it was deleted.
+pytestmark = pytest.mark.examples
+
 
 @pytest.fixture(autouse=True)
 def scratch(tmp_path: Path, monkeypatch) -> Path:

@@ -13,7 +13,7 @@ import yaml
 from dltemplate.config.build import build_run
 from dltemplate.config.capture import Capture
 from dltemplate.config.values import to_record
-from tests.conftest import REPO
+from tests.conftest import FIXTURE
 
 
 def _walk(value):
@@ -27,7 +27,7 @@ def _walk(value):
 
 
 def test_example_config_records_literals_partials_and_defaults() -> None:
-    hparams = build_run(REPO / "configs/digits_cnn.py", seed=5).hparams
+    hparams = build_run(FIXTURE / "configs/digits_cnn.py", seed=5).hparams
     task = hparams["objects"]["task_wrapper"]
     assert task["_target_"] == "wrappers.task_wrappers.BasicTaskWrapper"
     # The model built by get_model, nested where it was passed, with its arguments.
@@ -64,7 +64,7 @@ def test_example_config_records_literals_partials_and_defaults() -> None:
 
 
 def test_hparams_are_plain_yaml() -> None:
-    hparams = build_run(REPO / "configs/digits_mlp.py", seed=1).hparams
+    hparams = build_run(FIXTURE / "configs/digits_mlp.py", seed=1).hparams
     for value in _walk(hparams):
         assert value is None or isinstance(value, bool | int | float | str | list | dict), value
     assert yaml.safe_load(yaml.safe_dump(hparams, sort_keys=False)) == hparams

@@ -17,6 +17,9 @@ from tests.conftest import REPO
 
 ROOT_CONFIGS = sorted(p for p in (REPO / "configs").glob("*.py") if ROOT_GETTER in p.read_text())
 
+# The example project's own tests: they skip when it was deleted.
+pytestmark = pytest.mark.examples
+
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write `array` (uint8) as an idx file, gzipped when the name ends in .gz."""

@@ -14,7 +14,7 @@ from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnv
 from lightning.pytorch.strategies import DDPStrategy
 
 from dltemplate.jobs.distributed import launched_per_device, single_process_launch
-from tests.conftest import REPO
+from tests.conftest import FIXTURE
 
 SLURM_STEP = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1", "SLURM_PROCID": "0"}
 
@@ -83,7 +83,7 @@ def run_fit(run_dir: Path, devices: int, launcher: list[str] | None = None) -> t
     """Fit in a fresh process, as a Snakemake job script does: (its numbers, its output)."""
     result = subprocess.run(
         [*(launcher or []), sys.executable, "-c", FIT, str(run_dir), str(devices)],
-        cwd=REPO,
+        cwd=FIXTURE,  # configs/digits_mlp.py
         capture_output=True,
         text=True,
         timeout=300,

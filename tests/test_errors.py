@@ -378,10 +378,10 @@ class Payload:
 def test_checkpoints_load_weights_only(tmp_path: Path) -> None:
     from dltemplate.config.build import build_run
     from dltemplate.jobs.checkpointing import CheckpointError, check_checkpoint
-    from tests.conftest import REPO
+    from tests.conftest import FIXTURE
 
     built = build_run(
-        REPO / "configs/digits_mlp.py", overrides={"task_wrapper.model.hidden_dim": 8}
+        FIXTURE / "configs/digits_mlp.py", overrides={"task_wrapper.model.hidden_dim": 8}
     )
     path = tmp_path / "last.ckpt"
     torch.save({"state_dict": built.task_wrapper.state_dict(), "extra": Payload()}, path)

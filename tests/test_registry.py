@@ -29,6 +29,7 @@ def write(tmp_path: Path, text: str, name: str = "proj.yaml") -> Path:
     return folder
 
 
+@pytest.mark.examples
 def test_repository_registry_loads() -> None:
     registry = load_registry(REPO / "configs/projects")
     assert {r.key for r in registry.runs()} >= {"digits/baseline/mlp", "digits/baseline/cnn"}

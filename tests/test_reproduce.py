@@ -14,7 +14,7 @@ import yaml
 
 from dltemplate.config.build import build_run
 from dltemplate.layout import RunLayout
-from tests.conftest import REPO, Project, make_project
+from tests.conftest import FIXTURE, Project, make_project
 
 NOISE_CONFIG = """\
 import random
@@ -106,7 +106,7 @@ def test_same_seed_same_test_metrics_other_seed_others(tmp_path: Path, torch_thr
     def fit_and_test(name: str, **extra) -> dict:
         run_dir = tmp_path / name
         overrides = {"trainer.max_epochs": 2, "task_wrapper.model.hidden_dim": 16, **extra}
-        job = {"run_dir": run_dir, "config_file": str(REPO / "configs/digits_mlp.py")}
+        job = {"run_dir": run_dir, "config_file": str(FIXTURE / "configs/digits_mlp.py")}
         fit = fit_run(
             **job, overrides=overrides, seed=42, threads=1, done_file=run_dir / "fit.done"
         )
@@ -170,7 +170,7 @@ def get_root_config_instance() -> RootConfig:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, str]:
     """One Snakemake run of the registry for the tests below. from_archive's fit waits for a's,
     which writes its config; one thread per fit, so that a and broken fit side by side."""
-    project = make_project(tmp_path_factory.mktemp("reproduce") / "proj", REGISTRY)
+    project = make_project(tmp_path_factory.mktemp("reproduce") / "proj", REGISTRY, warm=True)
     project.write("configs/broken.py", BROKEN)
     result = project.snakemake(
         "--cores",

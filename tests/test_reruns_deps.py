@@ -13,7 +13,7 @@ import pytest
 from dltemplate.registry.model import load_registry
 from dltemplate.workflow import sources as config_deps
 from dltemplate.workflow.targets import source_digests
-from tests.conftest import REPO
+from tests.conftest import FIXTURE, REPO
 
 
 def write(root: Path, relative: str, text: str = "") -> Path:
@@ -128,6 +128,7 @@ def test_broken_and_missing_files_never_fail_the_parse(tree: Path) -> None:
     assert config_deps.source_digests("configs/nope.py") == {"configs/nope.py": "missing"}
 
 
+@pytest.mark.examples
 def test_repository_configs_track_their_models_and_wrappers() -> None:
     registry = load_registry(REPO / "configs/projects")
     cwd = Path.cwd()
@@ -148,7 +149,7 @@ def test_the_scan_imports_no_torch() -> None:
         "assert 'configs/digits_mlp.py' in source_digests('configs/digits_mlp.py')\n"
         "assert 'torch' not in sys.modules and 'lightning' not in sys.modules\n"
     )
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-c", code], cwd=FIXTURE, check=True)
 
 
 def test_a_run_with_ckpt_tests_it_and_has_no_fit(tmp_path: Path) -> None:

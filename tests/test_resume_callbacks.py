@@ -16,8 +16,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -64,15 +62,7 @@ ACCUMULATE = {"trainer.accumulate_grad_batches": 3, "trainer.max_epochs": 4}
 def fit(project: Project, folder: str, overrides: dict, interrupt: str = "", every_step=False):
     env = {**os.environ, "DLT_TEST_SIGNAL": interrupt, "DLT_TEST_TRACE": "trace.json"}
     args = [folder, json.dumps(overrides), "1" if every_step else "0"]
-    result = subprocess.run(
-        [sys.executable, "-c", FIT, *args],
-        cwd=project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return result.returncode, result.stdout + result.stderr
+    return project.forks.run(FIT, args, project.root, env)
 
 
 def record(project: Project, folder: str) -> dict:
@@ -111,7 +101,8 @@ def assert_same_fit(project: Project, name: str, reference: str) -> None:
 
 
 @pytest.fixture
-def callbacks_project(project: Project) -> Project:
+def callbacks_project(project: Project, forks) -> Project:
+    project.forks = forks  # each fit a fresh process, forked after the imports
     project.add_fit_hooks()
     project.write("configs/callbacks.py", CONFIG)
     return project

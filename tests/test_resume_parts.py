@@ -24,7 +24,7 @@ from dltemplate.jobs.checkpointing import (
 )
 from dltemplate.jobs.sampling import EpochShuffleSampler, ResumableDataLoader
 from dltemplate.layout import RunLayout
-from tests.conftest import REPO
+from tests.conftest import FIXTURE
 
 PRINT = {"config": "configs/a.py", "sources": {"configs/a.py": "1"}, "overrides": {}, "seed": 1}
 
@@ -236,13 +236,15 @@ def test_atomic_save_keeps_the_previous_checkpoint_when_a_write_fails(tmp_path: 
 
 def test_unloadable_checkpoints_name_the_file_and_the_way_out(tmp_path: Path) -> None:
     small = build_run(
-        REPO / "configs/digits_mlp.py", overrides={"task_wrapper.model.hidden_dim": 8}
+        FIXTURE / "configs/digits_mlp.py", overrides={"task_wrapper.model.hidden_dim": 8}
     )
     path = tmp_path / "last.ckpt"
     torch.save({"state_dict": small.task_wrapper.state_dict(), "epoch": 2, "global_step": 40}, path)
     assert check_checkpoint(path, small.task_wrapper, "way out") == {"epoch": 2, "global_step": 40}
 
-    wide = build_run(REPO / "configs/digits_mlp.py", overrides={"task_wrapper.model.hidden_dim": 9})
+    wide = build_run(
+        FIXTURE / "configs/digits_mlp.py", overrides={"task_wrapper.model.hidden_dim": 9}
+    )
     with pytest.raises(CheckpointError, match=r"was saved by a different model .*shapes differ"):
         check_checkpoint(path, wide.task_wrapper, "way out")
 
@@ -342,7 +344,7 @@ def shrunk_fit(
 ) -> tuple[dict, CountSteps]:
     """Two epochs of 20 steps; returns the final weights and what the fit trained."""
     built = build_run(
-        REPO / "configs/digits_mlp.py",
+        FIXTURE / "configs/digits_mlp.py",
         overrides={"task_wrapper.model.hidden_dim": 8, "data_wrapper.batch_size": 16},
         seed=3,
     )

@@ -1,6 +1,7 @@
 """Layer 3: exact resume for every kind of LR scheduler Lightning steps, after SIGTERM and SIGKILL.
 
-Each fit runs the fit job's own function (`fit_run`) in a fresh process, as a job would. A test
+Each fit runs the fit job's own function (`fit_run`) in a fresh process, as a job would (forked
+after the imports, as a warm job is: tests/forks.py). A test
 callback in the config (tests/fit_hooks.py) signals its own process at a chosen batch, so the
 interruption lands at the same place under any load. Each case interrupts an epoch at whose end the scheduler changes
 the lr in the uninterrupted reference:
@@ -21,8 +22,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -87,13 +86,7 @@ AT_BATCH = 5
 
 def fit(project: Project, folder: str, schedule: str, interrupt: str = "") -> int:
     env = {**os.environ, "DLT_TEST_SIGNAL": interrupt, "DLT_TEST_TRACE": "trace.json"}
-    return subprocess.run(
-        [sys.executable, "-c", FIT, folder, schedule],
-        cwd=project.root,
-        env=env,
-        capture_output=True,
-        timeout=300,
-    ).returncode
+    return project.forks.run(FIT, [folder, schedule], project.root, env)[0]
 
 
 def trace(project: Project, folder: str) -> dict:
@@ -123,7 +116,8 @@ def changes_after(lrs: dict[str, float]) -> list[int]:
 
 
 @pytest.fixture
-def schedules(project: Project) -> Project:
+def schedules(project: Project, forks) -> Project:
+    project.forks = forks  # each fit a fresh process, forked after the imports
     project.add_fit_hooks()
     project.write("configs/schedules.py", CONFIG)
     return project

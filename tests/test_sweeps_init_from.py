@@ -13,9 +13,9 @@ from dltemplate.errors import UserError
 from dltemplate.jobs.fit import FitInterrupted, fit_run
 from dltemplate.jobs.init_from import load_init_weights
 from dltemplate.layout import RunLayout
-from tests.conftest import REPO, Project
+from tests.conftest import FIXTURE, Project
 
-CONFIG = str(REPO / "configs/digits_mlp.py")
+CONFIG = str(FIXTURE / "configs/digits_mlp.py")
 SHRUNK = {
     "trainer.max_epochs": 1,
     "trainer.limit_train_batches": 3,

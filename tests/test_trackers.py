@@ -19,7 +19,7 @@ import yaml
 
 from dltemplate.errors import UserError
 from dltemplate.jobs.loggers import check_logger_names, make_loggers, run_names
-from tests.conftest import REPO
+from tests.conftest import FIXTURE
 
 RUN = "results/tiny/exp/mlp"
 SHRINK = {
@@ -34,7 +34,7 @@ def fit(run_dir: str, epochs: int, loggers: list[str]) -> dict:
 
     return fit_run(
         run_dir=run_dir,
-        config_file=str(REPO / "configs/digits_mlp.py"),
+        config_file=str(FIXTURE / "configs/digits_mlp.py"),
         overrides={**SHRINK, "trainer.max_epochs": epochs, "trainer.loggers": loggers},
         seed=0,
         threads=1,
@@ -49,7 +49,7 @@ def after_fit(job: str, run_dir: str, loggers: list[str]) -> dict:
 
     args = {
         "run_dir": run_dir,
-        "config_file": str(REPO / "configs/digits_mlp.py"),
+        "config_file": str(FIXTURE / "configs/digits_mlp.py"),
         "overrides": {**SHRINK, "trainer.loggers": loggers},
         "seed": 0,
         "threads": 1,

@@ -14,7 +14,7 @@ from dltemplate.layout import JOB_TYPES
 from tests.conftest import BIN, REPO, Project
 
 
-def test_parsing_the_workflow_never_imports_torch() -> None:
+def test_parsing_the_workflow_never_imports_torch(project: Project) -> None:
     code = (
         "import sys, runpy\n"
         "from snakemake.api import SnakemakeApi\n"
@@ -22,9 +22,10 @@ def test_parsing_the_workflow_never_imports_torch() -> None:
         "registry.load_registry('configs/projects')\n"
         "assert 'torch' not in sys.modules and 'lightning' not in sys.modules, 'heavy import'\n"
     )
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-c", code], cwd=project.root, check=True)
 
 
+@pytest.mark.examples
 def test_dry_run_of_the_example_lists_fit_test_predict() -> None:
     result = subprocess.run(
         [
@@ -44,9 +45,13 @@ def test_dry_run_of_the_example_lists_fit_test_predict() -> None:
         assert f"rule {rule}:" in result.stdout
 
 
-def test_lint_is_clean() -> None:
+def test_lint_is_clean(project: Project) -> None:
+    """The workflow's files, as the repository holds them, in a scratch project."""
     result = subprocess.run(
-        [str(BIN / "snakemake"), "--lint", "--cores", "1"], cwd=REPO, capture_output=True, text=True
+        [str(BIN / "snakemake"), "--lint", "--cores", "1"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations" in result.stdout + result.stderr
@@ -60,6 +65,7 @@ def test_bad_registry_stops_the_dry_run_with_one_line(project: Project) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.warm
 @pytest.mark.slow
 def test_full_run_fit_test_predict(project: Project) -> None:
     run = "results/tiny/exp/mlp"

@@ -9,7 +9,7 @@ from torch.utils.data import TensorDataset
 
 from dltemplate.config.build import build_run
 from dltemplate.errors import UserError
-from tests.conftest import REPO
+from tests.conftest import FIXTURE
 from wrappers import BasicDataWrapper, BasicTaskWrapper
 
 
@@ -30,7 +30,7 @@ def shrunk_trainer(**kwargs) -> L.Trainer:
 
 @pytest.mark.parametrize("config", ["digits_mlp.py", "digits_cnn.py"])
 def test_fit_test_predict_a_few_batches(config: str) -> None:
-    built = build_run(REPO / "configs" / config, overrides={"data_wrapper.batch_size": 16})
+    built = build_run(FIXTURE / "configs" / config, overrides={"data_wrapper.batch_size": 16})
     trainer = shrunk_trainer()
     trainer.fit(built.task_wrapper, datamodule=built.data_wrapper)
     assert {"train/loss", "val/loss", "val/acc", "val/f1"} <= set(trainer.callback_metrics)
