@@ -44,6 +44,7 @@ RUN_PLOTS = ("learning_curves.png", "epochs.html", "confusion_matrix.png", "regr
 UNSHARED = ("warm_dir", "forks")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) tests that share a module or
     session fixture of ours (a trained run, a finished workflow) run on one worker, which builds
