@@ -272,8 +272,10 @@ timeout 10 sinfo || true
 
 # ---------------------------------------------------------------- smoke tests
 if [ "$RUN_TESTS" -eq 1 ]; then
+  RUNTIME_ERR=$(mktemp)
   log "smoke test: srun -N1 hostname"
-  out=$(timeout 60 srun -N1 hostname 2>&1) || die "srun failed: $out"
+  # stdout only: srun says "queued and waiting for resources" on stderr when jobs are pending
+  out=$(timeout 60 srun -N1 hostname 2>"$RUNTIME_ERR") || die "srun failed: $out $(cat "$RUNTIME_ERR")"
   [ "$out" = "$(hostname)" ] || [ "$out" = "$NODE" ] || die "srun returned unexpected output: $out"
   log "  srun ok: $out"
 
