@@ -204,23 +204,27 @@ def test_a_job_that_can_never_start_is_named_in_one_line(slurm: None, project: P
     )
     log = project.path("snakemake.out")
     pattern = r"SLURM job (\d+) \(run tiny/exp/huge\) cannot start: PartitionConfig, "
-    with open(log, "w") as out:
-        proc = start_snakemake(project, out)
-        try:
-            deadline = time.monotonic() + 120
-            while not re.search(pattern, log.read_text()):
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, f"no line within 120 s: {log.read_text()}"
-                time.sleep(0.5)
-            time.sleep(25)  # two more checks of the watch: the job is named once
-        finally:
-            proc.send_signal(signal.SIGINT)  # Ctrl-C: Snakemake cancels its SLURM jobs
-            proc.wait(timeout=120)
-    output = log.read_text()
-    (line,) = [li for li in output.splitlines() if re.search(pattern, li)]
-    assert f"{cpus} CPUs, 600M memory, time 10:00, in partition " in line, line
-    assert f"whose largest node has {cpus - 1} CPUs" in line, line
-    assert scontrol_job(re.search(pattern, line).group(1))["JobState"] == "CANCELLED"
+    try:
+        with open(log, "w") as out:
+            proc = start_snakemake(project, out)
+            try:
+                deadline = time.monotonic() + 120
+                while not re.search(pattern, log.read_text()):
+                    assert proc.poll() is None, log.read_text()
+                    assert time.monotonic() < deadline, f"no line within 120 s: {log.read_text()}"
+                    time.sleep(0.5)
+                time.sleep(25)  # two more checks of the watch: the job is named once
+            finally:
+                proc.send_signal(signal.SIGINT)  # Ctrl-C: Snakemake cancels its SLURM jobs
+                proc.wait(timeout=120)
+        output = log.read_text()
+        (line,) = [li for li in output.splitlines() if re.search(pattern, li)]
+        assert f"{cpus} CPUs, 600M memory, time 10:00, in partition " in line, line
+        assert f"whose largest node has {cpus - 1} CPUs" in line, line
+        assert scontrol_job(re.search(pattern, line).group(1))["JobState"] == "CANCELLED"
+    finally:  # a job that can never start would wait in the queue for ever, failed test or not
+        for job in re.findall(pattern, log.read_text() if log.exists() else ""):
+            subprocess.run(["scancel", job], check=False)
 
 
 def cancel_when(
