@@ -94,8 +94,8 @@ MUTATIONS = (
         "signals",
         "signals to a warm job's script reach the job (not forwarded)",
         "dltemplate/warm/client.py",
-        "os.kill(pid, signum)",
-        "pass  # os.kill(pid, signum) left out on purpose",
+        "child.signal(signum)",
+        "pass  # child.signal(signum) left out on purpose",
         ("tests/test_warm_jobs.py::test_signals_to_the_script_reach_the_job",),
     ),
     Mutation(
