@@ -160,14 +160,15 @@ def test_interrupted_sweep_resumes_keeps_going_past_a_failure_and_trains_added_p
     target = "results/tiny/exp/summary.csv"
     output = start_and_interrupt_after_first_finished_job(project, "-j1", "--keep-going", target)
     finished = {p.parent.name: p.stat().st_mtime_ns for p in exp.glob("*/fit.done")}
-    assert len(finished) == 1, output
+    # one good run, or on a loaded machine both: the second can end before the Ctrl-C lands
+    assert 1 <= len(finished) <= 2 and "lr0.004-hiden_dim8" not in finished, output
 
-    # The same command again: the finished run is skipped, the broken one fails alone.
+    # The same command again: the finished runs are skipped, the broken one fails alone.
     result = project.snakemake("-j2", "--keep-going", target, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Unknown override path 'task_wrapper.model.hiden_dim'" in output
-    assert job_counts(output)["fit"] == 2  # the unfinished good run and the broken one
+    assert job_counts(output)["fit"] == 3 - len(finished)  # the unfinished ones, the broken one
     assert {n: (exp / n / "fit.done").stat().st_mtime_ns for n in finished} == finished
     assert (exp / "lr0.001/fit.done").is_file() and (exp / "lr0.002/fit.done").is_file()
     assert not (exp / "lr0.004-hiden_dim8/fit.done").exists()
