@@ -272,3 +272,14 @@ def test_warm_fits_match_cold_ones_and_resume_exactly(project, tmp_path: Path) -
         assert fit["attempts"] == 2 and fit["resumed_from_step"] > 0, fit
     status = ask(where, "stop")
     assert status is not None
+
+
+def test_main_py_warm_finds_the_servers_of_its_project(warm: Warm) -> None:
+    """`main.py warm` lists the project's servers whatever environment started them (its own
+    has no Snakemake thread variables, so its place_for would name another server)."""
+    command = "from dltemplate.cli import main; main(['warm'])"
+    env = {**warm.env(), "OMP_NUM_THREADS": "3"}  # as a shell's differs from a job's
+    shown = subprocess.run(
+        [sys.executable, "-c", command], cwd=warm.project, env=env, capture_output=True, text=True
+    )
+    assert f"Server {warm.server_pid()} since" in shown.stdout, shown.stdout + shown.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dltemplate.cli.common import workflow_settings
 from dltemplate.warm import place
-from dltemplate.warm.client import ask
+from dltemplate.warm.client import ask, servers_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,17 +25,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cold = place.why_cold(workflow_settings())
     print(f"Warm job starts: {'off: ' + cold if cold else 'on'}")
-    where = place.place_for(Path.cwd())
-    status = ask(where, "stop" if args.stop else "status")
-    if status is None:
+    statuses = [ask(where, "stop" if args.stop else "status") for where in servers_of(Path.cwd())]
+    statuses = [status for status in statuses if status is not None]
+    if not statuses:
         print("No warm job server runs for this project; the next job starts one.")
         return 0
-    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status["started"]))
-    print(
-        f"Server {status['pid']} since {since}: {status['served']} jobs served; it stops after "
-        f"{status['idle_seconds']:g} s without a job{' (stopping now)' if args.stop else ''}"
-    )
-    print(f"Its log: {status['log']}")
-    for pid, job in sorted(status["running"].items()):
-        print(f"  process {pid}: {job['step'].rpartition(':')[2]} for {job['log']}")
+    for status in statuses:  # one per environment its jobs came with (thread counts ...)
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status["started"]))
+        print(
+            f"Server {status['pid']} since {since}: {status['served']} jobs served; it stops "
+            f"after {status['idle_seconds']:g} s without a job"
+            f"{' (stopping now)' if args.stop else ''}"
+        )
+        print(f"Its log: {status['log']}")
+        for pid, job in sorted(status["running"].items()):
+            print(f"  process {pid}: {job['step'].rpartition(':')[2]} for {job['log']}")
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import resource
 import signal
@@ -259,6 +260,30 @@ def _exit_like(code: int) -> NoReturn:
         os.kill(os.getpid(), -code)
         code = 128 - code
     os._exit(code)
+
+
+def servers_of(project: Path, environ: Mapping[str, str] = os.environ) -> list[place.Place]:
+    """The servers of project folder `project` that the state folder lists: one for each
+    environment whose jobs started one (place.place_for), newest first."""
+    folder = place.state_folder(environ)
+    try:
+        fd = private.open_folder(folder)
+    except OSError:
+        return []
+    found = []
+    try:
+        for name in os.listdir(fd):
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            try:
+                state = json.loads(private.read_text(fd, name))
+            except (OSError, ValueError):
+                continue
+            if Path(str(state.get("project"))).resolve() == project.resolve():
+                found.append((state.get("started", 0), place.Place(folder, name[: -len(".json")])))
+    finally:
+        os.close(fd)
+    return [where for _, where in sorted(found, key=lambda pair: -pair[0])]
 
 
 def ask(where: place.Place, what: str) -> dict[str, Any] | None:
