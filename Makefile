@@ -40,8 +40,11 @@ report: setup  ## build every run and its plots, then report.html (open it in a 
 # pytest-xdist workers (tests sharing a trained fixture stay on one: tests/conftest.py), and
 # the 20 slowest tests printed at the end (docs/development.md has the time budget).
 PYTEST_ARGS ?= -n $(CORES) --dist loadgroup --durations=20
+# The SLURM tests run after the others, one at a time: under xdist, Snakemake's slurm executor
+# did not exit after a Ctrl-C (tests/test_slurm.py's job that can never start).
 test: setup  ## run the whole test suite (the slow workflow tests included; budget 10 min)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_ARGS) -m "not slurm"
+	$(BIN)/pytest -p no:xdist -m slurm --durations=10
 
 test-fast: setup  ## run the tests that take seconds (no full workflow runs; budget 2 min)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
