@@ -13,6 +13,11 @@ class ConfigError(UserError):
     """A config file or one of its getters cannot be loaded or called as written."""
 
 
+class ContractError(ConfigError):
+    """A task or data wrapper without a member its job runs, or with one of the wrong kind
+    (dltemplate.contracts)."""
+
+
 class OverrideError(UserError):
     """An override names an unknown path or carries a value of the wrong type."""
 

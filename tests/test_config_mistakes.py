@@ -1,9 +1,9 @@
 """Configs that return the wrong thing or leave a parameter untyped (issue 20, points 5-6).
 
-Broken on purpose: without `_check_part` a getter returning a plain nn.Module passes
-`main.py hparams` and the fit dies in Lightning with `AttributeError: ... save_hyperparameters`;
-without the default's type, `--set ...lr=abc` is accepted and the fit dies comparing a float
-with a string.
+Broken on purpose: without `_check_base` (dltemplate/contracts.py) a getter returning a plain
+nn.Module passes `main.py hparams` and the fit dies in Lightning with `AttributeError: ...
+save_hyperparameters`; without the default's type, `--set ...lr=abc` is accepted and the fit
+dies comparing a float with a string.
 """
 
 from __future__ import annotations

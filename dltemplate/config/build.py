@@ -12,6 +12,7 @@ from dltemplate.config.getters import Build, call_root_getter
 from dltemplate.config.loader import load_root_config
 from dltemplate.config.trainer_args import apply_trainer_overrides, settable_paths
 from dltemplate.config.values import check_value
+from dltemplate.contracts import check_wrappers
 from dltemplate.errors import ConfigError, OverrideError, UserError
 from dltemplate.records import portable_path
 
@@ -42,19 +43,22 @@ def resolve_seed(overrides: Mapping[str, Any], default_seed: int, source: str) -
 def build_run(
     config_file: str | Path,
     *,
-    job: str = "fit",
+    job: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     seed: int = 0,
     source: str = "overrides",
 ) -> BuiltRun:
     """Load `config_file`, seed everything, and call its root getters for `job`.
 
+    The wrappers are checked against their contract (dltemplate.contracts): their Lightning
+    classes, the kinds of their optional members and, for a `job`, the hooks it runs.
+
     `hparams` holds the seed, the resolved getter tree (every getter's keyword arguments, by
     dotted path) and, under `objects`, the constructor arguments of what the getters built
     (see `dltemplate.config.capture`). It is plain YAML-safe data.
     The config's own overrides (an archived config's) apply first; `overrides` win. Origins of
     values that come from the config's overrides read "archived".
-    Raises a UserError (ConfigError, OverrideError) for anything the user must fix.
+    Raises a UserError (ConfigError, ContractError, OverrideError) for anything the user must fix.
     """
     root = load_root_config(config_file)  # a missing or broken file fails before torch loads
     import lightning
@@ -87,8 +91,7 @@ def build_run(
     build.check_consumed(config_file, also=settable_paths(trainer_path))
     for key in archived & set(build.origins):
         build.origins[key] = "archived"
-    _check_part(config_file, "task_wrapper", parts["task_wrapper"], lightning.LightningModule)
-    _check_part(config_file, "data_wrapper", parts["data_wrapper"], lightning.LightningDataModule)
+    check_wrappers(config_file, parts["task_wrapper"], parts["data_wrapper"], job)
     hparams = {"seed": seed, **build.tree, "objects": capture.describe_results(parts)}
     return BuiltRun(
         task_wrapper=parts["task_wrapper"],
@@ -96,21 +99,6 @@ def build_run(
         trainer_kwargs=trainer_kwargs,
         hparams=hparams,
         build=build,
-    )
-
-
-def _check_part(config_file: str | Path, path: str, part: Any, expected: type) -> None:
-    """A root getter must return its part of the job: one line naming it and what it gave."""
-    if isinstance(part, expected):
-        return
-    hint = {
-        "task_wrapper": "wrap the model: return BasicTaskWrapper(model=..., ...)",
-        "data_wrapper": "return BasicDataWrapper(...) (or your LightningDataModule)",
-    }[path]
-    raise ConfigError(
-        f"Config {config_file}: the {path} getter returned {type(part).__module__}."
-        f"{type(part).__qualname__}, not a {expected.__module__.split('.')[0]}."
-        f"{expected.__name__}; {hint}"
     )
 
 
