@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from dltemplate.errors import ContractError
 from dltemplate.jobs.predict import PredictionCsvWriter
 from dltemplate.jobs.task_kind import CLASSIFICATION, MULTILABEL, REGRESSION, task_kind
 from dltemplate.jobs.test_outputs import TestOutputs
@@ -51,7 +52,7 @@ def test_a_declared_kind_wins() -> None:
     module.task_kind = MULTILABEL
     assert task_kind(module, SCORES, torch.randint(0, 2, (4, 3)).float()) == MULTILABEL
     module.task_kind = "ranking"
-    with pytest.raises(ValueError, match="ranking"):
+    with pytest.raises(ContractError, match="task_kind is str 'ranking', not one of"):
         task_kind(module, SCORES, None)
 
 

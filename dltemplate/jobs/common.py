@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.config.build import BuiltRun, build_run
+from dltemplate.contracts import set_threads_of
 from dltemplate.errors import UserError
 from dltemplate.records import read_json
 from dltemplate.workflow.targets import rerun_command
@@ -24,8 +25,7 @@ def build_for_job(
 ) -> BuiltRun:
     set_threads(threads)
     built = build_run(config_file, job=job, overrides=overrides, seed=seed, source=source)
-    if hasattr(built.data_wrapper, "set_threads"):
-        built.data_wrapper.set_threads(threads)
+    set_threads_of(built.data_wrapper)(threads)
     return built
 
 

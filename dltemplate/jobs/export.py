@@ -24,12 +24,14 @@ import shutil
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from dltemplate.contracts import input_reader_of, split_batch_of
 from dltemplate.errors import UserError
 from dltemplate.jobs.checkpointing import check_checkpoint, safe_checkpoint_loading, weights_only
 from dltemplate.jobs.common import build_for_job, checkpoint_hint, fitted_checkpoint
@@ -68,8 +70,7 @@ def loaded_model(task_wrapper: nn.Module, checkpoint: str | Path) -> Forward:
 
 def model_inputs(task_wrapper: Any, batch: Any) -> tuple[torch.Tensor, ...]:
     """The positional tensors the task wrapper's forward takes for `batch` (its split_batch)."""
-    split = getattr(task_wrapper, "split_batch", None)
-    inputs = split(batch)[0] if callable(split) else batch[:1]
+    inputs = split_batch_of(task_wrapper)(batch)[0]
     if isinstance(inputs, Mapping):
         raise ExportError(
             f"The model takes named inputs ({', '.join(inputs)}); the export job exports models "
@@ -210,10 +211,11 @@ def tensor_spec(name: str, x: torch.Tensor) -> dict[str, Any]:
 
 
 def preprocessing_note(data_wrapper: Any) -> str:
-    """What the data wrapper does to raw inputs, from its `predict_from` reader's docstring."""
-    reader = getattr(data_wrapper, "input_reader", None)
-    reader = getattr(reader, "func", reader)  # a functools.partial: the function's docstring
-    doc = (getattr(reader, "__doc__", None) or "").strip()
+    """What the data wrapper does to raw inputs, from its `input_reader`'s docstring."""
+    reader = input_reader_of(data_wrapper)
+    if isinstance(reader, partial):  # the function's docstring, not partial's
+        reader = reader.func
+    doc = ((reader.__doc__ if reader is not None else None) or "").strip()
     if doc:
         return " ".join(doc.split())
     return (

@@ -16,6 +16,7 @@ from typing import Any
 
 import lightning as L
 
+from dltemplate.contracts import logged_metric_names_of, lr_scheduler_of
 from dltemplate.errors import UserError
 from dltemplate.results.metric_policy import known_direction
 
@@ -31,7 +32,7 @@ def monitors(trainer: L.Trainer, task_wrapper: Any) -> list[tuple[str, str, str 
         metric = getattr(callback, "monitor", None)
         if isinstance(metric, str):
             found.append((type(callback).__name__, metric, getattr(callback, "mode", None)))
-    schedule = getattr(task_wrapper, "lr_scheduler", None)
+    schedule = lr_scheduler_of(task_wrapper)
     if isinstance(schedule, Mapping) and isinstance(schedule.get("monitor"), str):
         found.append(("the lr scheduler", schedule["monitor"], None))
     return found
@@ -67,9 +68,9 @@ def check_before_fit(trainer: L.Trainer, task_wrapper: Any, fix: str) -> L.Callb
     check (add it to the trainer)."""
     watched = monitors(trainer, task_wrapper)
     check_modes(watched, fix)
-    names = getattr(task_wrapper, "logged_metric_names", None)
-    if callable(names):
-        check_names(watched, names(), fix)
+    names = logged_metric_names_of(task_wrapper)
+    if names is not None:
+        check_names(watched, names, fix)
         return None
     return MonitorCheck(watched, fix)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from dltemplate.contracts import predict_from_of
 from dltemplate.errors import UserError
 from dltemplate.jobs.checkpointing import check_checkpoint
 from dltemplate.jobs.common import build_for_job, checkpoint_hint, fitted_checkpoint
@@ -55,8 +56,7 @@ def current_export(layout: RunLayout, checkpoint: Path) -> dict[str, Any] | None
 
 
 def new_inputs(built: Any, path: Path) -> tuple[torch.Tensor, ...]:
-    reader = getattr(built.data_wrapper, "predict_from", None)
-    inputs = reader(path) if callable(reader) else None
+    inputs = predict_from_of(built.data_wrapper)(path)
     if inputs is None:
         inputs = (torch.as_tensor(load_array(path)),)
     return tuple(inputs)

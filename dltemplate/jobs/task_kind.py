@@ -3,7 +3,7 @@
 In this order, the first that answers decides:
 
 1. the task wrapper's `task_kind` attribute, when a getter sets one (`"classification"`,
-   `"multilabel"` or `"regression"`);
+   `"multilabel"` or `"regression"`: dltemplate.contracts checks it when the run is built);
 2. the task wrapper's loss: `CrossEntropyLoss`/`NLLLoss` is classification,
    `BCEWithLogitsLoss`/`MultiLabelSoftMarginLoss` multi-label classification (the outputs are
    logits: a sigmoid per label), `MSELoss`/`L1Loss`/`HuberLoss`/`SmoothL1Loss` regression;
@@ -22,8 +22,15 @@ from typing import Any
 import torch
 from torch import nn
 
-CLASSIFICATION, MULTILABEL, REGRESSION = "classification", "multilabel", "regression"
-KINDS = (CLASSIFICATION, MULTILABEL, REGRESSION)
+from dltemplate.contracts import (
+    CLASSIFICATION,
+    MULTILABEL,
+    REGRESSION,
+    loss_function_of,
+    split_batch_of,
+    task_kind_of,
+)
+
 _LOSS_KINDS = (
     ((nn.CrossEntropyLoss, nn.NLLLoss), CLASSIFICATION),
     ((nn.BCEWithLogitsLoss, nn.MultiLabelSoftMarginLoss), MULTILABEL),
@@ -33,24 +40,17 @@ _LOSS_KINDS = (
 
 def batch_target(batch: Any, module: Any = None) -> torch.Tensor | None:
     """The targets of a batch, as the task wrapper splits it (its `split_batch`: tuples, dicts
-    with a labels key, or the user's function), else of `(x, y, ...)`; None without one."""
-    split = getattr(module, "split_batch", None)
-    if callable(split):
-        _, target = split(batch)
-        return target if isinstance(target, torch.Tensor) else None
-    if isinstance(batch, list | tuple) and len(batch) >= 2 and isinstance(batch[1], torch.Tensor):
-        return batch[1]
-    return None
+    with a labels key, or the user's function; by default `(x, y, ...)`); None without one."""
+    _, target = split_batch_of(module)(batch)
+    return target if isinstance(target, torch.Tensor) else None
 
 
 def declared_kind(module: Any) -> str | None:
     """The kind the task wrapper declares (`task_kind`) or its loss implies, else None."""
-    declared = getattr(module, "task_kind", None)
+    declared = task_kind_of(module)
     if declared is not None:
-        if declared not in KINDS:
-            raise ValueError(f"task_kind {declared!r} is none of {KINDS}")
         return declared
-    loss = getattr(module, "loss_function", None)
+    loss = loss_function_of(module)
     for types, kind in _LOSS_KINDS:
         if isinstance(loss, types):
             return kind
