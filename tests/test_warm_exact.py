@@ -56,7 +56,7 @@ def _sees(warm: Warm, **params) -> tuple[dict, str]:
 def test_a_library_with_import_side_effects_stays_in_its_job(tmp_path: Path) -> None:
     warm = _with_library(tmp_path, "globlib", SIDE_EFFECT)
     try:
-        assert warm.run("imports", module="globlib")[0] == 0  # cold, starts the server
+        assert warm.run("imports", module="globlib")[0] == 0  # starts the server, runs in it
         server = warm.wait_ready()
         code, output, log, _ = warm.run("imports", module="globlib")  # warm: its own import
         assert code == 0 and "Warm start" in read(log), output
@@ -81,8 +81,9 @@ def test_an_edited_preloaded_library_restarts_the_server(tmp_path: Path) -> None
         _edit_keeping_size_and_time(library, "VALUE = 1", "VALUE = 2")
         seen, log = _sees(warm, module="mylib")
         assert seen["value"] == 2, seen
-        assert f"Cold start: a preloaded library changed ({library})" in log, log
-        second = warm.wait_ready(other_than=first)
+        second = warm.wait_ready(other_than=first)  # started by that job, which ran in it
+        assert seen["ppid"] == second, seen
+        assert f"(started for this job: a preloaded library changed ({library})" in log, log
         seen, log = _sees(warm, module="mylib")
         assert seen["ppid"] == second and seen["value"] == 2, seen
     finally:
@@ -103,8 +104,8 @@ def test_project_code_edited_with_size_and_time_kept_is_seen(tmp_path: Path) -> 
         _edit_keeping_size_and_time(module, "VALUE = 1", "VALUE = 3")
         seen, log = _sees(warm, module="mycode")
         assert seen["value"] == 3, seen
-        assert f"Cold start: the project's code changed ({module.resolve()})" in log, log
-        warm.wait_ready(other_than=first)
+        assert f"(started for this job: the project's code changed ({module.resolve()})" in log
+        assert seen["ppid"] == warm.wait_ready(other_than=first), seen
     finally:
         warm.stop()
 
@@ -135,9 +136,9 @@ def test_import_time_variables_are_the_jobs(tmp_path: Path) -> None:
         # read at import time (torchmetrics and torch fix folders under TMPDIR)
         other = warm.env(MPLBACKEND="svg", OPENBLAS_NUM_THREADS="1", TMPDIR=str(own_tmp))
         seen, log = _sees(warm, env=other)
-        assert "Cold start: no warm job server" in log, log  # not the default server
+        assert "(started for this job: no warm job server" in log, log  # not the default one
         assert seen["backend"] == "svg" and seen["openblas"] == "1", seen
-        assert warm.wait_ready(env=other) != default
+        assert seen["ppid"] == warm.wait_ready(env=other) != default
         seen, log = _sees(warm, env=other)
         assert "Warm start" in log and seen["backend"] == "svg", seen
         assert seen["openblas"] == "1" and seen["tmp"] == str(own_tmp), seen
@@ -181,7 +182,8 @@ def test_any_other_variable_gets_its_own_server(tmp_path: Path) -> None:
         seen, log = _sees(warm, env=warm.env(TERM="other", DLT_TEST_MARKER="x"))
         assert seen["ppid"] == default and "Warm start" in log  # a terminal's: the same
         seen, log = _sees(warm, env=warm.env(SOME_LIBRARY_FLAG="1"))
-        assert "Cold start: no warm job server" in log, log
+        assert "(started for this job: no warm job server" in log, log
+        assert seen["ppid"] != default, seen
     finally:
         warm.stop()
 
@@ -191,10 +193,9 @@ def test_lightning_logs_through_the_root_logger_warm_as_cold(tmp_path: Path) -> 
     (tmp_path / "project").mkdir()
     warm = Warm(tmp_path / "project", tmp_path / "state")
     try:
-        code, output, log, out = warm.run("reports_logging")
-        assert code == 0 and "Cold start" in read(log), output
+        code, output, log, out = warm.run("reports_logging", env=warm.env(DLT_WARM="0"))
+        assert code == 0 and "start" not in read(log), output  # cold: warm jobs are off
         cold = json.loads(out.read_text())
-        warm.wait_ready()
         code, output, log, out = warm.run("reports_logging")
         assert code == 0 and "Warm start" in read(log), output
         assert json.loads(out.read_text()) == cold == {"handlers": 0, "propagate": True}

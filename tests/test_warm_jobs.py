@@ -29,13 +29,14 @@ from tests.warm_server import Warm, gone, read, start_warm_server, wait_for, war
 
 @pytest.fixture(scope="module")
 def warm(tmp_path_factory: pytest.TempPathFactory):
-    """A warm server, started by a first (cold) job."""
+    """A warm server, started by a first job, which then runs in it."""
     root = tmp_path_factory.mktemp("warm")
     (root / "project").mkdir()
     server = Warm(root / "project", root / "state")
     code, output, log, _ = server.run("reports_state")
     assert code == 0, output
-    assert "Cold start: no warm job server" in read(log), read(log)
+    assert read(log).startswith("Warm start: process "), read(log)
+    assert "(started for this job: no warm job server (No such file or directory))" in read(log)
     server.wait_ready()
     yield server
     server.stop()
@@ -126,14 +127,50 @@ def test_a_killed_server_fails_its_jobs_cleanly_and_is_replaced(warm: Warm) -> N
     assert "Error: the warm job server stopped while this job ran" in stderr
     assert read(log).splitlines()[-1].startswith("Error: the warm job server stopped")
     assert gone(child), "the job's process runs on without its server"
-    # its socket file is left behind: the next job runs cold and starts a new server
+    # its socket file is left behind: the next job starts a new server and runs in it
     assert warm.file("socket").exists()
-    code, output, log, _ = warm.run("reports_state")
+    code, output, log, out = warm.run("reports_state")
     assert code == 0, output
-    assert "Cold start: no warm job server (Connection refused)" in read(log)
+    assert "(started for this job: no warm job server (Connection refused))" in read(log)
     new = warm.wait_ready(other_than=server)
+    assert json.loads(out.read_text())["ppid"] == new, output
     code, output, log, out = warm.run("reports_state")
     assert code == 0 and json.loads(out.read_text())["ppid"] == new, output
+
+
+@pytest.mark.timeout(300)
+def test_jobs_that_find_no_server_wait_for_the_one_starting_and_run_in_it(tmp_path: Path) -> None:
+    """The first jobs of a project do not pay for their imports beside the server's: they
+    wait until the server one of them starts listens, then run in it. Broken on purpose: with
+    client._start not waiting (returning None at once), they run cold and this test fails."""
+    (tmp_path / "project").mkdir()
+    warm = Warm(tmp_path / "project", tmp_path / "state")
+    try:
+        jobs = [warm.start("reports_state") for _ in range(3)]  # at once, as snakemake -j3
+        for process, log, _ in jobs:
+            _, stderr = process.communicate(timeout=120)
+            assert process.returncode == 0, stderr
+            assert read(log).startswith("Warm start: process "), read(log)
+        server = warm.wait_ready()
+        assert {json.loads(out.read_text())["ppid"] for _, _, out in jobs} == {server}
+        assert read(warm.file("log")).count("ready in") == 1  # one server for all three
+    finally:
+        warm.stop()
+
+
+@pytest.mark.timeout(300)
+def test_a_server_that_dies_before_it_listens_lets_the_job_run_cold(tmp_path: Path) -> None:
+    (tmp_path / "project" / "dies").mkdir(parents=True)
+    (tmp_path / "project" / "dies" / "__init__.py").write_text("import os\n\nos._exit(3)\n")
+    warm = Warm(tmp_path / "project", tmp_path / "state", {"warm_preload": ["dies"]})
+    code, output, log, out = warm.run("reports_state")
+    assert code == 0, output
+    line = read(log).splitlines()[0]
+    assert line.startswith(
+        "Cold start: no warm job server (No such file or directory), after a "
+    ), line
+    assert f"a server was started (its log: {warm.file('log')})" in line, line
+    assert json.loads(out.read_text())["pid"] > 0  # the job ran, in its own process
 
 
 @pytest.mark.timeout(120)

@@ -168,6 +168,8 @@ def run_job(
         from dltemplate.jobs.steps import run_here
 
         note = f"Warm start: process {os.getpid()}, forked by the warm job server {server_pid}"
+        if message.get("started"):  # the job started the server (dltemplate.warm.client)
+            note += f" ({message['started']})"
         run_here(snakemake, _step(message["step"]), note=note)
         code = 0
     except SystemExit as exc:

@@ -1,11 +1,12 @@
 """The job script's side of a warm start (torch-free: it runs before anything heavy loads).
 
 `hand_over` sends the job to the project's warm server, forwards the signals the script gets
-to the job's process, and exits with that process's status. When warm jobs are off, or the
-server cannot be reached (none yet, a stale socket, a full /tmp, a server whose code is out of
-date, a server folder that other users could reach, a socket of another user), it returns the
-one line that says so, and the job runs cold in the script's own process; a server is then
-started for the jobs that follow (unless the folder is unsafe).
+to the job's process, and exits with that process's status. Without a server (none yet, a
+stale socket, a server whose code is out of date), the job starts one, waits until it listens
+and runs in it; jobs that find a server starting wait for it too. When warm jobs are off, or no
+server can be reached or started (a full /tmp, a server folder that other users could reach, a
+socket of another user, a server that does not come up), it returns the one line that says so,
+and the job runs cold in the script's own process.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ FORWARDED = (
     signal.SIGUSR2,
 )
 CONNECT_TIMEOUT = 10  # seconds for the server to take the job (it forks at once)
+# seconds a job waits for the server that it (or another job) is starting to listen
+START_TIMEOUT = 120
 
 
 def hand_over(snakemake: Any, step: Callable[..., Any]) -> str | None:
@@ -65,26 +68,42 @@ def hand_over(snakemake: Any, step: Callable[..., Any]) -> str | None:
 def _hand_over(
     snakemake: Any, request: dict[str, Any], project: Path, where: place.Place, folder: int
 ) -> str:
+    """Hand the job to the server of `where`. Without one (or with one that refuses the job),
+    start one, wait until it listens, and hand the job to it: the job that starts a server runs
+    warm too, rather than paying for its imports beside the server's. Returns the cold line."""
+    why, startable = _offer(snakemake, request, where, folder)
+    if not startable:
+        return f"Cold start: {why}"
+    if problem := _start(project, where, folder, snakemake.config):
+        return f"Cold start: {why}; {problem}"
+    request["started"] = f"started for this job: {why}"
+    again, _ = _offer(snakemake, request, where, folder)
+    return f"Cold start: {again}, after a server was started (its log: {where.path(where.log)})"
+
+
+def _offer(
+    snakemake: Any, request: dict[str, Any], where: place.Place, folder: int
+) -> tuple[str, bool]:
+    """Run the job in a child of the server and exit as it did. Returns only when the server
+    did not take the job: why, and whether starting a server could help."""
     try:
         sock = _connect(where, folder)
     except PermissionError as exc:
-        return f"Cold start: not this user's warm job server ({exc})"
+        return f"not this user's warm job server ({exc})", False
     except OSError as exc:
-        start = _start(project, where, folder, snakemake.config)
-        return f"Cold start: no warm job server ({exc.strerror or exc}); {start}"
+        return f"no warm job server ({exc.strerror or exc})", True
     with sock:
         try:
             wire.send(sock, request, fds=_std_fds())
             reply, pidfds = wire.receive(sock)
         except (OSError, EOFError, ValueError) as exc:
-            return f"Cold start: the warm job server did not take the job ({exc})"
+            return f"the warm job server did not take the job ({exc})", False
         if "refused" in reply:
-            start = _start(project, where, folder, snakemake.config)
-            return f"Cold start: {reply['refused']}; {start}"
+            return str(reply["refused"]), True
         try:
             wire.send(sock, {"go": True})  # from here on the job is the child's
         except OSError as exc:
-            return f"Cold start: the warm job server did not take the job ({exc})"
+            return f"the warm job server did not take the job ({exc})", False
         sock.settimeout(None)
         _exit_like(_wait(sock, _Child(reply["pid"], pidfds), snakemake.log))
 
@@ -103,24 +122,46 @@ def _connect(where: place.Place, folder: int) -> socket.socket:
     return sock
 
 
-def _start(project: Path, where: place.Place, folder: int, config: Mapping[str, Any]) -> str:
-    """Start a server for the next jobs, unless another job is starting one."""
+def _start(project: Path, where: place.Place, folder: int, config: Mapping[str, Any]) -> str | None:
+    """Start a server, unless another job is starting one, and wait until it listens (it lets
+    go of the start lock then, or when it fails). None once it does, else why not."""
     try:
         lock = private.open_file(folder, where.start_lock, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         return f"none can be started ({exc})"
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(lock)
-        return "another job is starting one"
-    try:
-        start_server(project, where, os.environ, config, lock=lock)
+        start_server(project, where, os.environ, config, lock=lock)  # it holds the lock on
+    except BlockingIOError:
+        pass  # another job is starting one
     except OSError as exc:
         return f"none could be started ({exc})"
     finally:
         os.close(lock)
-    return f"one is starting for the next jobs (its log: {where.path(where.log)})"
+    return _wait_for_start(where, folder)
+
+
+def _wait_for_start(where: place.Place, folder: int) -> str | None:
+    """Wait until the server being started lets go of the start lock; None when it did."""
+    try:
+        lock = private.open_file(folder, where.start_lock, os.O_RDWR)
+    except OSError as exc:
+        return f"none can be started ({exc})"
+    deadline = time.monotonic() + START_TIMEOUT
+    try:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return None
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return (
+                        f"its server did not listen within {START_TIMEOUT} s "
+                        f"(its log: {where.path(where.log)})"
+                    )
+                time.sleep(0.05)
+    finally:
+        os.close(lock)
 
 
 def start_server(

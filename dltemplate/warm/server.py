@@ -243,7 +243,7 @@ class Server:
         changed = self.loaded.what_changed()
         if changed:
             self.stopping = changed
-            return f"{changed}; this server stops and the next job starts a fresh one"
+            return f"{changed}; this server stops"
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_initialized():  # never expected: a fork would break
             self.stopping = "CUDA was initialized in the server"
