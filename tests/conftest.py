@@ -30,11 +30,11 @@ WORKFLOW_SETTINGS = "configs/workflow.yaml"
 # `examples` check it, and skip when a user has deleted it.
 EXAMPLES = (FIXTURE / "configs/digits_mlp.py", REPO / "models", REPO / "dataset_classes")
 HAS_EXAMPLES = all(path.exists() for path in EXAMPLES)
-# Jobs run cold in the tests unless their project asks for warm starts (`make_project(...,
-# warm=True)`: a project that runs many jobs, where one server holding torch and Lightning pays
-# for itself); tests/test_warm_jobs.py turns warm starts on for its own jobs. DLT_WARM=1 runs
-# the whole suite warm.
-os.environ.setdefault("DLT_WARM", "0")
+# Jobs start warm, as on a user's machine: a scratch project's first job starts its warm
+# server and every job runs in a fork of it (docs/warm-jobs.md), so the suite imports torch and
+# Lightning once per project rather than once per job. `DLT_WARM=0 make test` runs every job
+# cold; tests/test_warm_differential.py trains a corpus both ways and compares bit for bit.
+os.environ.setdefault("DLT_WARM", "1")
 BIN = Path(sys.executable).parent
 # The plots that a run's record job draws (rules/records.smk), under the run's plots/.
 RUN_PLOTS = ("learning_curves.png", "epochs.html", "confusion_matrix.png", "regression.png")
@@ -83,11 +83,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 class Project:
     """A scratch project folder: the repo's workflow and configs, its own registry and results."""
 
-    def __init__(self, root: Path, warm: bool = False) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
-        # Warm projects hand their jobs to a warm job server (docs/warm-jobs.md), started by
-        # their first job; the suite's servers keep their files under the session's warm_dir.
-        self.env = {"DLT_WARM": "1"} if warm else {}
+        self.env: dict[str, str] = {}  # added to every command's environment
         self.forks: Forks | None = None  # set by tests that fit in forks (tests/forks.py)
 
     def write(self, relative: str, text: str) -> Path:
@@ -177,9 +175,8 @@ experiments:
 """
 
 
-def make_project(root: Path, registry: str = TINY_REGISTRY, warm: bool = False) -> Project:
-    """Copy the workflow and configs into `root`; the registry holds only project `tiny`.
-    `warm`: its jobs start warm (a project that runs more than a few jobs)."""
+def make_project(root: Path, registry: str = TINY_REGISTRY) -> Project:
+    """Copy the workflow and configs into `root`; the registry holds only project `tiny`."""
     root.mkdir(parents=True)
     for name in ("Snakefile", "rules", "scripts", "profiles", "envs", "report", "main.py"):
         source = REPO / name
@@ -194,7 +191,7 @@ def make_project(root: Path, registry: str = TINY_REGISTRY, warm: bool = False) 
     )
     if (REPO / WORKFLOW_SETTINGS).is_file():
         shutil.copy2(REPO / WORKFLOW_SETTINGS, root / WORKFLOW_SETTINGS)
-    project = Project(root, warm=warm)
+    project = Project(root)
     project.write("configs/projects/tiny.yaml", registry)
     return project
 
@@ -217,7 +214,7 @@ def warm_dir(tmp_path_factory: pytest.TempPathFactory):
     server stops on seeing its socket gone."""
     folder = tmp_path_factory.getbasetemp() / "warm"
     os.environ["DLT_WARM_DIR"] = str(folder)
-    os.environ.setdefault("DLT_WARM_IDLE", "120")  # a server outlives its project's tests briefly
+    os.environ.setdefault("DLT_WARM_IDLE", "60")  # a module's or session's project: its tests
     yield folder
     for socket in folder.glob("*.sock"):
         socket.unlink(missing_ok=True)
@@ -235,9 +232,20 @@ def forks(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def project(tmp_path: Path, request: pytest.FixtureRequest) -> Project:
-    """A scratch project; warm (its jobs start warm) for a test marked `warm`."""
-    return make_project(tmp_path / "proj", warm=request.node.get_closest_marker("warm") is not None)
+def project(tmp_path: Path):
+    """A scratch project; its warm servers stop when the test ends."""
+    project = make_project(tmp_path / "proj")
+    yield project
+    stop_warm_servers(project.root)
+
+
+def stop_warm_servers(root: Path) -> None:
+    """Ask the warm servers of project folder `root` to stop (they would idle on for
+    DLT_WARM_IDLE seconds, each holding torch and Lightning in memory)."""
+    from dltemplate.warm.client import ask, servers_of
+
+    for where in servers_of(root):
+        ask(where, "stop")
 
 
 SMALL = (
@@ -269,9 +277,7 @@ def finished_runs(tmp_path_factory: pytest.TempPathFactory) -> Project:
     uncommitted edit of configs/digits_mlp.py; then that edit and a change of the model getter's
     file are committed, and b runs on the clean tree, with another hidden_dim and seed 7.
     Shared by the environment, diff and reproduce tests: read a and b, never change them."""
-    project = make_project(
-        tmp_path_factory.mktemp("finished") / "proj", FINISHED_REGISTRY, warm=True
-    )
+    project = make_project(tmp_path_factory.mktemp("finished") / "proj", FINISHED_REGISTRY)
     project.write(".gitignore", "results/\n.snakemake/\n__pycache__/\n")
     git(project.root, "init", "-q")
     git(project.root, "add", "-A")

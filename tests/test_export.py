@@ -141,7 +141,7 @@ TARGETS = [
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Project:
-    project = make_project(tmp_path_factory.mktemp("export") / "proj", REGISTRY, warm=True)
+    project = make_project(tmp_path_factory.mktemp("export") / "proj", REGISTRY)
     project.write("configs/gated.py", GATED)
     project.write("configs/drifting.py", DRIFTING)
     project.snakemake("-j2", *TARGETS)

@@ -38,7 +38,7 @@ def ls_json(project: Project, *args: str) -> dict:
 
 @pytest.mark.slow
 def test_concurrent_add_run_then_exec_j4_records(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "proj", REGISTRY, warm=True)
+    project = make_project(tmp_path / "proj", REGISTRY)
 
     # 8 add-run commands at once. --no-check skips building the config (a torch import per
     # process, seconds each; tests/test_cli_commands.py covers the check), not the lock.

@@ -53,7 +53,6 @@ def test_a_runs_plots_come_with_its_record(project: Project) -> None:
     assert "plots/" not in sweep and "rule run_record:" not in sweep
 
 
-@pytest.mark.warm
 @pytest.mark.slow
 def test_report_holds_every_plot_and_table(project: Project) -> None:
     project.write("configs/projects/tiny.yaml", TWO_RUNS)

@@ -170,7 +170,7 @@ def get_root_config_instance() -> RootConfig:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, str]:
     """One Snakemake run of the registry for the tests below. from_archive's fit waits for a's,
     which writes its config; one thread per fit, so that a and broken fit side by side."""
-    project = make_project(tmp_path_factory.mktemp("reproduce") / "proj", REGISTRY, warm=True)
+    project = make_project(tmp_path_factory.mktemp("reproduce") / "proj", REGISTRY)
     project.write("configs/broken.py", BROKEN)
     result = project.snakemake(
         "--cores",

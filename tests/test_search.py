@@ -136,7 +136,6 @@ def test_a_search_declares_no_runs_before_its_first_round(tmp_path: Path) -> Non
 # --- layer 4: real studies through real Snakemake --------------------------------------------
 
 
-@pytest.mark.warm
 @pytest.mark.slow
 def test_a_search_runs_its_rounds_and_tells_the_study(project: Project) -> None:
     project.write("configs/projects/tiny.yaml", SEARCH)
@@ -203,7 +202,6 @@ experiments:
 """
 
 
-@pytest.mark.warm
 @pytest.mark.slow
 def test_a_pruned_trial_stops_keeps_its_records_and_counts_as_finished(
     project: Project,

@@ -67,7 +67,6 @@ def test_init_from_makes_the_parents_fit_a_dependency(project: Project) -> None:
     assert "input: results/tiny/exp/pre/fit.done" in child
 
 
-@pytest.mark.warm
 @pytest.mark.slow
 def test_sweep_of_four_runs_in_parallel_summarises_their_records(project: Project) -> None:
     project.write("configs/projects/tiny.yaml", SWEEP)

@@ -65,7 +65,6 @@ def test_bad_registry_stops_the_dry_run_with_one_line(project: Project) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.warm
 @pytest.mark.slow
 def test_full_run_fit_test_predict(project: Project) -> None:
     run = "results/tiny/exp/mlp"
