@@ -4,9 +4,10 @@ launcher does: a plain LightningModule (AdamW, plateau schedule, cross-entropy, 
 a plain LightningDataModule, Lightning's own checkpointing and CSV logger. The model is the
 example's MLP class. Prints one JSON line: the seconds spent importing and in all 12 runs.
 
-    python -m bench.plain_sweep OUT_FOLDER [EPOCHS]
+    python -m bench.plain_sweep OUT_FOLDER [EPOCHS [RUNS]]
 
-EPOCHS (default 5) is 1 in `bench.warm_jobs --quick`, which checks the code, not the figures.
+`bench.warm_jobs --quick`, which checks the code, not the figures, asks for 1 epoch and the
+first 2 runs (RUNS, default all 12).
 """
 
 from __future__ import annotations
@@ -92,9 +93,9 @@ class Digits(L.LightningDataModule):
         return DataLoader(self.test, batch_size=self.batch_size)
 
 
-def main(out: str, epochs: int = 5) -> None:
+def main(out: str, epochs: int = 5, runs: int = len(GRID)) -> None:
     torch.set_num_threads(1)
-    for lr, batch_size, seed in GRID:
+    for lr, batch_size, seed in GRID[:runs]:
         L.seed_everything(seed, verbose=False)
         trainer = L.Trainer(
             max_epochs=epochs,
@@ -113,4 +114,4 @@ def main(out: str, epochs: int = 5) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], *map(int, sys.argv[2:3]))
+    main(sys.argv[1], *map(int, sys.argv[2:4]))

@@ -10,15 +10,16 @@
    job's wall time beyond it is what starting the job costs.
 2. The example's `lr_sweep` (configs/projects/digits.yaml: 12 runs, fit 5 epochs, then test;
    25 jobs with the summary) through `snakemake -j2` and `-j1`, warm (the server up before
-   the command starts), warm from nothing (no server: the sweep's first jobs run cold and
-   start it) and cold, against `python -m bench.plain_sweep`: the same 12 runs in one plain
-   Python process with a plain LightningModule, imports paid once, timed in the same
-   repetition.
+   the command starts), warm from nothing (no server: the sweep's first job starts it, and the
+   first jobs wait until it listens) and cold, against `python -m bench.plain_sweep`: the same
+   12 runs in one plain Python process with a plain LightningModule, imports paid once, timed
+   in the same repetition. `--quick` checks the code, not the figures: 2 runs of 1 epoch.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -161,12 +162,16 @@ def sweep(result: Result, reps: int, scratch: Path, quick: bool) -> dict[str, li
         "experiments": {"lr_sweep": example["experiments"]["lr_sweep"]},
     }
     epochs = 1 if quick else 5  # --quick checks the code: 1 epoch a run
-    project["experiments"]["lr_sweep"]["sweep"]["overrides"]["trainer.max_epochs"] = epochs
+    sweep_spec = project["experiments"]["lr_sweep"]["sweep"]
+    sweep_spec["overrides"]["trainer.max_epochs"] = epochs
+    if quick:  # and 2 runs, plain_sweep's first two: the first lr and batch size, 2 seeds
+        sweep_spec["grid"] = {name: values[:1] for name, values in sweep_spec["grid"].items()}
+    runs = math.prod(map(len, sweep_spec["grid"].values())) * sweep_spec["seeds"]
     workflow = copy_workflow(scratch / "sweep", {"digits": yaml.safe_dump(project)})
     state = scratch / "sweep-state"
     variants: dict[str, tuple[list[str], str]] = {
         PLAIN: (
-            [PYTHON, "-m", "bench.plain_sweep", str(scratch / "plain"), str(epochs)],
+            [PYTHON, "-m", "bench.plain_sweep", str(scratch / "plain"), str(epochs), str(runs)],
             "plain",
         ),
         "snakemake -j2, warm": ([SNAKEMAKE, "-j2", SWEEP], "warm"),
@@ -200,7 +205,8 @@ def sweep(result: Result, reps: int, scratch: Path, quick: bool) -> dict[str, li
         ratio = stats([t / p for t, p in zip(times[name], plain, strict=True)])
         rows.append([name, fmt(stats(times[name])), fmt(ratio, "", 3)])
     result.table(
-        f"The digits lr_sweep (12 runs, fit {epochs} epochs + test; 25 jobs); median (min-max) "
+        f"The digits lr_sweep ({runs} runs, fit {epochs} epochs + test; {2 * runs + 1} jobs); "
+        "median (min-max) "
         f"over {reps} repetitions, the ratio paired per repetition",
         ["command", "wall time", "relative to the plain one-process loop"],
         rows,
