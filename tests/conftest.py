@@ -48,13 +48,14 @@ UNSHARED = ("warm_dir", "forks")
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) tests that share a module or
     session fixture of ours (a trained run, a finished workflow) run on one worker, which builds
-    it once; the SLURM tests share one worker too (the cluster has 2 CPUs). Every other test goes
-    to whichever worker is free. Modules with slow tests start first, so no long one is left
-    for last."""
+    it once; the SLURM tests share one worker too (the cluster has 2 CPUs), and start first:
+    they wait for the cluster most of their time, while the other workers run the rest. Every
+    other test goes to whichever worker is free. Modules with slow tests start next, so no long
+    one is left for last."""
     # By module, in their order: a module's tests may build on each other's changes to its
     # shared fixture (tests/test_reruns.py).
     slow = {item.module for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.module not in slow)
+    items.sort(key=lambda item: (not item.get_closest_marker("slurm"), item.module not in slow))
     if not HAS_EXAMPLES:
         skip = pytest.mark.skip(
             reason="the example project was deleted (configs/*.py, models/ ...)"
