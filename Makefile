@@ -44,7 +44,7 @@ PYTEST_ARGS ?= -n $(shell echo $$(($(CORES) + 1))) --dist loadgroup --durations=
 test: setup  ## run the whole test suite (the slow workflow tests included; budget 10 min)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: setup  ## run the tests that take seconds (no full workflow runs; budget 2 min)
+test-fast: setup  ## run the tests that take seconds (no workflow runs or warm servers; budget 2 min)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: setup  ## ruff, snakefmt and snakemake --lint

@@ -32,8 +32,9 @@ EXAMPLES = (FIXTURE / "configs/digits_mlp.py", REPO / "models", REPO / "dataset_
 HAS_EXAMPLES = all(path.exists() for path in EXAMPLES)
 # Jobs start warm, as on a user's machine: a scratch project's first job starts its warm
 # server and every job runs in a fork of it (docs/warm-jobs.md), so the suite imports torch and
-# Lightning once per project rather than once per job. `DLT_WARM=0 make test` runs every job
-# cold; tests/test_warm_differential.py trains a corpus both ways and compares bit for bit.
+# Lightning once per project rather than once per job. But the `project` of a test not marked
+# slow runs its one or two jobs cold, cheaper than a server. `DLT_WARM=0 make test` runs every
+# job cold; tests/test_warm_differential.py trains a corpus both ways and compares bit for bit.
 os.environ.setdefault("DLT_WARM", "1")
 BIN = Path(sys.executable).parent
 # The plots that a run's record job draws (rules/records.smk), under the run's plots/.
@@ -233,9 +234,12 @@ def forks(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def project(tmp_path: Path):
-    """A scratch project; its warm servers stop when the test ends."""
+def project(tmp_path: Path, request: pytest.FixtureRequest):
+    """A scratch project; its jobs run cold unless the test is marked slow (a slow test's
+    project runs many), and its warm servers stop when the test ends."""
     project = make_project(tmp_path / "proj")
+    if not request.node.get_closest_marker("slow"):
+        project.env["DLT_WARM"] = "0"
     yield project
     stop_warm_servers(project.root)
 

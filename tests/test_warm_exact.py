@@ -23,6 +23,8 @@ import pytest
 from tests.conftest import REPO
 from tests.warm_server import Warm, read
 
+pytestmark = pytest.mark.slow  # every test starts a warm server
+
 SIDE_EFFECT = "import torch\ntorch.set_default_dtype(torch.float64)\nVALUE = 1\n"
 
 

@@ -42,6 +42,7 @@ def warm(tmp_path_factory: pytest.TempPathFactory):
     server.stop()
 
 
+@pytest.mark.slow  # starts a warm server
 @pytest.mark.timeout(300)
 def test_jobs_run_in_fresh_children_of_the_server(warm: Warm) -> None:
     server = warm.server_pid()
@@ -62,6 +63,7 @@ def test_jobs_run_in_fresh_children_of_the_server(warm: Warm) -> None:
     assert states[0]["numpy"] != states[1]["numpy"]
 
 
+@pytest.mark.slow  # starts a warm server
 @pytest.mark.timeout(300)
 def test_exit_statuses_and_crashes_pass_through(warm: Warm) -> None:
     """Broken on purpose: without the child's `conn.settimeout(None)` (dltemplate/warm/
@@ -82,6 +84,7 @@ def test_exit_statuses_and_crashes_pass_through(warm: Warm) -> None:
     assert warm.server_pid() == server and psutil.pid_exists(server)  # the server lives on
 
 
+@pytest.mark.slow  # starts a warm server
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signals_to_the_script_reach_the_job(warm: Warm, signum: int) -> None:
@@ -96,6 +99,7 @@ def test_signals_to_the_script_reach_the_job(warm: Warm, signum: int) -> None:
         assert "KeyboardInterrupt" in stderr  # Python's Ctrl-C, as a cold job shows it
 
 
+@pytest.mark.slow  # starts a warm server
 @pytest.mark.timeout(300)
 def test_sigkill_of_the_script_kills_the_job(warm: Warm) -> None:
     process, _, out = warm.start("sleeps")
@@ -105,6 +109,7 @@ def test_sigkill_of_the_script_kills_the_job(warm: Warm) -> None:
     assert gone(child), "the job's process runs on without its script"
 
 
+@pytest.mark.slow  # starts a warm server
 @pytest.mark.timeout(300)
 def test_two_jobs_at_once(warm: Warm) -> None:
     jobs = [warm.start("sleeps") for _ in range(2)]
@@ -116,6 +121,7 @@ def test_two_jobs_at_once(warm: Warm) -> None:
     assert all(gone(child) for child in children)
 
 
+@pytest.mark.slow  # starts a warm server
 @pytest.mark.timeout(300)
 def test_a_killed_server_fails_its_jobs_cleanly_and_is_replaced(warm: Warm) -> None:
     server = warm.server_pid()
@@ -138,6 +144,7 @@ def test_a_killed_server_fails_its_jobs_cleanly_and_is_replaced(warm: Warm) -> N
     assert code == 0 and json.loads(out.read_text())["ppid"] == new, output
 
 
+@pytest.mark.slow  # starts a warm server
 @pytest.mark.timeout(300)
 def test_jobs_that_find_no_server_wait_for_the_one_starting_and_run_in_it(tmp_path: Path) -> None:
     """The first jobs of a project do not pay for their imports beside the server's: they
@@ -158,6 +165,7 @@ def test_jobs_that_find_no_server_wait_for_the_one_starting_and_run_in_it(tmp_pa
         warm.stop()
 
 
+@pytest.mark.slow  # starts a warm server
 @pytest.mark.timeout(300)
 def test_a_server_that_dies_before_it_listens_lets_the_job_run_cold(tmp_path: Path) -> None:
     (tmp_path / "project" / "dies").mkdir(parents=True)
@@ -311,6 +319,7 @@ def test_warm_fits_match_cold_ones_and_resume_exactly(project, tmp_path: Path) -
     assert status is not None
 
 
+@pytest.mark.slow  # starts a warm server
 def test_main_py_warm_finds_the_servers_of_its_project(warm: Warm) -> None:
     """`main.py warm` lists the project's servers whatever environment started them (its own
     has no Snakemake thread variables, so its place_for would name another server)."""

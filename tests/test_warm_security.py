@@ -134,6 +134,7 @@ def test_a_socket_of_another_user_in_the_folder_is_not_talked_to(
     assert stop_listening(listener, record) == [0], "the job sent something to it"
 
 
+@pytest.mark.slow  # starts a warm server
 @pytest.mark.timeout(180)
 def test_the_server_serves_only_its_user(other_user: int, shared: Path, tmp_path: Path) -> None:
     """Started under umask 000, the folder is still 700 and the socket 600; opened up by hand
