@@ -1,8 +1,9 @@
 """Warm and cold, differentially: a corpus of small configs is trained and tested in two copies
-of one project, one with every job cold and one with a warm server, in the same order, and
-every run's weights and test metrics must be equal to the bit.
+of one project, one with every job cold and one with a warm server, side by side, each in the
+same order, and every run's weights and test metrics must be equal to the bit.
 
-The corpus: the examples' digits MLP and diabetes regression MLP; the MLP in float64; a config importing a library (outside
+The corpus: the examples' digits MLP and diabetes regression MLP; the MLP in float64; a config
+importing a library (outside
 the project) that makes float64 torch's default dtype when imported, trained first, so that a
 server that preloaded it would change every later run; and a config whose width comes from a
 project module that the server preloads (`warm_preload`), edited with its size and modification
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -123,10 +125,15 @@ def test_a_corpus_trains_the_same_warm_and_cold(tmp_path: Path) -> None:
     (libs / "globlib" / "__init__.py").write_text(GLOBLIB)
     path = os.pathsep.join(p for p in (str(libs), os.environ.get("PYTHONPATH")) if p)
     cold, warm = _project(tmp_path / "cold", libs), _project(tmp_path / "warm", libs)
-    _train_the_corpus(cold, {"DLT_WARM": "0", "PYTHONPATH": path})
     env = {**warm_env(tmp_path / "state"), "PYTHONPATH": path}
     start_warm_server(warm.root, env, {"warm_preload": ["mylayers"]})
-    _train_the_corpus(warm, env)
+    with ThreadPoolExecutor(2) as both:  # each copy in its own order, side by side
+        trained = [
+            both.submit(_train_the_corpus, cold, {"DLT_WARM": "0", "PYTHONPATH": path}),
+            both.submit(_train_the_corpus, warm, env),
+        ]
+        for copy in trained:
+            copy.result()
 
     for run in (*CORPUS, "layers2"):
         for job in ("fit", "test"):
