@@ -3,11 +3,10 @@ of one project, one with every job cold and one with a warm server, side by side
 same order, and every run's weights and test metrics must be equal to the bit.
 
 The corpus: the examples' digits MLP and diabetes regression MLP; the MLP in float64; a config
-importing a library (outside
-the project) that makes float64 torch's default dtype when imported, trained first, so that a
-server that preloaded it would change every later run; and a config whose width comes from a
-project module that the server preloads (`warm_preload`), edited with its size and modification
-time kept before its second run.
+importing a library (outside the project) that makes float64 torch's default dtype when
+imported, trained first, so that a server that preloaded it would change every later run; and
+a config whose width comes from a project module that the server preloads (`warm_preload`),
+edited with its size and modification time kept before its second run.
 
 Broken on purpose: with the server learning every module jobs import (server.is_safe returning
 True), the runs after `glob` train in float64 and this test fails; with fingerprint._content
