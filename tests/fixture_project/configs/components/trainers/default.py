@@ -20,7 +20,7 @@ def get_trainer(
     accelerator: str = "auto",
     devices: int | str = "auto",
     strategy: str = "auto",  # several devices: DDP (see dltemplate.jobs.distributed)
-    precision: str = "32-true",
+    precision: str | int = "32-true",  # as Lightning takes it: "16-mixed", "bf16-mixed", 16, 64
     gradient_clip_val: float | None = None,
     deterministic: bool = True,
     monitor: str = "val/loss",
