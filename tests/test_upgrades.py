@@ -13,7 +13,9 @@ Broken on purpose: with the whole job spec back among the compared params (the f
 upgrade listed every job ("Params have changed since last execution ... 'engine_note': ...")
 and test_an_engine_upgrade_reruns_nothing failed. With Snakemake's `code` trigger back (no
 `rerun-triggers` in profiles/default), the touched script reran every fit ("Code has changed
-since last execution") and it failed too.
+since last execution") and it failed too. With `engine_rerun` going back to None when no rerun
+is asked (instead of what the job's record says it was given), the runs that the opt-in had
+rerun reran again without it, and test_the_opt_in_reruns_what_another_engine_made failed.
 """
 
 from __future__ import annotations
