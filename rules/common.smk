@@ -1,15 +1,17 @@
 # Registry loading, wildcard constraints and input functions (@per_job: called for every job).
 # The logic lives in the dltemplate package (dltemplate.workflow.targets), where pytest reaches it;
 # nothing here imports torch.
+import functools
 import sys
 from pathlib import Path
 
 from snakemake.logging import logger
+from snakemake.settings.types import ExecMode
 
 from dltemplate.registry import resources
 from dltemplate.registry.gpu_shares import SHARE_RESOURCE
 from dltemplate.results import run_records
-from dltemplate.workflow import targets
+from dltemplate.workflow import engine_change, targets
 from dltemplate.errors import UserError
 from dltemplate.layout import JOB_TYPES, ExperimentLayout, ProjectLayout, RunLayout
 from dltemplate.workflow.gc_passes import collect_garbage_less_often
@@ -38,6 +40,13 @@ exit_on_user_error(apply_output_dir, config)
 # A cluster executor's jobs run cold (dltemplate.warm); its local jobs too (see on_start).
 mark_cluster_jobs(workflow.remote_exec)
 REGISTRY = exit_on_user_error(load_registry, config["registry"])
+# Runs made with another engine version are kept unless this asks (docs/upgrading.md); the head
+# names them, the Snakemake that runs a job does not.
+RERUN_ON_ENGINE_CHANGE = engine_change.rerun_asked(config)
+if workflow.exec_mode == ExecMode.DEFAULT:
+    ENGINE_NOTE = engine_change.note(REGISTRY.runs(), RERUN_ON_ENGINE_CHANGE)
+    if ENGINE_NOTE:
+        logger.info(ENGINE_NOTE)
 collect_garbage_less_often()  # a large sweep's DAG builds faster (see dltemplate.workflow.gc_passes)
 
 
@@ -56,7 +65,10 @@ CHECKED_RUNS = {}
 
 
 def get_run(wildcards):
-    key = (wildcards.proj, wildcards.exp, wildcards.run)
+    return checked_run(wildcards.proj, wildcards.exp, wildcards.run)
+
+
+def checked_run(*key):
     if key not in CHECKED_RUNS:
         run = exit_on_user_error(REGISTRY.run, *key)
         CHECKED_RUNS[key] = exit_on_user_error(check_run_paths, run)
@@ -67,11 +79,39 @@ def get_all_targets():
     return targets.all_targets(REGISTRY)
 
 
-@per_job
-def get_job_params(wildcards):
-    """What shapes the run's job, and the digests of its config's files: a change in either
-    reruns the job (one params function: Snakemake evaluates each one per job)."""
-    return targets.job_spec(get_run(wildcards), config["seed"]).as_params()
+def get_job_spec(wildcards, job):
+    return job_spec_of(wildcards.proj, wildcards.exp, wildcards.run, job)
+
+
+@functools.lru_cache(maxsize=16)  # a job's two params ask for it one after the other
+def job_spec_of(proj, exp, run, job):
+    run = checked_run(proj, exp, run)
+    return targets.job_spec(run, config["seed"], job, RERUN_ON_ENGINE_CHANGE)
+
+
+def get_run_inputs(job):
+    """What decides that the run's `job` is out of date: its config and the digests of the
+    config's files, its overrides, seed and the engine's FINGERPRINT_VERSION. Snakemake compares
+    them with what the job last ran with, and a change reruns the job."""
+
+    @per_job
+    def run_inputs(wildcards):
+        return get_job_spec(wildcards, job).run_inputs()
+
+    return run_inputs
+
+
+def get_job_params(job):
+    """The whole job spec, as the job's script reads it. Snakemake does not compare it with what
+    the job last ran with: a params function that takes `output` is one it sees as derived from
+    the outputs (as the spec's run folder is). A field of the engine's own reruns nothing.
+    """
+
+    @per_job
+    def job_params(wildcards, output):
+        return get_job_spec(wildcards, job).as_params()
+
+    return job_params
 
 
 @per_job
@@ -99,14 +139,31 @@ def get_experiment_fit_files(wildcards):
     return list(get_experiment_fit_dones(wildcards).values())
 
 
-def get_experiment_job_specs(wildcards):
+def get_best_export_specs(wildcards):
     return exit_on_user_error(
         targets.best_export_specs,
         REGISTRY,
         wildcards.proj,
         wildcards.exp,
         config["seed"],
+        RERUN_ON_ENGINE_CHANGE,
     )
+
+
+def get_experiment_run_inputs(wildcards):
+    """The run inputs of every candidate of `export: best` (compared, as a run's are)."""
+    return {
+        name: spec.run_inputs()
+        for name, spec in get_best_export_specs(wildcards).items()
+    }
+
+
+def get_experiment_job_specs(wildcards, output):
+    """Their whole job specs: derived from the outputs, so not compared (see get_job_params)."""
+    return {
+        name: spec.as_params()
+        for name, spec in get_best_export_specs(wildcards).items()
+    }
 
 
 def get_experiment_metric(wildcards):

@@ -14,7 +14,8 @@ rule export:
     resources:
         **get_resources("export"),
     params:
-        job=get_job_params,  # an edit of the config, its imports or overrides reruns it
+        inputs=get_run_inputs("export"),  # an edit of the config, its imports or overrides reruns it
+        job=get_job_params("export"),  # the whole job spec, not compared: docs/upgrading.md
         formats=get_export_formats,
     script:
         "../scripts/export.py"
@@ -36,7 +37,8 @@ rule export_best:
     threads: get_threads("export")
     params:
         metric=get_experiment_metric,
-        specs=get_experiment_job_specs,
+        inputs=get_experiment_run_inputs,  # the candidates' run inputs (compared)
+        specs=get_experiment_job_specs,  # their whole job specs, not compared
         fit_dones=get_experiment_fit_dones,
     script:
         "../scripts/export_best.py"

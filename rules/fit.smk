@@ -15,6 +15,7 @@ rule fit:
     resources:
         **get_resources("fit"),
     params:
-        job=get_job_params,  # an edit of the config, its imports or overrides reruns it
+        inputs=get_run_inputs("fit"),  # an edit of the config, its imports or overrides reruns it
+        job=get_job_params("fit"),  # the whole job spec, not compared: docs/upgrading.md
     script:
         "../scripts/fit.py"

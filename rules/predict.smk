@@ -13,6 +13,7 @@ rule predict:
     resources:
         **get_resources("predict"),
     params:
-        job=get_job_params,  # an edit of the config, its imports or overrides reruns it
+        inputs=get_run_inputs("predict"),  # an edit of the config, its imports or overrides reruns it
+        job=get_job_params("predict"),  # the whole job spec, not compared: docs/upgrading.md
     script:
         "../scripts/predict.py"

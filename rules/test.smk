@@ -12,6 +12,7 @@ rule test:
     resources:
         **get_resources("test"),
     params:
-        job=get_job_params,  # an edit of the config, its imports or overrides reruns it
+        inputs=get_run_inputs("test"),  # an edit of the config, its imports or overrides reruns it
+        job=get_job_params("test"),  # the whole job spec, not compared: docs/upgrading.md
     script:
         "../scripts/test.py"

@@ -12,6 +12,7 @@ rule validate:
     resources:
         **get_resources("validate"),
     params:
-        job=get_job_params,  # an edit of the config, its imports or overrides reruns it
+        inputs=get_run_inputs("validate"),  # an edit of the config, its imports or overrides reruns it
+        job=get_job_params("validate"),  # the whole job spec, not compared: docs/upgrading.md
     script:
         "../scripts/validate.py"

@@ -93,7 +93,7 @@ def test_concurrent_add_run_then_exec_j4_records(tmp_path: Path) -> None:
             facts = {"host", "pid", "pid_started", "git", "versions", "packages", "cpu"}
             assert facts | {"gpus", "snakemake", "slurm_job_id"} <= set(job_record)
             assert set(job_record["versions"]) == {
-                *("python", "torch", "lightning", "snakemake"),
+                *("python", "dltemplate", "torch", "lightning", "snakemake"),
                 *("cuda", "cudnn"),  # torch's, added at the job's end
             }
     assert 0 <= runs["r1"]["metrics"]["test/acc"] <= 1

@@ -71,6 +71,7 @@ def fit_run(
     log_file: str | Path | None = None,
     init_from: str | Path | None = None,
     pruning: Mapping[str, Any] | None = None,
+    version_marks: Mapping[str, Any] | None = None,
     may_continue: bool = False,
 ) -> dict[str, Any]:
     """Fit the run in `run_dir`, resuming its last checkpoint when that belongs to this config;
@@ -84,13 +85,15 @@ def fit_run(
     attempt as `logs/fit.attempt-<n>.log`. `init_from`: another run's fit.done, whose best
     weights a fresh (not a resumed) fit starts from. `pruning`: a search trial's link to its
     study (dltemplate.jobs.pruning); a pruned fit stops, and its record says `pruned`.
-    `may_continue`: a finished fit given more epochs continues (resume.plan_fit).
+    `version_marks`: the run inputs that version results (JobSpec.version_marks); a fit made
+    with other marks starts fresh. `may_continue`: a finished fit given more epochs continues
+    (resume.plan_fit).
     """
     run_dir = Path(run_dir)
     started = time.time()
     with resume.run_lock(run_dir):
         current = resume.fingerprint(
-            config_file, sources or source_digests(config_file), overrides, seed
+            config_file, sources or source_digests(config_file), overrides, seed, version_marks
         )
         plan = resume.plan_fit(run_dir, current, may_continue)
         if plan.finished is not None:  # e.g. by a job that outlived a killed Snakemake

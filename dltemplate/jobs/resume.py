@@ -31,6 +31,7 @@ from dltemplate.config.trainer_args import JOB_SETTINGS
 from dltemplate.errors import UserError
 from dltemplate.layout import RunLayout
 from dltemplate.records import now, write_json_atomic, write_text_atomic
+from dltemplate.workflow.job_spec import FIRST_FINGERPRINT
 from dltemplate.workflow.sources import changed_sources
 
 _ATTEMPT = re.compile(r"attempt-(\d+)")
@@ -87,11 +88,17 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
 
 # -- fingerprints: which config made the checkpoints ---------------------------------------
 def fingerprint(
-    config: str, sources: Mapping[str, str], overrides: Mapping[str, Any], seed: int
+    config: str,
+    sources: Mapping[str, str],
+    overrides: Mapping[str, Any],
+    seed: int,
+    version_marks: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What makes a fit this fit: checkpoints of another fingerprint are not resumed. The
     fit job's own settings (what it keeps besides, like trainer.keep_every_n_epochs) are not
-    part of it: changing them resumes, or keeps a finished fit."""
+    part of it: changing them resumes, or keeps a finished fit. `version_marks`: the run
+    inputs that version results (JobSpec.version_marks), present only when set, so that the
+    fingerprints recorded before they existed stay equal."""
     shaping = {k: v for k, v in overrides.items() if k not in _JOB_SETTING_PATHS}
     return {
         "config": str(config),
@@ -101,6 +108,7 @@ def fingerprint(
             json.dumps(shaping, sort_keys=True, default=str), parse_constant=str
         ),
         "seed": seed,
+        **dict(version_marks or {}),
     }
 
 
@@ -118,6 +126,11 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
         parts.append(f"changed overrides: {', '.join(keys)}")
     if old.get("seed") != new.get("seed"):
         parts.append(f"seed {old.get('seed')} -> {new.get('seed')}")
+    if old.get("fingerprint") != new.get("fingerprint"):
+        before, after = (f.get("fingerprint", FIRST_FINGERPRINT) for f in (old, new))
+        parts.append(f"the engine's FINGERPRINT_VERSION {before} -> {after}")
+    if new.get("engine_rerun") and old.get("engine_rerun") != new.get("engine_rerun"):
+        parts.append(f"a rerun on an engine change ({new['engine_rerun']})")
     return "; ".join(parts) or "its record differs"
 
 

@@ -46,7 +46,7 @@ def run_here(snakemake: Any, step: Step, note: str | None = None) -> None:
             step(snakemake)
             return
         spec = JobSpec.from_params(snakemake.params.job)
-        with job_record(spec.run_dir, job):
+        with job_record(spec.run_dir, job, run_inputs=spec.run_inputs()):
             # before torch: CUDA_VISIBLE_DEVICES (whole GPUs, or a share of one)
             claim_gpus(
                 snakemake.resources.get("gpu"),
@@ -89,6 +89,7 @@ def fit(snakemake: Any, spec: Any) -> None:
             log_file=snakemake.log[0],
             init_from=spec.init_from,
             pruning=spec.pruning,
+            version_marks=spec.version_marks(),
             may_continue=snakemake.config.get(resume.CONTINUE_SETTING) in (True, "true"),
         )
     except resume.RunLockedError as exc:  # keep the log of the fit that holds the lock

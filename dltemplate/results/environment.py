@@ -5,9 +5,10 @@ host, the pid and the process's start time (a reused pid is not the job's proces
 commit, whether the tree was dirty and then the `git diff HEAD` of the tracked files
 (`env/diff.patch`, at most DIFF_CAP bytes, the record says when it was cut), the installed
 distributions (`env/packages.txt`, one `name==version` a line, shared by the run's jobs while
-the list is the same), Python, torch, Lightning, Snakemake, CUDA and cuDNN versions, the GPUs
-and their driver when the job has GPUs, the CPU model and core count, and the Snakemake
-command line that started the job. The run's trackers get the same facts (`tracker_facts`).
+the list is the same), the versions of Python, the engine (dltemplate), torch, Lightning,
+Snakemake, CUDA and cuDNN, the GPUs and their driver when the job has GPUs, the CPU model and
+core count, and the Snakemake command line that started the job. The run's trackers get the
+same facts (`tracker_facts`).
 
 Cheap (a few ms; docs/results.md has the figure): the packages come from
 the names of the `*.dist-info` folders on `sys.path` (importlib.metadata reads only those that
@@ -31,6 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dltemplate import __version__
 from dltemplate.layout import RunLayout
 from dltemplate.records import write_text_atomic
 
@@ -171,7 +173,9 @@ def read_packages(text: str) -> dict[str, str]:
 
 
 def versions(packages: Mapping[str, str]) -> dict[str, str | None]:
-    found: dict[str, str | None] = {"python": platform.python_version()}
+    """Python's, the engine's (the one imported, which an installed copy's metadata may not
+    name) and PACKAGES' versions."""
+    found: dict[str, str | None] = {"python": platform.python_version(), "dltemplate": __version__}
     found.update({name: packages.get(name) for name in PACKAGES})
     return found
 

@@ -31,7 +31,7 @@ from dltemplate.results.environment import read_packages
 SECTIONS = ("overrides", "hparams", "seed", "config", "environment", "packages", "metrics")
 # The versions of a job's record that can explain another result (besides the commit, the
 # uncommitted changes, GPUs, CPU, host and packages; not its pid, times or command line).
-VERSIONS = ("python", "torch", "lightning", "snakemake", "cuda", "cudnn")
+VERSIONS = ("dltemplate", "python", "torch", "lightning", "snakemake", "cuda", "cudnn")
 
 
 class RunFolder:

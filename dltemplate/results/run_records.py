@@ -31,11 +31,15 @@ def job_record_path(run_dir: str | Path, job: str) -> Path:
 
 
 @contextlib.contextmanager
-def job_record(run_dir: str | Path, job: str) -> Iterator[dict[str, Any]]:
+def job_record(
+    run_dir: str | Path, job: str, run_inputs: Mapping[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
     """Record job `job` of the run in `run_dir` around the block that does the work.
 
     Writes `records/<job>.json` (atomically) when the block starts and when it ends; an
-    exception marks it `failed` with the error's one line and propagates unchanged.
+    exception marks it `failed` with the error's one line and propagates unchanged. The record
+    keeps the job's `run_inputs` (dltemplate.workflow.job_spec), as Snakemake does, for the next
+    parse (dltemplate.workflow.engine_change).
     """
     path = job_record_path(run_dir, job)
     record: dict[str, Any] = {
@@ -46,6 +50,8 @@ def job_record(run_dir: str | Path, job: str) -> Iterator[dict[str, Any]]:
         "seconds": None,
         **job_environment(run_dir, job),
     }
+    if run_inputs is not None:
+        record["run_inputs"] = dict(run_inputs)
     write_json_atomic(path, record)
     started = time.monotonic()
     try:

@@ -25,6 +25,7 @@ from dltemplate.layout import (
 )
 from dltemplate.registry.model import Registry, Run
 from dltemplate.registry.names import NAME_PATTERN
+from dltemplate.workflow import engine_change
 from dltemplate.workflow.job_spec import JobSpec
 
 WILDCARD_CONSTRAINTS = {"proj": NAME_PATTERN, "exp": NAME_PATTERN, "run": NAME_PATTERN}
@@ -193,10 +194,14 @@ def plot_targets(registry: Registry) -> list[str]:
     return targets
 
 
-def job_spec(run: Run, default_seed: int) -> JobSpec:
-    """What shapes the run's jobs, as a rule hands it to their scripts. A change in it reruns
-    the job (Snakemake's `params` trigger), so it holds exactly that, with the digests of the
-    config's local source files."""
+def job_spec(
+    run: Run, default_seed: int, job: str | None = None, rerun_on_engine_change: bool = False
+) -> JobSpec:
+    """What the run's job `job` needs, as a rule hands it to its script, with the digests of the
+    config's local source files. Its run inputs (JobSpec.run_inputs) decide whether the job is
+    out of date; with `rerun_on_engine_change`, a job made with another engine version is (its
+    record says which: dltemplate.workflow.engine_change). Without `job`, no record is read."""
+    record = engine_change.job_record(run.folder, job) if job else None
     return JobSpec(
         run_dir=run.folder,
         config=run.config,
@@ -206,6 +211,7 @@ def job_spec(run: Run, default_seed: int) -> JobSpec:
         init_from=init_from_fit(run.init_from) if run.init_from else None,
         sources=source_digests(run),
         pruning=run.pruning,
+        engine_rerun=engine_change.engine_rerun(record, rerun_on_engine_change),
     )
 
 
@@ -224,9 +230,14 @@ def best_export_fits(registry: Registry, proj: str, exp: str) -> dict[str, str]:
     return {run.name: fitted_input(run) for run in tested_runs(registry, proj, exp)}
 
 
-def best_export_specs(registry: Registry, proj: str, exp: str, seed: int) -> dict[str, Any]:
-    """{run: its job spec as params} for the candidates of an experiment's `export: best`."""
-    return {run.name: job_spec(run, seed).as_params() for run in tested_runs(registry, proj, exp)}
+def best_export_specs(
+    registry: Registry, proj: str, exp: str, seed: int, rerun_on_engine_change: bool = False
+) -> dict[str, JobSpec]:
+    """{run: the job spec of its fit} for the candidates of an experiment's `export: best`."""
+    return {
+        run.name: job_spec(run, seed, "fit", rerun_on_engine_change)
+        for run in tested_runs(registry, proj, exp)
+    }
 
 
 def best_export_metric(registry: Registry, proj: str, exp: str) -> dict[str, str | None]:
