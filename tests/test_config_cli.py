@@ -50,7 +50,7 @@ def test_tree_shows_values_types_and_origins(capsys, workflow: Path) -> None:
     assert "dropout = 0.3  float  override" in lines
     assert "channels = 32  int  argument" in lines  # passed by get_task_wrapper
     assert "max_epochs = 20  int  default" in lines
-    assert 'precision = "32-true"  str  default' in lines
+    assert 'precision = "32-true"  str | int  default' in lines
     assert any(
         line.startswith("model  get_model()  ") and "small_cnn.py:" in line for line in lines
     )
