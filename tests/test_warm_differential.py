@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import make_project
 from tests.warm_server import start_warm_server, warm_env
 
-RUN = {"jobs": ["fit", "test"], "overrides": {"trainer.max_epochs": 2}}
+RUN = {"jobs": ["fit", "test"], "overrides": {"trainer.max_epochs": 1}}
 CORPUS = {
     "glob": "configs/glob_mlp.py",
     "mlp": "configs/digits_mlp.py",
