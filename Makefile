@@ -50,13 +50,13 @@ test-fast: setup  ## run the tests that take seconds (no workflow runs or warm s
 lint: setup  ## ruff, snakefmt and snakemake --lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/snakefmt --check Snakefile rules/
+	$(BIN)/snakefmt --check Snakefile rules/ dltemplate/workflow/ dltemplate/scaffold/project/
 	$(BIN)/snakemake --lint --cores 1
 
 format: setup  ## format the code (ruff) and the workflow (snakefmt)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
-	$(BIN)/snakefmt Snakefile rules/
+	$(BIN)/snakefmt Snakefile rules/ dltemplate/workflow/ dltemplate/scaffold/project/
 
 bench: setup  ## run bench/ (long: the 1,000-run sweeps dominate) and rewrite BENCHMARKS.md
 	$(BIN)/python -m bench

@@ -1,10 +1,12 @@
-# The workflow's table of contents: settings, the rule files in pipeline order, and `all`.
-# Targets are files under results/<proj>/<exp>/<run>/, e.g.
+# This project's workflow: its settings, the engine's rules (installed with the dltemplate
+# package), your own rules under rules/, and `all`. Targets are files under
+# results/<proj>/<exp>/<run>/, e.g.
 #   snakemake -j2 results/digits/baseline/cnn/test.done
 # Then the HTML report of what was built: snakemake --report report.html
 
-
 from snakemake.utils import min_version
+
+from dltemplate.workflow import ENGINE
 
 min_version("9.0")
 
@@ -12,19 +14,8 @@ min_version("9.0")
 configfile: "configs/workflow.yaml"
 
 
-report: "report/workflow.rst"
-
-
-include: "rules/common.smk"
-include: "rules/fit.smk"
-include: "rules/validate.smk"
-include: "rules/test.smk"
-include: "rules/predict.smk"
-include: "rules/export.smk"
-include: "rules/search.smk"
-include: "rules/summary.smk"
-include: "rules/records.smk"
-include: "rules/plots.smk"
+include: ENGINE
+include: "rules/extra.smk"
 
 
 rule all:

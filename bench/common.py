@@ -27,7 +27,12 @@ RESULTS = REPO / "bench" / "results"
 SCRATCH = REPO / "bench" / ".scratch"
 BIN = Path(sys.executable).parent
 # What a scratch copy of the workflow needs besides configs/ (as tests/conftest.py copies).
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "profiles", "envs", "main.py")
+# The project's files (the engine's rules come from the installed package); pyproject.toml marks
+# the copy as a project, so that main.py in it never finds this repository above it.
+WORKFLOW_FILES = (
+    *("Snakefile", "rules", "scripts", "profiles", "envs", "main.py", "pyproject.toml"),
+    *("wrappers", "models", "dataset_classes"),
+)
 
 
 def parser(description: str, reps: int = 5) -> argparse.ArgumentParser:
@@ -195,7 +200,7 @@ def copy_workflow(root: Path, registry: dict[str, str]) -> Path:
     for name in WORKFLOW_FILES:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, root / name)
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, root / name)
     shutil.copytree(

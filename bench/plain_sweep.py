@@ -25,8 +25,8 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, random_split  # noqa: E402
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score  # noqa: E402
 
-from dataset_classes import DigitsDataset  # noqa: E402
-from models import MLP  # noqa: E402
+from dataset_classes.digits import DigitsDataset  # noqa: E402
+from models.mlp import MLP  # noqa: E402
 
 IMPORTED = time.perf_counter()
 GRID = [(lr, bs, seed) for lr in (3e-4, 1e-3, 3e-3) for bs in (32, 128) for seed in (0, 1)]

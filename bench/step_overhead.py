@@ -54,7 +54,7 @@ def run_plain(opts: Any) -> dict[str, float]:
     from bench.batches import batch_loader
     from bench.clock import stamp
     from bench.common import synthetic_images
-    from models import SmallCNN
+    from models.small_cnn import SmallCNN
 
     started = time.perf_counter()
     torch.manual_seed(opts.seed)
@@ -121,7 +121,7 @@ def run_minimal_lightning(opts: Any) -> dict[str, float]:
     from bench.batches import batch_loader
     from bench.clock import EpochClock
     from bench.common import synthetic_images
-    from models import SmallCNN
+    from models.small_cnn import SmallCNN
 
     class Minimal(L.LightningModule):
         def __init__(self) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dltemplate.errors import UserError
+from dltemplate.errors import MissingDataError, UserError
 
 PREFIXES = {"train": "train", "test": "t10k"}
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -38,7 +38,7 @@ def find_idx_file(root: Path, stem: str) -> Path:
     for name in (stem, f"{stem}.gz"):
         if (root / name).is_file():
             return root / name
-    raise UserError(
+    raise MissingDataError(
         f"Missing {root / stem}[.gz]: link the dataset folder into data/, e.g. "
         f"`ln -s /absolute/path/to/oracle-mnist {root}` (it must hold {stem} or {stem}.gz)"
     )

@@ -26,6 +26,11 @@ class ShapeError(UserError):
     """The model's outputs, the targets, the loss or a metric do not fit each other."""
 
 
+class MissingDataError(UserError):
+    """The files a dataset reads are not there yet (link them into data/); a project's config
+    test skips such a config rather than failing."""
+
+
 class RegistryError(UserError):
     """The run registry (configs/projects/*.yaml) does not parse or does not fit the schema."""
 

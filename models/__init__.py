@@ -1,6 +1,2 @@
-"""Example nn.Modules. Plain PyTorch: nothing here knows about Lightning or the template."""
-
-from models.mlp import MLP
-from models.small_cnn import SmallCNN
-
-__all__ = ["MLP", "SmallCNN"]
+"""Your nn.Modules: plain PyTorch, nothing here knows about Lightning or the template. Configs
+import them by module (`from models.mlp import MLP`)."""

@@ -12,14 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from dltemplate.scaffold import EXAMPLES, write_project
+from dltemplate.scaffold import EXAMPLES_TREE as SCAFFOLD_EXAMPLES
 from tests.forks import Forks
 
 REPO = Path(__file__).resolve().parents[1]
-# The engine's tests run on their own project (tests/fixture_project/: a frozen copy of the
-# example's configs, model and dataset packages), so that a user who deletes the example keeps
-# a green suite. Its packages (models, dataset_classes) come after the repo's on the path, here
-# and in every process the tests start: while the example is there, its tests import its own.
-FIXTURE = REPO / "tests" / "fixture_project"
+# The engine's tests run on projects that `dltemplate new` writes with both examples (their
+# configs, models and datasets come from the package: dltemplate/scaffold/examples/), so that a
+# user who deletes this repository's examples keeps a green suite. Those packages (models,
+# dataset_classes) come after the repo's on the path, here and in every process the tests start:
+# while the example is there, its tests import its own.
+FIXTURE = SCAFFOLD_EXAMPLES
 sys.path.append(str(FIXTURE))
 _PATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -28,8 +31,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 WORKFLOW_SETTINGS = "configs/workflow.yaml"
 # The example project (configs/*.py, models/, dataset_classes/, its registry): tests marked
 # `examples` check it, and skip when a user has deleted it.
-EXAMPLES = (FIXTURE / "configs/digits_mlp.py", REPO / "models", REPO / "dataset_classes")
-HAS_EXAMPLES = all(path.exists() for path in EXAMPLES)
+EXAMPLE_FILES = (REPO / "configs/digits_mlp.py", REPO / "models", REPO / "dataset_classes")
+HAS_EXAMPLES = all(path.exists() for path in EXAMPLE_FILES)
 # Jobs start warm, as on a user's machine: a scratch project's first job starts its warm
 # server and every job runs in a fork of it (docs/warm-jobs.md), so the suite imports torch and
 # Lightning once per project rather than once per job. But the `project` of a test not marked
@@ -178,21 +181,12 @@ experiments:
 
 
 def make_project(root: Path, registry: str = TINY_REGISTRY) -> Project:
-    """Copy the workflow and configs into `root`; the registry holds only project `tiny`."""
-    root.mkdir(parents=True)
-    for name in ("Snakefile", "rules", "scripts", "profiles", "envs", "report", "main.py"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name)
-        else:
-            shutil.copy2(source, root / name)
-    # The fixture project's configs (the engine's tests never need the example project), and
-    # the engine's workflow settings.
-    shutil.copytree(
-        FIXTURE / "configs", root / "configs", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    if (REPO / WORKFLOW_SETTINGS).is_file():
-        shutil.copy2(REPO / WORKFLOW_SETTINGS, root / WORKFLOW_SETTINGS)
+    """A project that `dltemplate new` writes into `root`, with both examples' configs; its
+    registry holds only project `tiny`."""
+    write_project(root, EXAMPLES)
+    for example in EXAMPLES:
+        (root / "configs" / "projects" / f"{example}.yaml").unlink()
+    shutil.rmtree(root / "results")  # its .gitkeep: tests check that nothing else was written
     project = Project(root)
     project.write("configs/projects/tiny.yaml", registry)
     return project
@@ -223,6 +217,15 @@ def warm_dir(tmp_path_factory: pytest.TempPathFactory):
     for parent in _MAIN_FORKS:
         parent.close()
         shutil.rmtree(parent.scratch, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def restore_sys_path():
+    """A command run in this process (main.py's `main`) puts its project first on `sys.path`
+    (dltemplate.project.enter); the next test starts with the path as it was."""
+    saved = list(sys.path)
+    yield
+    sys.path[:] = saved
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchmetrics import MeanAbsoluteError, R2Score
 
 from dltemplate.errors import ShapeError
+from dltemplate.wrappers.task_wrappers import split_batch
 from wrappers import BasicTaskWrapper
-from wrappers.task_wrappers import split_batch
 
 
 def regression(**options) -> BasicTaskWrapper:

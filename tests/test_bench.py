@@ -140,7 +140,7 @@ def test_the_baselines_fetch_batches_as_the_data_wrapper_does() -> None:
     import torch
 
     from bench.common import synthetic_images
-    from wrappers.data_wrappers import TensorBatches
+    from dltemplate.wrappers.data_wrappers import TensorBatches
 
     data = synthetic_images(50, seed=3)
     indices = [7, 0, 42, 7, 13]

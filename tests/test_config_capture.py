@@ -29,7 +29,7 @@ def _walk(value):
 def test_example_config_records_literals_partials_and_defaults() -> None:
     hparams = build_run(FIXTURE / "configs/digits_cnn.py", seed=5).hparams
     task = hparams["objects"]["task_wrapper"]
-    assert task["_target_"] == "wrappers.task_wrappers.BasicTaskWrapper"
+    assert task["_target_"] == "dltemplate.wrappers.task_wrappers.BasicTaskWrapper"
     # The model built by get_model, nested where it was passed, with its arguments.
     assert task["model"] == {
         "_target_": "models.small_cnn.SmallCNN",

@@ -77,7 +77,10 @@ def test_swapped_getters_are_named(project: Project) -> None:
     )
     project.write("configs/swapped.py", text)
     line = error_line(project.main("hparams", "-c", "configs/swapped.py", check=False))
-    assert "the task_wrapper getter returned wrappers.data_wrappers.BasicDataWrapper" in line
+    assert (
+        "the task_wrapper getter returned dltemplate.wrappers.data_wrappers.BasicDataWrapper"
+        in line
+    )
 
 
 @pytest.mark.parametrize(

@@ -262,7 +262,7 @@ def test_main_py_names_the_member_in_one_line(project: Project) -> None:
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert errors == [
         "Error: Config configs/bad_split.py: the task_wrapper getter returned a "
-        "wrappers.task_wrappers.BasicTaskWrapper whose split_batch is str 'first', not a "
+        "dltemplate.wrappers.task_wrappers.BasicTaskWrapper whose split_batch is str 'first', not a "
         f"function batch -> (inputs, target) {DOCS}"
     ]
 

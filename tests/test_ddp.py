@@ -14,7 +14,7 @@ from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnv
 from lightning.pytorch.strategies import DDPStrategy
 
 from dltemplate.jobs.distributed import launched_per_device, single_process_launch
-from tests.conftest import FIXTURE
+from tests.conftest import make_project
 
 SLURM_STEP = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1", "SLURM_PROCID": "0"}
 
@@ -81,9 +81,10 @@ print("RESULT", json.dumps({"train": len(loader.dataset), "batch": loader.batch_
 
 def run_fit(run_dir: Path, devices: int, launcher: list[str] | None = None) -> tuple[dict, str]:
     """Fit in a fresh process, as a Snakemake job script does: (its numbers, its output)."""
+    project = make_project(run_dir.parent / "project")  # configs/digits_mlp.py
     result = subprocess.run(
         [*(launcher or []), sys.executable, "-c", FIT, str(run_dir), str(devices)],
-        cwd=FIXTURE,  # configs/digits_mlp.py
+        cwd=project.root,
         capture_output=True,
         text=True,
         timeout=300,

@@ -14,8 +14,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset, default_collate, random_split
 from torchmetrics.classification import MulticlassAccuracy
 
+from dltemplate.wrappers.data_wrappers import TensorBatches
 from wrappers import BasicDataWrapper, BasicTaskWrapper
-from wrappers.data_wrappers import TensorBatches
 
 
 def data(n: int = 50) -> TensorDataset:

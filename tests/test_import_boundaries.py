@@ -28,6 +28,16 @@ TORCH_FREE = ("registry", "workflow", "results")
 TORCH_FREE_LEAVES = ("layout", "records", "errors")
 HEAVY = ("torch", "lightning", "matplotlib", "pandas", "optuna")
 EXAMPLE = ("configs", "models", "dataset_classes", "wrappers")
+# What `dltemplate new` copies into a project (its files, the examples) is data, not the engine.
+SCAFFOLD_DATA = (PACKAGE / "scaffold" / "project", PACKAGE / "scaffold" / "examples")
+STEP_SCRIPTS = PACKAGE / "workflow" / "scripts"  # run by Snakemake, never imported
+
+
+def engine_files(*, scripts: bool = True) -> list[Path]:
+    """The engine's Python files: the package without the scaffold's data (and the step scripts
+    unless `scripts`)."""
+    skip = (*SCAFFOLD_DATA, *(() if scripts else (STEP_SCRIPTS,)))
+    return sorted(p for p in PACKAGE.rglob("*.py") if not any(p.is_relative_to(s) for s in skip))
 
 
 def module_name(path: Path) -> str:
@@ -36,7 +46,8 @@ def module_name(path: Path) -> str:
 
 
 def modules_of(*folders: str) -> list[str]:
-    return sorted(module_name(p) for f in folders for p in (PACKAGE / f).rglob("*.py"))
+    files = engine_files(scripts=False)
+    return sorted(module_name(p) for p in files if p.relative_to(PACKAGE).parts[0] in folders)
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -82,14 +93,14 @@ def test_a_job_script_loads_nothing_heavy_before_its_hand_over() -> None:
     assert heavy == "", f"a job's script imports {heavy} before its hand-over"
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: module_name(p))
+@pytest.mark.parametrize("path", engine_files(), ids=lambda p: module_name(p))
 def test_the_engine_never_imports_the_example(path: Path) -> None:
     example = {m for m in imported_modules(path) if m.split(".")[0] in EXAMPLE}
     assert not example, f"{module_name(path)} imports the example project: {sorted(example)}"
 
 
 def test_no_import_cycles_between_modules() -> None:
-    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    modules = {module_name(p): p for p in engine_files(scripts=False)}
     edges = {
         name: {m for m in imported_modules(path) if m in modules and m != name}
         for name, path in modules.items()

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from dataset_classes import DiabetesDataset
+from dataset_classes.diabetes import DiabetesDataset
 from tests.conftest import make_project
 
 

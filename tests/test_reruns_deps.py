@@ -137,7 +137,7 @@ def test_repository_configs_track_their_models_and_wrappers() -> None:
         digests = source_digests(registry.run("digits", "baseline", "cnn"))
     finally:
         os.chdir(cwd)
-    for path in ("configs/digits_cnn.py", "models/small_cnn.py", "wrappers/task_wrappers.py"):
+    for path in ("configs/digits_cnn.py", "models/small_cnn.py", "wrappers/__init__.py"):
         assert path in digests
     assert not any(p.startswith("dltemplate/") for p in digests)
 

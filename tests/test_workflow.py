@@ -6,11 +6,13 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from dltemplate.layout import JOB_TYPES
+from dltemplate.workflow import ENGINE
 from tests.conftest import BIN, REPO, Project
 
 
@@ -130,7 +132,7 @@ def test_only_training_jobs_go_to_a_cluster() -> None:
     """Aggregation rules (summaries, records, plots) run on the submit host: `localrule: True`."""
     import re
 
-    for smk in sorted((REPO / "rules").glob("*.smk")):
+    for smk in sorted((Path(ENGINE).parent / "rules").glob("*.smk")):
         for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), re.M):
             if name not in JOB_TYPES:
                 assert "localrule: True" in body, f"rule {name} in {smk.name} is not local"

@@ -13,7 +13,7 @@ from bench.common import synthetic_images
 from configs.components.task_wrappers.classifier import get_classifier
 from configs.components.trainers.default import get_trainer as get_default_trainer
 from dltemplate import RootConfig
-from models import SmallCNN
+from models.small_cnn import SmallCNN
 from wrappers import BasicDataWrapper, BasicTaskWrapper
 
 

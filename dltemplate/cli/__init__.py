@@ -21,6 +21,7 @@ from dltemplate.cli import (
     init,
     lr_find,
     ls,
+    new,
     predict,
     reproduce,
     rm,
@@ -29,9 +30,10 @@ from dltemplate.cli import (
 )
 from dltemplate.cli.options import resolve_ids
 from dltemplate.errors import UserError
+from dltemplate.project import enter as enter_project
 
 COMMANDS = [
-    *(init, add_exp, add_run, execute, ls, rm, hparams, show, diff, reproduce),
+    *(new, init, add_exp, add_run, execute, ls, rm, hparams, show, diff, reproduce),
     *(debug, lr_find, predict, warm),
 ]
 
@@ -83,7 +85,9 @@ def run_command(argv: list[str] | None) -> int:
         parser.error(f"{args.command} takes no arguments after --")
     args.passthrough = passthrough
     try:
-        use_output_dir()
+        if not getattr(args, "outside_project", False):
+            enter_project()
+            use_output_dir()
         resolve_ids(args)
         return args.func(args)
     except UserError as exc:

@@ -12,8 +12,10 @@ record says that the job runs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from dltemplate.project import on_path
 from dltemplate.warm.client import hand_over
 
 # Imported in run_here, not here: a warm job's script needs only the client (each module it
@@ -24,7 +26,9 @@ Step = Callable[..., Any]
 
 def run_step(snakemake: Any, step: Step) -> None:
     """Run `step` for the Snakemake job `snakemake` (the object a `script:` receives), in a
-    warm server's child (this process then exits with its status) or here."""
+    warm server's child (this process then exits with its status) or here. Snakemake runs it
+    in the project folder, which goes first on `sys.path`, as under `python main.py`."""
+    on_path(Path.cwd())
     run_here(snakemake, step, note=hand_over(snakemake, step))
 
 

@@ -1,6 +1,6 @@
 """Getter for gradient-norm logging (`train/grad_norm` before each optimizer step)."""
 
-from wrappers.callbacks import GradNormLogger
+from wrappers import GradNormLogger
 
 
 def get_grad_norm(*, norm_type: float | None = None) -> GradNormLogger | None:

@@ -6,8 +6,7 @@ Batches are (features [N, 10], targets [N, 1]).
 
 from functools import partial
 
-from dataset_classes import DiabetesDataset
-from dataset_classes.diabetes import read_patients
+from dataset_classes.diabetes import DiabetesDataset, read_patients
 from wrappers import BasicDataWrapper
 
 

@@ -1,7 +1,6 @@
 """Getter for scikit-learn's digits, split train/val/test with a fixed seed."""
 
-from dataset_classes import DigitsDataset
-from dataset_classes.digits import read_digit_images
+from dataset_classes.digits import DigitsDataset, read_digit_images
 from wrappers import BasicDataWrapper
 
 

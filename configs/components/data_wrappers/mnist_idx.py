@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from dataset_classes import MnistIdxDataset
+from dataset_classes.mnist_idx import MnistIdxDataset
 from wrappers import BasicDataWrapper
 
 

@@ -1,6 +1,6 @@
 """Getter for the MLP example model."""
 
-from models import MLP
+from models.mlp import MLP
 
 
 def get_model(

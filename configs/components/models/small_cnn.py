@@ -1,6 +1,6 @@
 """Getter for the small CNN example model."""
 
-from models import SmallCNN
+from models.small_cnn import SmallCNN
 
 
 def get_model(
