@@ -31,7 +31,7 @@ LAYOUT = (
     "Snakefile", "rules/extra.smk", "scripts/test_accuracy.py", "configs/workflow.yaml",
     "wrappers/__init__.py", "data/README.md", "results/.gitkeep", "envs/dltemplate.yaml",
     "profiles/default/config.yaml", "README.md", "Makefile", "pyproject.toml", ".gitignore",
-    "main.py", "tests/test_configs.py",
+    "main.py", "tests/test_configs.py", "configs/projects/README.md",
 )  # fmt: skip
 FAST = "--config", "seed=1"
 SMALL_RUN = """\
@@ -117,6 +117,12 @@ def test_commands_find_the_project_from_a_subfolder(tmp_path: Path) -> None:
         )
         assert listed.returncode == 0, listed.stderr
         assert "baseline" in listed.stdout and "lr_sweep" in listed.stdout
+    # a path typed there is relative to there; the registry records it from the project
+    declare = ["add-run", "-p", "digits", "-e", "baseline", "-n", "mine", "-d", "here"]
+    added = dltemplate_command(*declare, "-c", "../digits_mlp.py", "--no-check", cwd=inside)
+    assert added.returncode == 0, added.stderr
+    registry = (tmp_path / "mine/configs/projects/digits.yaml").read_text()
+    assert "description: here\n        config: configs/digits_mlp.py\n" in registry
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from dltemplate.cli import (
     add_exp,
@@ -26,6 +27,7 @@ from dltemplate.cli import (
     reproduce,
     rm,
     show,
+    user_paths,
     warm,
 )
 from dltemplate.cli.options import resolve_ids
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="main.py", description="Manage projects, experiments and runs of the template."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.set_defaults(outside_project=False)  # `new` works outside any project
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
@@ -85,8 +88,9 @@ def run_command(argv: list[str] | None) -> int:
         parser.error(f"{args.command} takes no arguments after --")
     args.passthrough = passthrough
     try:
-        if not getattr(args, "outside_project", False):
-            enter_project()
+        if not args.outside_project:
+            typed_in = Path.cwd()
+            user_paths.rebase(args, typed_in, enter_project())
             use_output_dir()
         resolve_ids(args)
         return args.func(args)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dltemplate.cli.common import set_overrides
 from dltemplate.cli.options import add_run_options, check_run_builds, config_path
+from dltemplate.cli.user_paths import UserPath
 from dltemplate.layout import DEFAULT_JOBS
 
 TEST_ONLY_JOBS = tuple(job for job in DEFAULT_JOBS if job != "fit")
@@ -59,6 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--ckpt",
         metavar="PATH|RUN",
+        action=UserPath,
         help="test (and predict) an existing checkpoint instead of fitting: a .ckpt file under "
         "results/ or data/, or a run proj/exp/run whose best checkpoint to use "
         "(jobs default to test,predict)",

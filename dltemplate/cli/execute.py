@@ -14,6 +14,7 @@ from pathlib import Path
 from dltemplate.cli.add_run import declare_run
 from dltemplate.cli.common import set_overrides
 from dltemplate.cli.options import REGISTRY_DIR, add_run_options, config_path
+from dltemplate.cli.user_paths import UserPath
 from dltemplate.errors import UserError
 from dltemplate.jobs.resume import CONTINUE_SETTING
 from dltemplate.layout import DEFAULT_JOBS
@@ -171,6 +172,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--profile",
+        action=UserPath,
         help="a workflow profile in place of profiles/default, e.g. profiles/slurm "
         "(Snakemake's --workflow-profile)",
     )

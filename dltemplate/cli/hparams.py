@@ -23,6 +23,7 @@ from dltemplate.cli.common import (
     workflow_settings,
 )
 from dltemplate.cli.options import add_registry_option
+from dltemplate.cli.user_paths import UserPath
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
 
@@ -168,7 +169,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="show a config's overridable paths with their values, types and origins",
         description=__doc__.split("\n\n")[1],
     )
-    parser.add_argument("-c", "--config", help="a root config (or a run's archived_config.py)")
+    parser.add_argument(
+        "-c", "--config", action=UserPath, help="a root config (or a run's archived_config.py)"
+    )
     parser.add_argument(
         "-p", "--proj", help="with -e and -n: a declared run's project (id or name)"
     )

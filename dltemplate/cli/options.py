@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.cli.common import add_set_option
+from dltemplate.cli.user_paths import UserPath
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import UserError
 from dltemplate.layout import REGISTRY as REGISTRY_DIR
@@ -20,6 +21,7 @@ def add_registry_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--registry",
         default=REGISTRY_DIR,
+        action=UserPath,
         metavar="DIR",
         help=f"the registry folder (default: {REGISTRY_DIR})",
     )
@@ -36,7 +38,11 @@ def add_run_options(parser: argparse.ArgumentParser, *, declaring: bool = True) 
         "-d", "--desc", required=declaring, help=f"what the run is for, in a few words{extra}"
     )
     parser.add_argument(
-        "-c", "--config", required=declaring, help=f"the run's root config file{extra}"
+        "-c",
+        "--config",
+        required=declaring,
+        action=UserPath,
+        help=f"the run's root config file{extra}",
     )
     parser.add_argument(
         "-r",

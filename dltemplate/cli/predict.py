@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from dltemplate.cli.options import add_registry_option
+from dltemplate.cli.user_paths import NewUserPath, UserPath
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -38,9 +39,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("-p", "--proj", required=True, help="the project (id or name)")
     parser.add_argument("-e", "--exp", required=True, help="the experiment (id or name)")
     parser.add_argument("-n", "--name", required=True, help="the trained run")
-    parser.add_argument("--input", required=True, metavar="PATH", help="the new samples")
     parser.add_argument(
-        "--output", metavar="PATH", help="the CSV to write (default: <input>.predictions.csv)"
+        "--input", required=True, metavar="PATH", action=UserPath, help="the new samples"
+    )
+    parser.add_argument(
+        "--output",
+        metavar="PATH",
+        action=NewUserPath,
+        help="the CSV to write (default: <input>.predictions.csv)",
     )
     add_registry_option(parser)
     parser.set_defaults(func=cmd_predict)

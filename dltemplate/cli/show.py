@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dltemplate.cli.user_paths import UserPath
 from dltemplate.errors import UserError
 from dltemplate.layout import JOB_TYPES, RunLayout, results_root
 from dltemplate.layout import REGISTRY as REGISTRY_DIR
@@ -226,5 +227,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("show", help="show a run's record, hyperparameters, metrics and files")
     parser.add_argument("run", help="the run as <proj>/<exp>/<run>, e.g. digits/baseline/cnn")
-    parser.add_argument("--registry", default=REGISTRY_DIR, help="the registry folder")
+    parser.add_argument(
+        "--registry", default=REGISTRY_DIR, action=UserPath, help="the registry folder"
+    )
     parser.set_defaults(func=cmd_show)
