@@ -33,7 +33,6 @@ LAYOUT = (
     "profiles/default/config.yaml", "README.md", "Makefile", "pyproject.toml", ".gitignore",
     "main.py", "tests/test_configs.py", "configs/projects/README.md",
 )  # fmt: skip
-FAST = "--config", "seed=1"
 SMALL_RUN = """\
 description: one small run
 experiments:
@@ -41,10 +40,10 @@ experiments:
     description: the digits MLP, briefly
     runs:
       mlp:
-        description: two epochs
+        description: one short epoch
         config: configs/digits_mlp.py
         jobs: [fit, test]
-        overrides: {trainer.max_epochs: 2, trainer.limit_train_batches: 4}
+        overrides: {trainer.max_epochs: 1, trainer.limit_train_batches: 4}
 """
 
 

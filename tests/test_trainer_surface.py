@@ -118,48 +118,47 @@ def test_trainer_arguments_and_callbacks_reach_the_fit(project: Project) -> None
     assert "fit.done" in dry.stdout and dry.stdout.count("rule fit") == 1, dry.stdout
 
 
-BAD_REGISTRY = """\
-description: Bad monitors
-experiments:
-  exp:
-    description: each run stops before training
-    runs:
-      bad:
+BAD_RUN = """\
+      {name}:
         description: a bad setting
         config: configs/digits_mlp.py
         jobs: [fit]
         overrides:
           trainer.max_epochs: 1
+          trainer.callbacks.early_stopping.patience: 2
           {override}
 """
+BAD = {
+    "monitor": (
+        "trainer.monitor: val/los",
+        "watches val/los, which the task wrapper never logs; did you mean val/loss?",
+    ),
+    "early_stopping": (
+        "trainer.callbacks.early_stopping.monitor: val/f1",
+        "EarlyStopping watches val/f1 with mode 'min', but val/f1 is better when higher",
+    ),
+    "clip": (
+        "trainer.gradient_clip_algorithm: norm2",
+        "lightning.Trainer refuses the run's trainer",
+    ),
+}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("override", "expected"),
-    [
-        (
-            "trainer.monitor: val/los",
-            "watches val/los, which the task wrapper never logs; did you mean val/loss?",
-        ),
-        (
-            "trainer.callbacks.early_stopping.monitor: val/f1",
-            "EarlyStopping watches val/f1 with mode 'min', but val/f1 is better when higher",
-        ),
-        ("trainer.gradient_clip_algorithm: norm2", "lightning.Trainer refuses the run's trainer"),
-    ],
-)
-def test_bad_monitors_stop_before_anything_is_written(project: Project, override, expected):
-    override += "\n          trainer.callbacks.early_stopping.patience: 2"
-    project.write("configs/projects/tiny.yaml", BAD_REGISTRY.format(override=override))
-    run = project.path("results/tiny/exp/bad")
-    result = project.snakemake("-j1", "results/tiny/exp/bad/fit.done", check=False)
+def test_bad_monitors_stop_before_anything_is_written(project: Project) -> None:
+    runs = "".join(BAD_RUN.format(name=name, override=o) for name, (o, _) in BAD.items())
+    head = "description: Bad monitors\nexperiments:\n  exp:\n    description: each stops\n"
+    project.write("configs/projects/tiny.yaml", f"{head}    runs:\n{runs}")
+    targets = [f"results/tiny/exp/{name}/fit.done" for name in BAD]
+    result = project.snakemake("-j1", "--keep-going", *targets, check=False)
     assert result.returncode != 0, result.stdout
-    log = (run / "logs" / "fit.log").read_text()
-    last = log.strip().splitlines()[-1]
-    assert last.startswith("Error: ") and expected in last, log[-3000:]
-    assert "Traceback" not in log
-    # Only the job's log and bookkeeping (its record, the attempt count, the lock) are written.
-    for name in ("fit.done", "hparams.yaml", "archived_config.py", "metrics"):
-        assert not (run / name).exists(), name
-    assert not list(run.rglob("*.ckpt"))
+    for name, (_, expected) in BAD.items():
+        run = project.path(f"results/tiny/exp/{name}")
+        log = (run / "logs" / "fit.log").read_text()
+        last = log.strip().splitlines()[-1]
+        assert last.startswith("Error: ") and expected in last, log[-3000:]
+        assert "Traceback" not in log
+        # Only the job's log and bookkeeping (its record, the attempt count, the lock) are written.
+        for file in ("fit.done", "hparams.yaml", "archived_config.py", "metrics"):
+            assert not (run / file).exists(), (name, file)
+        assert not list(run.rglob("*.ckpt")), name
