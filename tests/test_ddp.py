@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
-from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 
 from dltemplate.jobs.distributed import launched_per_device, single_process_launch
 from tests.conftest import make_project
@@ -24,6 +24,18 @@ def test_two_devices_fork_their_ranks_from_the_job() -> None:
     strategy = settings["strategy"]
     assert isinstance(strategy, DDPStrategy) and strategy._start_method == "fork"
     assert strategy.cluster_environment is None  # Lightning's default outside SLURM
+
+
+DDP_NAMES = [n for n in StrategyRegistry.available_strategies() if n.startswith("ddp")]
+
+
+@pytest.mark.parametrize("name", DDP_NAMES)
+def test_every_one_node_ddp_name_forks_with_its_own_options(name: str) -> None:
+    settings = single_process_launch({"accelerator": "cpu", "devices": 2, "strategy": name}, {})
+    strategy = settings["strategy"]
+    assert isinstance(strategy, DDPStrategy) and strategy._start_method == "fork"
+    unused = StrategyRegistry[name]["init_params"].get("find_unused_parameters")
+    assert strategy._ddp_kwargs.get("find_unused_parameters") == unused
 
 
 def test_inside_a_one_task_slurm_job_lightning_starts_the_ranks() -> None:
@@ -42,7 +54,7 @@ def test_one_device_in_slurm_never_requeues_behind_snakemake() -> None:
     "settings",
     [
         {"accelerator": "cpu", "devices": 1},
-        {"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"},  # the config's choice
+        {"accelerator": "cpu", "devices": 2, "strategy": "fsdp"},  # the config's choice
         {"accelerator": "cpu", "devices": 2, "num_nodes": 2},
         {"accelerator": "cpu", "devices": 2, "plugins": [LightningEnvironment()]},
     ],
@@ -67,7 +79,7 @@ from dltemplate.jobs.common import build_for_job
 
 overrides = {
     "trainer.accelerator": "cpu", "trainer.devices": int(sys.argv[2]),
-    "trainer.strategy": "ddp", "trainer.max_epochs": 1, "task_wrapper.model.hidden_dim": 16,
+    "trainer.strategy": sys.argv[3], "trainer.max_epochs": 1, "task_wrapper.model.hidden_dim": 16,
 }
 data = build_for_job("fit", "configs/digits_mlp.py", overrides, 3, 1, "test").data_wrapper
 data.setup("fit")
@@ -79,11 +91,13 @@ print("RESULT", json.dumps({"train": len(loader.dataset), "batch": loader.batch_
 """
 
 
-def run_fit(run_dir: Path, devices: int, launcher: list[str] | None = None) -> tuple[dict, str]:
+def run_fit(
+    run_dir: Path, devices: int, launcher: list[str] | None = None, strategy: str = "ddp"
+) -> tuple[dict, str]:
     """Fit in a fresh process, as a Snakemake job script does: (its numbers, its output)."""
     project = make_project(run_dir.parent / "project")  # configs/digits_mlp.py
     result = subprocess.run(
-        [*(launcher or []), sys.executable, "-c", FIT, str(run_dir), str(devices)],
+        [*(launcher or []), sys.executable, "-c", FIT, str(run_dir), str(devices), strategy],
         cwd=project.root,
         capture_output=True,
         text=True,
@@ -107,7 +121,10 @@ def check_two_ranks(numbers: dict, output: str, run_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ddp_fit_on_two_cpu_processes(tmp_path: Path) -> None:
-    numbers, output = run_fit(tmp_path / "run", 2)
+@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn", "ddp_find_unused_parameters_true"])
+def test_ddp_fit_on_two_cpu_processes(tmp_path: Path, strategy: str) -> None:
+    """lightning-hydra-template's CPU "DDP simulation" is ddp_spawn: before, its fit recorded
+    epoch 0 and step 0, and its test job could not load the best checkpoint."""
+    numbers, output = run_fit(tmp_path / "run", 2, strategy=strategy)
     assert "DDP: 2 ranks forked by this job" in output
     check_two_ranks(numbers, output, tmp_path / "run")

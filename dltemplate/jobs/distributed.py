@@ -13,6 +13,12 @@ So a job whose trainer asks for DDP on more than one device of its node gets `dd
 before then, which Lightning checks) and, under SLURM, LightningEnvironment, which lets Lightning
 start those processes within the job's allocation. Processes that a launcher already started
 per device (torchrun, or `srun` with one task per device) keep Lightning's choice.
+
+Every one-node DDP name Lightning registers (`ddp`, `ddp_spawn`, `ddp_fork`, `ddp_notebook`,
+their `_find_unused_parameters_true|false` variants) and `auto` on several devices launch this
+way, with the name's own options (find_unused_parameters). Lightning's own spawn and fork
+launchers would leave the job's process without the ranks' progress (its records would say
+epoch 0), and spawn pickles the model through a weights-only load that refuses it.
 """
 
 from __future__ import annotations
@@ -21,8 +27,22 @@ import os
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-# Strategies that mean "DDP, launched however Lightning sees fit".
-_DDP_LIKE = ("auto", "ddp")
+AUTO = "auto"  # DDP on several devices, Lightning's default
+
+
+def ddp_options(strategy: Any) -> dict[str, Any] | None:
+    """The options of a DDP strategy named by `strategy` (Lightning's registry), without its
+    start method; None for any other strategy (an object, fsdp, deepspeed ...)."""
+    from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+
+    if strategy == AUTO:
+        return {}
+    if not isinstance(strategy, str) or strategy not in StrategyRegistry:
+        return None
+    entry = StrategyRegistry[strategy]
+    if entry["strategy"] is not DDPStrategy:
+        return None
+    return {k: v for k, v in entry["init_params"].items() if k != "start_method"}
 
 
 def launched_per_device(environ: Mapping[str, str]) -> bool:
@@ -61,7 +81,7 @@ def device_count(settings: Mapping[str, Any]) -> int:
     return _count(devices, cuda)
 
 
-def fork_ddp_strategy(cluster_environment: Any = None) -> Any:
+def fork_ddp_strategy(cluster_environment: Any = None, **options: Any) -> Any:
     """`DDPStrategy(start_method="fork")` whose main process learns the ranks' epoch and step.
 
     With a fork launch, the job's own process only waits for the ranks; Lightning sends back
@@ -86,7 +106,7 @@ def fork_ddp_strategy(cluster_environment: Any = None) -> Any:
         def _configure_launcher(self) -> None:
             self._launcher = _Launcher(self, start_method="fork")
 
-    return ForkDDPStrategy(start_method="fork", cluster_environment=cluster_environment)
+    return ForkDDPStrategy(start_method="fork", cluster_environment=cluster_environment, **options)
 
 
 def _has_environment(plugins: list[Any]) -> bool:
@@ -117,12 +137,15 @@ def single_process_launch(
     if int(settings.get("num_nodes", 1)) != 1:
         return settings
     in_slurm = "SLURM_NTASKS" in environ  # Lightning would pick SLURMEnvironment
-    strategy = settings.get("strategy", "auto")
-    ranks = device_count(settings) if strategy in _DDP_LIKE else 1
+    strategy = settings.get("strategy", AUTO)
+    options = ddp_options(strategy)
+    ranks = device_count(settings) if options is not None else 1
     if ranks > 1:
-        settings["strategy"] = fork_ddp_strategy(LightningEnvironment() if in_slurm else None)
+        environment = LightningEnvironment() if in_slurm else None
+        settings["strategy"] = fork_ddp_strategy(environment, **options)
         where = f", LightningEnvironment in SLURM job {environ.get('SLURM_JOB_ID')}"
-        print(f"DDP: {ranks} ranks forked by this job (fork{where if in_slurm else ''})")
+        asked = "" if strategy in (AUTO, "ddp") else f"; asked: {strategy}"
+        print(f"DDP: {ranks} ranks forked by this job (fork{where if in_slurm else ''}{asked})")
     elif in_slurm:
         settings["plugins"] = [*plugins, SLURMEnvironment(auto_requeue=False)]
     return settings
