@@ -12,6 +12,7 @@ from torch.utils.data import (
     ConcatDataset,
     DataLoader,
     Dataset,
+    Sampler,
     Subset,
     TensorDataset,
     random_split,
@@ -249,7 +250,7 @@ class BasicDataWrapper(L.LightningDataModule):
             "generator": torch.Generator().manual_seed(self.shuffle_seed),
         }
         if split != "train":
-            return DataLoader(dataset, shuffle=False, **settings)
+            return DataLoader(dataset, sampler=self._evaluation_sampler(dataset), **settings)
         ranks = {}
         if self.trainer is not None and self.trainer.world_size > 1:  # DDP: this rank's share
             ranks = {"rank": self.trainer.global_rank, "replicas": self.trainer.world_size}
@@ -257,6 +258,21 @@ class BasicDataWrapper(L.LightningDataModule):
         if self.trainer is not None:
             sampler.set_epoch(next_epoch(self.trainer))
         return ResumableDataLoader(dataset, sampler=sampler, **settings)
+
+    def _evaluation_sampler(self, dataset) -> Sampler | None:
+        """Under DDP in a test or validate job, this rank's share of the samples, each sample
+        on one rank only (Lightning's own sampler pads the last batch with repeats, which
+        count twice). During a fit, Lightning's: its validation runs through DDP's forward,
+        which may sync buffers on every batch, so every rank must run as many batches."""
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+        from lightning.pytorch.trainer.states import TrainerFn
+
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1 or trainer.state.fn == TrainerFn.FITTING:
+            return None
+        return UnrepeatedDistributedSampler(
+            dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -26,6 +26,10 @@ def _collection(metrics: MetricsArg, prefix: str) -> MetricCollection | None:
     return metrics.clone(prefix=prefix)  # a deep copy: no state shared with another stage
 
 
+# Sums a tensor over DDP's ranks (Lightning's strategy.reduce with "sum").
+SumOverRanks = Callable[[torch.Tensor], torch.Tensor]
+
+
 class EpochMean:
     """The sample-weighted mean of a per-batch loss over an epoch, kept as one tensor.
 
@@ -49,11 +53,17 @@ class EpochMean:
     def load(self, state: Mapping[str, Any]) -> None:
         self.total, self.count = state.get("total"), int(state.get("count", 0))
 
-    def pop(self) -> torch.Tensor | None:
-        """The mean since the last pop, or None when nothing was added; then starts over."""
-        mean = None if self.total is None else self.total / self.count
+    def pop(self, reduce: SumOverRanks | None = None) -> torch.Tensor | None:
+        """The mean since the last pop, or None when nothing was added; then starts over.
+        `reduce` sums a tensor over DDP's ranks: the mean is then over every rank's samples."""
+        total, count = self.total, self.count
         self.total, self.count = None, 0
-        return mean
+        if reduce is not None:  # every rank takes part, with or without samples of its own
+            dtype = torch.float32 if total is None else total.dtype
+            mine = torch.zeros((), dtype=torch.float64) if total is None else total.double()
+            summed = reduce(torch.stack([mine, mine.new_tensor(float(count))]))
+            return None if summed[1] == 0 else (summed[0] / summed[1]).to(dtype)
+        return None if total is None else total / count
 
 
 TARGET_KEYS = ("target", "targets", "label", "labels", "y")
@@ -234,13 +244,20 @@ class BasicTaskWrapper(L.LightningModule):
 
     def _log_epoch(self, stage: str, metrics: MetricCollection | None) -> None:
         """Log the epoch's mean loss and computed metrics as `<stage>/...`, then reset them."""
-        loss = self._loss_means[stage].pop()
+        loss = self._loss_means[stage].pop(self._sum_over_ranks())
         if loss is not None:
             self.log(f"{stage}/loss", loss, prog_bar=True)
         if metrics is not None and loss is not None:
             self.log_dict(metrics.compute(), prog_bar=True)
         if metrics is not None:
             metrics.reset()
+
+    def _sum_over_ranks(self) -> SumOverRanks | None:
+        """Under DDP, a sum over the ranks (each logs the mean of all samples); else None."""
+        trainer = self.trainer
+        if trainer.world_size == 1:
+            return None
+        return lambda tensor: trainer.strategy.reduce(tensor, reduce_op="sum")
 
     def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._evaluate(batch, "val", self.val_metrics)
