@@ -121,7 +121,7 @@ def check_two_ranks(numbers: dict, output: str, run_dir: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn", "ddp_find_unused_parameters_true"])
+@pytest.mark.parametrize("strategy", ["ddp_spawn"])  # ddp: test_slurm.py; the rest: above
 def test_ddp_fit_on_two_cpu_processes(tmp_path: Path, strategy: str) -> None:
     """lightning-hydra-template's CPU "DDP simulation" is ddp_spawn: before, its fit recorded
     epoch 0 and step 0, and its test job could not load the best checkpoint."""
