@@ -13,6 +13,7 @@ import pytest
 from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 
+from dltemplate.errors import UserError
 from dltemplate.jobs.distributed import launched_per_device, single_process_launch
 from tests.conftest import Project, make_project
 
@@ -55,13 +56,19 @@ def test_one_device_in_slurm_never_requeues_behind_snakemake() -> None:
     [
         {"accelerator": "cpu", "devices": 1},
         {"accelerator": "cpu", "devices": 2, "strategy": "fsdp"},  # the config's choice
-        {"accelerator": "cpu", "devices": 2, "num_nodes": 2},
         {"accelerator": "cpu", "devices": 2, "plugins": [LightningEnvironment()]},
     ],
 )
 def test_other_settings_stay_as_the_config_made_them(settings: dict) -> None:
     before = dict(settings)
     assert single_process_launch(settings, {}) == before
+
+
+def test_several_nodes_are_refused_in_one_line_unless_a_launcher_started_the_ranks() -> None:
+    settings = {"accelerator": "cpu", "devices": 2, "num_nodes": 2}
+    with pytest.raises(UserError, match=r"^trainer.num_nodes=2: a job runs on one node here"):
+        single_process_launch(dict(settings), {})
+    assert single_process_launch(dict(settings), {"SLURM_NTASKS": "4"}) == settings
 
 
 def test_ranks_started_by_a_launcher_keep_lightnings_choice() -> None:

@@ -27,6 +27,8 @@ import os
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from dltemplate.errors import UserError
+
 AUTO = "auto"  # DDP on several devices, Lightning's default
 
 
@@ -125,7 +127,7 @@ def single_process_launch(
     auto-requeue, so that Lightning never requeues the job behind Snakemake's back (Snakemake
     resubmits failed jobs itself, `retries:`). Unchanged when the config chose a cluster
     environment or a strategy object, for several nodes, or when a launcher already started
-    one process per device.
+    one process per device. Several nodes are refused (docs/distributed.md).
     """
     from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
 
@@ -134,8 +136,13 @@ def single_process_launch(
     plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
     if _has_environment(plugins) or launched_per_device(environ):
         return settings
-    if int(settings.get("num_nodes", 1)) != 1:
-        return settings
+    nodes = int(settings.get("num_nodes", 1))
+    if nodes != 1:
+        raise UserError(
+            f"trainer.num_nodes={nodes}: a job runs on one node here (Snakemake starts it as one "
+            "process); train on one node with trainer.devices up to its device count, or start "
+            "the ranks yourself (torchrun, srun with one task per device)"
+        )
     in_slurm = "SLURM_NTASKS" in environ  # Lightning would pick SLURMEnvironment
     strategy = settings.get("strategy", AUTO)
     options = ddp_options(strategy)
