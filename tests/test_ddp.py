@@ -3,6 +3,7 @@ two-process fit on CPU (gloo), started from the job's one process as Snakemake r
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import subprocess
@@ -137,44 +138,82 @@ def test_ddp_fit_on_two_cpu_processes(tmp_path: Path, strategy: str) -> None:
     check_two_ranks(numbers, output, tmp_path / "run")
 
 
-TWO_RANKS = """\
-description: one checkpoint evaluated by one process and by two
+# test_fraction 0.151: 1,257 train, 269 val and 271 test samples, odd counts that 2 ranks
+# cannot share without a padded repeat.
+FITTED = """\
+description: checkpoints evaluated by one process and by two
 experiments:
   exp:
-    description: the same best.ckpt
+    description: the same checkpoints
     runs:
       one:
         description: fitted and evaluated by one process
         config: configs/digits_mlp.py
         jobs: [fit, validate, test]
-        overrides: {trainer.max_epochs: 1, trainer.accelerator: cpu, trainer.devices: 1}
+        overrides: {data_wrapper.test_fraction: 0.151, trainer.max_epochs: 1, trainer.accelerator: cpu, trainer.devices: 1}
+      fit2:
+        description: the CNN (BatchNorm's buffers) fitted by two DDP ranks, validated on the way
+        config: configs/digits_cnn.py
+        jobs: [fit]
+        overrides: {data_wrapper.test_fraction: 0.151, trainer.max_epochs: 1, trainer.accelerator: cpu, trainer.devices: 2}
+"""
+EVALUATED = """\
       two:
-        description: evaluated by two DDP ranks
+        description: one's best checkpoint evaluated by two DDP ranks
         config: configs/digits_mlp.py
         ckpt: results/tiny/exp/one/checkpoints/best.ckpt
         jobs: [validate, test]
-        overrides: {trainer.accelerator: cpu, trainer.devices: 2, trainer.strategy: ddp}
+        overrides: {data_wrapper.test_fraction: 0.151, trainer.accelerator: cpu, trainer.devices: 2, trainer.strategy: ddp}
+      check:
+        description: fit2's last checkpoint validated by one process
+        config: configs/digits_cnn.py
+        ckpt: results/tiny/exp/fit2/checkpoints/last.ckpt
+        jobs: [validate]
+        overrides: {data_wrapper.test_fraction: 0.151, trainer.accelerator: cpu, trainer.devices: 1}
 """
+
+
+def metrics_of(project: Project, run: str, job: str) -> dict[str, float]:
+    return json.loads(project.path(f"results/tiny/exp/{run}/{job}.done").read_text())["metrics"]
+
+
+def last_validation(project: Project, run: str) -> dict[str, float]:
+    """The val/ figures of a fit's last validation (its metrics.csv)."""
+    with project.path(f"results/tiny/exp/{run}/metrics/fit/metrics.csv").open() as f:
+        rows = [row for row in csv.DictReader(f) if row.get("val/loss")]
+    return {k: float(v) for k, v in rows[-1].items() if k.startswith("val/") and v}
+
+
+def assert_equal_figures(one: dict[str, float], two: dict[str, float], what: str) -> None:
+    assert one.keys() == two.keys() and len(one) >= 3, (what, one, two)
+    for name in one:
+        assert two[name] == pytest.approx(one[name], abs=1e-6), (what, name, one, two)
 
 
 @pytest.mark.slow
 def test_two_ranks_evaluate_every_sample_once(project: Project) -> None:
-    """A test or validate job on two ranks gives the one-process figures of the same
-    checkpoint: each sample on one rank only (no padded repeats), the loss's mean and the
-    metrics over both ranks' samples. Before: acc 0.7111 against 0.7138 (issue #31)."""
-    one_only = TWO_RANKS.split("      two:")[0]  # `ckpt:` must exist when the registry loads
-    project.write("configs/projects/tiny.yaml", one_only)
+    """Two DDP ranks give the one-process figures of the same checkpoint: a test or validate
+    job, and a fit's own validation (what picks its best checkpoint). Each sample is on one
+    rank only (no padded repeats); the loss's mean and the metrics are over both ranks'
+    samples. Before: acc 0.7111 against 0.7138."""
+    project.write("configs/projects/tiny.yaml", FITTED)  # `ckpt:` must exist when it loads
     jobs = ("validate", "test")
-    project.snakemake("-j1", *(f"results/tiny/exp/one/{job}.done" for job in jobs))
-    project.write("configs/projects/tiny.yaml", TWO_RANKS)
-    project.snakemake("-j1", *(f"results/tiny/exp/two/{job}.done" for job in jobs))
+    first = [
+        *(f"results/tiny/exp/one/{job}.done" for job in jobs),
+        "results/tiny/exp/fit2/fit.done",
+    ]
+    project.snakemake("-j1", *first)
+    project.write("configs/projects/tiny.yaml", FITTED + EVALUATED)
+    then = [
+        *(f"results/tiny/exp/two/{job}.done" for job in jobs),
+        "results/tiny/exp/check/validate.done",
+    ]
+    project.snakemake("-j1", *then)
     for job in jobs:
-        one, two = (
-            json.loads(project.path(f"results/tiny/exp/{r}/{job}.done").read_text())["metrics"]
-            for r in ("one", "two")
-        )
-        assert one.keys() == two.keys() and len(one) >= 3, (one, two)
-        for name in one:
-            assert two[name] == pytest.approx(one[name], abs=1e-6), (job, name, one, two)
-    log = project.path("results/tiny/exp/two/logs/test.log").read_text()
-    assert "DDP: 2 ranks forked by this job" in log
+        assert_equal_figures(metrics_of(project, "one", job), metrics_of(project, "two", job), job)
+    assert_equal_figures(
+        metrics_of(project, "check", "validate"), last_validation(project, "fit2"), "fit"
+    )
+    for run, job in (("two", "test"), ("fit2", "fit")):
+        log = project.path(f"results/tiny/exp/{run}/logs/{job}.log").read_text()
+        assert "DDP: 2 ranks forked by this job" in log

@@ -84,31 +84,10 @@ def device_count(settings: Mapping[str, Any]) -> int:
 
 
 def fork_ddp_strategy(cluster_environment: Any = None, **options: Any) -> Any:
-    """`DDPStrategy(start_method="fork")` whose main process learns the ranks' epoch and step.
+    """The job's forked DDP (dltemplate.jobs.fork_ddp) with DDP's `options`."""
+    from dltemplate.jobs.fork_ddp import ForkDDPStrategy
 
-    With a fork launch, the job's own process only waits for the ranks; Lightning sends back
-    the weights, best checkpoint and metrics but not the loops' progress, so `current_epoch`
-    and `global_step` would read 0 there. Rank 0 sends the fit loop's state too.
-    """
-    from lightning.pytorch.strategies import DDPStrategy
-    from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
-
-    class _Launcher(_MultiProcessingLauncher):
-        def get_extra_results(self, trainer):
-            extra = super().get_extra_results(trainer)
-            extra["fit_loop"] = trainer.fit_loop.state_dict()
-            return extra
-
-        def update_main_process_results(self, trainer, extra):
-            super().update_main_process_results(trainer, extra)
-            if "fit_loop" in extra:
-                trainer.fit_loop.load_state_dict(extra["fit_loop"])
-
-    class ForkDDPStrategy(DDPStrategy):
-        def _configure_launcher(self) -> None:
-            self._launcher = _Launcher(self, start_method="fork")
-
-    return ForkDDPStrategy(start_method="fork", cluster_environment=cluster_environment, **options)
+    return ForkDDPStrategy(cluster_environment=cluster_environment, **options)
 
 
 def _has_environment(plugins: list[Any]) -> bool:

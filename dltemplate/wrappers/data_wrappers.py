@@ -260,15 +260,20 @@ class BasicDataWrapper(L.LightningDataModule):
         return ResumableDataLoader(dataset, sampler=sampler, **settings)
 
     def _evaluation_sampler(self, dataset) -> Sampler | None:
-        """Under DDP in a test or validate job, this rank's share of the samples, each sample
-        on one rank only (Lightning's own sampler pads the last batch with repeats, which
-        count twice). During a fit, Lightning's: its validation runs through DDP's forward,
-        which may sync buffers on every batch, so every rank must run as many batches."""
+        """Under DDP, this rank's share of the samples, each sample on one rank only
+        (Lightning's own sampler pads the last batch with repeats, which count twice). In a
+        fit, only under the job's forked DDP, which gives every rank rank 0's buffers first
+        (dltemplate.jobs.fork_ddp); a strategy of the config's own keeps Lightning's."""
         from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
         from lightning.pytorch.trainer.states import TrainerFn
 
+        from dltemplate.jobs.fork_ddp import ForkDDPStrategy
+
         trainer = self.trainer
-        if trainer is None or trainer.world_size == 1 or trainer.state.fn == TrainerFn.FITTING:
+        if trainer is None or trainer.world_size == 1:
+            return None
+        fitting = trainer.state.fn == TrainerFn.FITTING
+        if fitting and not isinstance(trainer.strategy, ForkDDPStrategy):
             return None
         return UnrepeatedDistributedSampler(
             dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
