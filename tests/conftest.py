@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -13,16 +14,30 @@ from pathlib import Path
 import pytest
 
 from dltemplate.scaffold import EXAMPLES, write_project
-from dltemplate.scaffold import EXAMPLES_TREE as SCAFFOLD_EXAMPLES
 from tests.forks import Forks
 
 REPO = Path(__file__).resolve().parents[1]
-# The engine's tests run on projects that `dltemplate new` writes with both examples (their
-# configs, models and datasets come from the package: dltemplate/scaffold/examples/), so that a
-# user who deletes this repository's examples keeps a green suite. Those packages (models,
-# dataset_classes) come after the repo's on the path, here and in every process the tests start:
-# while the example is there, its tests import its own.
-FIXTURE = SCAFFOLD_EXAMPLES
+
+
+def _fixture_project() -> Path:
+    """The project that `dltemplate new` writes with both examples, once per test session (its
+    xdist workers share the controller's), in a temporary folder removed at the end."""
+    made = os.environ.get("DLT_TEST_FIXTURE")
+    if made and Path(made).is_dir():
+        return Path(made)
+    folder = Path(tempfile.mkdtemp(prefix="dlt-fixture-"))
+    write_project(folder / "project", EXAMPLES)
+    os.environ["DLT_TEST_FIXTURE"] = str(folder / "project")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder / "project"
+
+
+# The engine's tests run on projects that `dltemplate new` writes with both examples, so that a
+# user who deletes this repository's examples keeps a green suite; FIXTURE is one, for the tests
+# that read its configs in place. Its packages (models, dataset_classes) come after the repo's
+# on the path, here and in every process the tests start: while the examples are here, their
+# tests import their own.
+FIXTURE = _fixture_project()
 sys.path.append(str(FIXTURE))
 _PATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 os.environ["PYTHONPATH"] = os.pathsep.join(
