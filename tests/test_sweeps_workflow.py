@@ -167,8 +167,11 @@ def test_interrupted_sweep_resumes_keeps_going_past_a_failure_and_trains_added_p
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Unknown override path 'task_wrapper.model.hiden_dim'" in output
-    assert job_counts(output)["fit"] == 3 - len(finished)  # the unfinished ones, the broken one
-    assert {n: (exp / n / "fit.done").stat().st_mtime_ns for n in finished} == finished
+    # Kept: every fit that Snakemake had recorded as finished. A second fit whose fit.done was
+    # written as the Ctrl-C landed may be marked incomplete, and then runs again (resuming).
+    kept = {n: m for n, m in finished.items() if (exp / n / "fit.done").stat().st_mtime_ns == m}
+    assert len(kept) >= 1, (finished, output)
+    assert job_counts(output)["fit"] == 3 - len(kept)  # the unfinished ones, the broken one
     assert (exp / "lr0.001/fit.done").is_file() and (exp / "lr0.002/fit.done").is_file()
     assert not (exp / "lr0.004-hiden_dim8/fit.done").exists()
     assert not (exp / "summary.csv").exists()  # a summary of every run, or none
