@@ -59,6 +59,9 @@ BIN = Path(sys.executable).parent
 RUN_PLOTS = ("learning_curves.png", "epochs.html", "confusion_matrix.png", "regression.png")
 
 
+# The modules whose tests take longest (measured: the slowest tests of `make test`), started
+# right after the SLURM tests, so that none of them is left running alone at the end.
+LONGEST = ("test_warm_differential", "test_bench", "test_search", "test_records_workflow")
 # Session fixtures that are cheap to build on each worker: they group no tests.
 UNSHARED = ("warm_dir", "forks")
 
@@ -69,12 +72,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     session fixture of ours (a trained run, a finished workflow) run on one worker, which builds
     it once; the SLURM tests share one worker too (the cluster has 2 CPUs), and start first:
     they wait for the cluster most of their time, while the other workers run the rest. Every
-    other test goes to whichever worker is free. Modules with slow tests start next, so no long
-    one is left for last."""
+    other test goes to whichever worker is free. Modules with slow tests start next, the
+    LONGEST first, so no long one is left for last."""
     # By module, in their order: a module's tests may build on each other's changes to its
     # shared fixture (tests/test_reruns.py).
     slow = {item.module for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: (not item.get_closest_marker("slurm"), item.module not in slow))
+
+    def order(item: pytest.Item) -> tuple:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        longest = LONGEST.index(module) if module in LONGEST else len(LONGEST)
+        return (not item.get_closest_marker("slurm"), item.module not in slow, longest)
+
+    items.sort(key=order)
     if not HAS_EXAMPLES:
         skip = pytest.mark.skip(
             reason="the example project was deleted (configs/*.py, models/ ...)"
