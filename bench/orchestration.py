@@ -18,7 +18,7 @@ and the comparison chart. The job count is what the dry run reports. For each N 
 Peak memory is the largest resident set of the command's processes (wait4).
 
 Per-job overhead: fresh processes run from the repo root, each repetition paired:
-`python -c "import lightning"` against what scripts/fit.py runs (`job_log`, `job_record`, the
+`python -c "import lightning"` against what the fit script runs (`job_log`, `job_record`, the
 fit job function) fitting zero epochs (`trainer.max_epochs=0`): imports, config build, hparams
 and archived config, run record, Trainer, fit start and end, the fit.done record. Also the
 example config, and a whole `snakemake --cores 1 -f <run>/fit.done` of zero epochs
@@ -156,7 +156,7 @@ def workflow_sizes(result: Result, sizes: Sequence[int], reps: int) -> dict:
     return raw
 
 
-# What scripts/fit.py does, with the run's parameters written in.
+# What the fit job's script does, with the run's parameters written in.
 FIT_CODE = """\
 from dltemplate.jobs.logs import job_log
 from dltemplate.results.run_records import job_record

@@ -9,7 +9,7 @@ repetition, so drift cancels):
   (a) a hand-written loop: forward, backward, step; validation by hand
   (b) a minimal LightningModule and a plain `lightning.Trainer` (no logger, checkpoints, progress)
   (c) the fit job itself: `dltemplate.jobs.fit.fit_run` inside `job_log` and `job_record`, as
-      scripts/fit.py runs it, on bench/configs/cnn28.py (the example's classifier getter:
+      the fit script runs it, on bench/configs/cnn28.py (the example's classifier getter:
       metrics, LR schedule; BasicDataWrapper; the example's trainer getter: CSV log, best and
       last checkpoints, plain progress lines, run records); the epoch clock reaches its
       Trainer through the trainer getter's `callbacks` (`trainer.epoch_clock=True`)
@@ -163,7 +163,7 @@ def run_minimal_lightning(opts: Any) -> dict[str, float]:
 
 
 def run_template(opts: Any, run_dir: Path) -> dict[str, float]:
-    """(c): the fit job itself, as scripts/fit.py runs it: `fit_run` inside `job_log` and
+    """(c): the fit job itself, as the fit script runs it: `fit_run` inside `job_log` and
     `job_record`. Its Trainer gets the epoch clock from the trainer getter's `callbacks`."""
     from bench import clock
     from dltemplate.jobs.fit import fit_run

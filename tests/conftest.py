@@ -55,7 +55,7 @@ HAS_EXAMPLES = all(path.exists() for path in EXAMPLE_FILES)
 # job cold; tests/test_warm_differential.py trains a corpus both ways and compares bit for bit.
 os.environ.setdefault("DLT_WARM", "1")
 BIN = Path(sys.executable).parent
-# The plots that a run's record job draws (rules/records.smk), under the run's plots/.
+# The plots that a run's record job draws (the engine's rules/records.smk), under the run's plots/.
 RUN_PLOTS = ("learning_curves.png", "epochs.html", "confusion_matrix.png", "regression.png")
 
 

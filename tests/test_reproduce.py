@@ -264,7 +264,7 @@ def test_zip_and_folder_archives_run_their_own_code_and_the_format_reruns_nothin
     own file of the archive's root module when there is one, z's fit fails ("the project's
     edited model getter ran"); with the archive's modules last on sys.meta_path (`append` in
     dltemplate/config/embedded.install) the repo's configs win and it fails too; with
-    archive_format in the fit rule's params (rules/fit.smk), the switch reruns a's fit and the
+    archive_format in the fit rule's params (the engine's rules/fit.smk), the switch reruns a's fit and the
     "Nothing to be done" check fails."""
     settings = project.path("configs/workflow.yaml")
     settings.write_text(settings.read_text().replace("archive_format: py", "archive_format: zip"))

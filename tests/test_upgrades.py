@@ -9,7 +9,7 @@ own in JobSpec, and a job script touched as a checkout would. The slow tests sha
 and run in file order, each building on the last.
 
 Broken on purpose: with the whole job spec back among the compared params (the function of
-`get_job_params` in rules/common.smk without its `output` argument), the dry run after the
+`get_job_params` in the engine's rules/common.smk without its `output` argument), the dry run after the
 upgrade listed every job ("Params have changed since last execution ... 'engine_note': ...")
 and test_an_engine_upgrade_reruns_nothing failed. With Snakemake's `code` trigger back (no
 `rerun-triggers` in profiles/default), the touched script reran every fit ("Code has changed

@@ -241,12 +241,12 @@ def _spec(snakemake: Any) -> tuple[ExperimentLayout, SearchSpec, int]:
 
 
 def ask_step(snakemake: Any) -> None:
-    """The `search_round` checkpoint's step (scripts/search_round.py)."""
+    """The `search_round` checkpoint's step (dltemplate/workflow/scripts/search_round.py)."""
     ask_round(*_spec(snakemake))
 
 
 def tell_step(snakemake: Any) -> None:
-    """The `search_tell` rule's step (scripts/search_tell.py)."""
+    """The `search_tell` rule's step (dltemplate/workflow/scripts/search_tell.py)."""
     tell_round(*_spec(snakemake))
 
 
@@ -289,7 +289,7 @@ def plot_study(layout: ExperimentLayout, spec: SearchSpec, history: str, importa
 
 
 def plots_step(snakemake: Any) -> None:
-    """The `search_plots` rule's step (scripts/search_plots.py)."""
+    """The `search_plots` rule's step (dltemplate/workflow/scripts/search_plots.py)."""
     wildcards = snakemake.wildcards
     spec = SearchSpec.from_params(snakemake.params.search)
     layout = ExperimentLayout.of(wildcards.proj, wildcards.exp)

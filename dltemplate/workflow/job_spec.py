@@ -1,7 +1,7 @@
 """The parameters a rule hands a job script: one typed record, and the part of it that decides
 whether the job's results are out of date (its run inputs).
 
-A rule hands the spec over as two `params` (rules/common.smk):
+A rule hands the spec over as two `params` (dltemplate/workflow/rules/common.smk):
 
 - `inputs`, `JobSpec.run_inputs()`: the fields named in RUN_INPUTS. Snakemake compares them with
   the value the job last ran with, and a change reruns the job.

@@ -86,7 +86,7 @@ def run_targets(run: Run) -> list[str]:
 
 def experiment_targets(registry: Registry, proj: str, exp: str) -> list[str]:
     """The jobs of an experiment's runs; for a search, also its last round, told (which needs
-    every earlier one: the rules in rules/search.smk chain them)."""
+    every earlier one: the rules in dltemplate/workflow/rules/search.smk chain them)."""
     experiment = registry.experiment(proj, exp)
     done = [t for run in experiment.runs.values() for t in run_targets(run)]
     if experiment.search is not None:
@@ -135,7 +135,7 @@ def search_round_waits_for(registry: Registry, proj: str, exp: str, k: int) -> i
 
 def search_told_inputs(registry: Registry, proj: str, exp: str, k: int) -> list[str]:
     """What round k's results need: every job of its trials' runs (the round file is read by
-    then; the checkpoint's `get` in rules/common.smk makes sure of it)."""
+    then; the checkpoint's `get` in dltemplate/workflow/rules/common.smk makes sure of it)."""
     experiment = registry.experiment(proj, exp)
     asked = json.loads(Path(experiment.layout.search_round(k)).read_text())
     names = [run["name"] for trial in asked["trials"] for run in trial["runs"]]
