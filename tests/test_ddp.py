@@ -15,7 +15,13 @@ from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnv
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 
 from dltemplate.errors import UserError
-from dltemplate.jobs.distributed import launched_per_device, single_process_launch
+from dltemplate.jobs.distributed import (
+    SRUN_RANKS_VARIABLE,
+    launched_per_device,
+    single_process_launch,
+    srun_rank_settings,
+)
+from dltemplate.jobs.job_ddp import ForkDDPStrategy, JobDDPStrategy
 from tests.conftest import Project, make_project
 
 SLURM_STEP = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1", "SLURM_PROCID": "0"}
@@ -67,7 +73,7 @@ def test_other_settings_stay_as_the_config_made_them(settings: dict) -> None:
 
 def test_several_nodes_are_refused_in_one_line_unless_a_launcher_started_the_ranks() -> None:
     settings = {"accelerator": "cpu", "devices": 2, "num_nodes": 2}
-    with pytest.raises(UserError, match=r"^trainer.num_nodes=2: a job runs on one node here"):
+    with pytest.raises(UserError, match=r"^trainer.num_nodes=2: a job spans one node unless"):
         single_process_launch(dict(settings), {})
     assert single_process_launch(dict(settings), {"SLURM_NTASKS": "4"}) == settings
 
@@ -78,6 +84,37 @@ def test_ranks_started_by_a_launcher_keep_lightnings_choice() -> None:
     assert not launched_per_device(SLURM_STEP)
     settings = {"accelerator": "cpu", "devices": 4, "strategy": "ddp"}
     assert single_process_launch(dict(settings), {"SLURM_NTASKS": "4"}) == settings
+
+
+SRUN_RANK = {
+    SRUN_RANKS_VARIABLE: "1",
+    "SLURM_NTASKS": "8",
+    "SLURM_NNODES": "2",
+    "SLURM_NTASKS_PER_NODE": "4",
+}
+
+
+@pytest.mark.parametrize("asked", [{}, {"devices": "auto", "num_nodes": 2}, {"devices": 4}])
+def test_a_rank_that_srun_started_takes_its_counts_from_the_allocation(asked: dict) -> None:
+    settings = srun_rank_settings({"accelerator": "cpu", "strategy": "ddp", **asked}, SRUN_RANK)
+    assert (settings["num_nodes"], settings["devices"]) == (2, 4)
+    strategy = settings["strategy"]
+    assert isinstance(strategy, JobDDPStrategy) and not isinstance(strategy, ForkDDPStrategy)
+    environment = strategy.cluster_environment
+    assert isinstance(environment, SLURMEnvironment) and not environment.auto_requeue
+
+
+@pytest.mark.parametrize(
+    ("asked", "refusal"),
+    [
+        ({"devices": 2}, r"^trainer.devices=2: the run's resources start 2 node\(s\) with 4 rank"),
+        ({"num_nodes": 1}, r"^trainer.num_nodes=1: .* set trainer.num_nodes to 2 or 'auto'"),
+        ({"strategy": "fsdp"}, r"^trainer.strategy='fsdp': .* which train with DDP"),
+    ],
+)
+def test_a_rank_refuses_counts_that_its_allocation_does_not_have(asked: dict, refusal: str) -> None:
+    with pytest.raises(UserError, match=refusal):
+        single_process_launch({"accelerator": "cpu", **asked}, SRUN_RANK)
 
 
 FIT = """\

@@ -112,7 +112,7 @@ def test_runtime_units(value: object, minutes: int | None) -> None:
     [
         (
             "{gpu: 1}",
-            r"at experiments\.e\.runs\.r\.resources: .*'gpu' was unexpected.*allowed keys: cpus, export, fit, gpus, mem_mb, predict, runtime, test",
+            r"at experiments\.e\.runs\.r\.resources: .*'gpu' was unexpected.*allowed keys: cpus, export, fit, gpus, mem_mb, nodes, predict, runtime, tasks_per_node, test",
         ),
         ("{gpus: -1}", r"resources\.gpus: -1 is less than the minimum of 0"),
         ("{cpus: 0}", r"resources\.cpus: 0 is less than the minimum of 1"),
@@ -191,3 +191,54 @@ def test_dry_run_shows_each_runs_resources(project: Project) -> None:
     )
     assert jobs[("test", "large")]["gpu"] == "1"  # test takes at most one of the run's GPUs
     assert jobs[("predict", "large")]["mem_mb"] == "1500"
+
+
+SPANNING = """\
+description: P
+experiments:
+  e:
+    description: E
+    runs:
+      gpus: {description: R, config: c.py, resources: {nodes: 4, gpus: 8, cpus: 6}}
+      cpus: {description: R, config: c.py, resources: {nodes: 2, tasks_per_node: 3}}
+      one: {description: R, config: c.py, resources: {nodes: 2, gpus: 1}}
+      plain: {description: R, config: c.py, resources: {gpus: 2}}
+"""
+
+
+def test_a_fit_across_nodes_asks_slurm_for_one_task_per_device(tmp_path: Path) -> None:
+    """What the slurm plugin turns into --nodes, --ntasks-per-node (or --ntasks), --gres per
+    node; `mpi` starts the job without `srun -n1`. Every job of the run asks for the same
+    `gres` (one submission holds them); only the fit spans nodes."""
+    reg = registry(tmp_path, SPANNING)
+
+    def asked(run: str, job: str) -> dict:
+        runs = reg.run("p", "e", run).resources
+        names = resources.resource_names({}, spans=True)
+        found = {n: resources.job_resource(runs, job, n, {}) for n in names}
+        return {k: v for k, v in found.items() if v is not None}
+
+    assert asked("gpus", "fit") == {"gres": "gpu:8", "nodes": 4, "tasks_per_node": 8, "mpi": "srun"}
+    assert asked("gpus", "test") == {"gres": "gpu:8"}
+    assert asked("cpus", "fit") == {"nodes": 2, "tasks_per_node": 3, "mpi": "srun"}
+    assert asked("cpus", "predict") == {}
+    # One task per node: `tasks`, since the plugin refuses tasks_per_node 1 for mpi jobs.
+    assert asked("one", "fit") == {"gres": "gpu:1", "nodes": 2, "tasks": 2, "mpi": "srun"}
+    assert asked("plain", "fit") == {"gpu": 2}
+    assert resources.any_spans([r.resources for r in reg.runs()], {})
+    assert not resources.any_spans([reg.run("p", "e", "plain").resources], {})
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{nodes: 2, gpus: 0.5}", r"a fit across nodes takes whole GPUs"),
+        ("{test: {nodes: 2}}", r"resources: test: \{nodes: ...\}: only the fit spans nodes"),
+    ],
+)
+def test_what_cannot_span_nodes_is_refused_in_one_line(
+    tmp_path: Path, entry: str, message: str
+) -> None:
+    text = f"description: P\nexperiments:\n  e:\n    description: E\n    runs:\n      r: {{description: R, config: c.py, resources: {entry}}}\n"
+    with pytest.raises(UserError, match=message):
+        resources.any_spans([r.resources for r in registry(tmp_path, text).runs()], {})

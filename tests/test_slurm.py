@@ -1,7 +1,8 @@
 """Runs through profiles/slurm on a real SLURM cluster (`.ci/slurm_up.sh` starts a one-node
 one): per-run resources reach sbatch, one submission per run that asks for the largest of its
 jobs (not their sum), aggregation stays local, a job that can never start is named in one line,
-a cancelled fit resumes in its retry, and DDP runs inside a one-task SLURM job.
+a cancelled fit resumes in its retry, DDP runs inside a one-task SLURM job, and a fit whose
+resources ask for `nodes` trains on ranks that srun starts.
 
 Without SLURM these tests skip, saying why; with CI=true they fail instead, since CI starts
 the cluster. Settings for the test only (squeue without accounting, a short latency wait) are
@@ -10,6 +11,7 @@ passed on the command line, which wins over the profile.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -22,9 +24,10 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+import torch
 
 from tests.conftest import BIN, Project
-from tests.test_ddp import check_two_ranks, run_fit
+from tests.test_ddp import assert_equal_figures, check_two_ranks, metrics_of, run_fit
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -74,10 +77,10 @@ def slurm() -> None:
     pytest.skip(problem)
 
 
-def start_snakemake(project: Project, out: IO[str]) -> subprocess.Popen:
+def start_snakemake(project: Project, out: IO[str], *targets: str) -> subprocess.Popen:
     """Snakemake through profiles/slurm in the background, its output going to `out`."""
     return subprocess.Popen(
-        [str(BIN / "snakemake"), *TEST_SETTINGS],
+        [str(BIN / "snakemake"), *TEST_SETTINGS, *targets],
         cwd=project.root,
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -298,3 +301,89 @@ def test_ddp_inside_a_one_task_slurm_job(slurm: None, tmp_path: Path) -> None:
     numbers, output = run_fit(tmp_path / "run", 2, launcher)
     assert "DDP: 2 ranks forked by this job (fork, LightningEnvironment in SLURM job" in output
     check_two_ranks(numbers, output, tmp_path / "run")
+
+
+SPANNING = """\
+description: a fit on ranks that srun starts
+experiments:
+  exp:
+    description: E
+    runs:
+      span:
+        description: two ranks of one CPU each, started by srun (one node of the test cluster)
+        config: configs/digits_mlp.py
+        jobs: [fit, validate, test]
+        overrides: {%(overrides)s}
+        resources: {nodes: 1, tasks_per_node: 2, cpus: 1, mem_mb: 1500, runtime: 10}
+"""
+FORKED = """\
+      fork:
+        description: the same two ranks, forked by a local job
+        config: configs/digits_mlp.py
+        jobs: [fit]
+        overrides: {%(overrides)s, trainer.devices: 2}
+"""
+# 1,257 train and 269 val samples: odd counts that 2 ranks share without a padded repeat.
+SPAN_OVERRIDES = (
+    "trainer.max_epochs: 25, trainer.accelerator: cpu, data_wrapper.test_fraction: 0.151"
+)
+
+
+def best_validation(project: Project, run: str) -> dict[str, float]:
+    """The val/ figures of the epoch that picked best.ckpt (lowest val/loss) in metrics.csv."""
+    with project.path(f"results/tiny/exp/{run}/metrics/fit/metrics.csv").open() as f:
+        rows = [row for row in csv.DictReader(f) if row.get("val/loss")]
+    best = min(rows, key=lambda row: float(row["val/loss"]))
+    return {k: float(v) for k, v in best.items() if k.startswith("val/") and v}
+
+
+@pytest.mark.timeout(900)
+def test_a_fit_across_ranks_that_srun_starts_resumes_exactly_after_scancel(
+    slurm: None, project: Project
+) -> None:
+    """`resources: {nodes: 1, tasks_per_node: 2}`: one SLURM job of 2 tasks whose fit trains
+    as 2 ranks started by srun. Cancelled part way, its retry resumes and ends with the
+    weights of an uninterrupted 2-rank fit (forked by a local job); the val/ figures that
+    picked its best checkpoint equal a one-process validation of that checkpoint."""
+    project.write("configs/projects/tiny.yaml", SPANNING % {"overrides": SPAN_OVERRIDES})
+    span = project.path("results/tiny/exp/span")
+    targets = [f"results/tiny/exp/span/{job}.done" for job in ("validate", "test")]
+    with open(project.path("snakemake.out"), "w") as out:
+        proc = start_snakemake(project, out, *targets)
+        cancel_when(project, proc, (span / "checkpoints/last.ckpt").is_file, "no checkpoint")
+    done = json.loads((span / "fit.done").read_text())
+    assert done["epochs"] == 25 and done["attempts"] == 2, done
+    assert done["resumed_from_step"] > 0, done  # the retry went on from the checkpoint
+    log = (span / "logs/fit.log").read_text()
+    assert "DDP: 2 ranks on 1 node(s) started by srun in SLURM job" in log, log
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log, log
+    assert_equal_figures(
+        best_validation(project, "span"), metrics_of(project, "span", "validate"), "val"
+    )
+    assert set(metrics_of(project, "span", "test")) >= {"test/acc", "test/loss"}
+
+    project.write(
+        "configs/projects/tiny.yaml",
+        SPANNING % {"overrides": SPAN_OVERRIDES} + FORKED % {"overrides": SPAN_OVERRIDES},
+    )
+    project.snakemake("-j2", "results/tiny/exp/fork/fit.done")
+    weights = [
+        torch.load(
+            project.path(f"results/tiny/exp/{run}/checkpoints/last.ckpt"), weights_only=False
+        )["state_dict"]
+        for run in ("span", "fork")
+    ]
+    assert weights[0].keys() == weights[1].keys()
+    for name, tensor in weights[0].items():
+        assert torch.equal(tensor, weights[1][name]), name
+
+
+def test_a_fit_across_nodes_outside_slurm_is_refused_in_one_line(project: Project) -> None:
+    project.write("configs/projects/tiny.yaml", SPANNING % {"overrides": "trainer.max_epochs: 1"})
+    result = project.snakemake("-j1", "results/tiny/exp/span/fit.done", check=False)
+    assert result.returncode != 0
+    assert (
+        "Error: results/tiny/exp/span: its resources ask for 1 node(s) x 2 rank(s), which srun "
+        "starts inside a SLURM job; submit it with --workflow-profile profiles/slurm"
+    ) in result.stdout + result.stderr
+    assert not project.path("results/tiny/exp/span/checkpoints").exists()

@@ -14,6 +14,10 @@ before then, which Lightning checks) and, under SLURM, LightningEnvironment, whi
 start those processes within the job's allocation. Processes that a launcher already started
 per device (torchrun, or `srun` with one task per device) keep Lightning's choice.
 
+A fit whose run asks for `nodes` (dltemplate.jobs.ranks) has its ranks started by `srun`, one
+task per device on each node; each rank's trainer gets `num_nodes` and `devices` from the
+allocation and the job's DDP with SLURMEnvironment (`srun_rank_settings`).
+
 Every one-node DDP name Lightning registers (`ddp`, `ddp_spawn`, `ddp_fork`, `ddp_notebook`,
 their `_find_unused_parameters_true|false` variants) and `auto` on several devices launch this
 way, with the name's own options (find_unused_parameters). Lightning's own spawn and fork
@@ -30,6 +34,8 @@ from typing import Any
 from dltemplate.errors import UserError
 
 AUTO = "auto"  # DDP on several devices, Lightning's default
+# Set by the fit job for the ranks that it starts with srun (dltemplate.jobs.ranks).
+SRUN_RANKS_VARIABLE = "DLT_SRUN_RANKS"
 
 
 def ddp_options(strategy: Any) -> dict[str, Any] | None:
@@ -83,9 +89,46 @@ def device_count(settings: Mapping[str, Any]) -> int:
     return _count(devices, cuda)
 
 
+def srun_rank_settings(
+    settings: MutableMapping[str, Any], environ: Mapping[str, str]
+) -> MutableMapping[str, Any]:
+    """The trainer settings of a rank that the fit job started with srun: `num_nodes` and
+    `devices` from the allocation (a config that asks for others is refused in one line), and
+    the job's DDP with SLURMEnvironment, which never requeues behind Snakemake."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    from dltemplate.jobs.job_ddp import JobDDPStrategy
+
+    allocation = {
+        "num_nodes": int(environ["SLURM_NNODES"]),
+        "devices": int(environ["SLURM_NTASKS_PER_NODE"]),
+    }
+    where = (
+        f"the run's resources start {allocation['num_nodes']} node(s) with "
+        f"{allocation['devices']} rank(s) each (resources: nodes, gpus or tasks_per_node)"
+    )
+    for key, value in allocation.items():
+        asked = settings.get(key, AUTO)
+        if asked not in (AUTO, None) and _count(asked, value) != value:
+            raise UserError(
+                f"trainer.{key}={asked!r}: {where}; set trainer.{key} to {value} or 'auto', "
+                "or change the run's resources"
+            )
+    strategy = settings.get("strategy", AUTO)
+    options = ddp_options(strategy)
+    if options is None:
+        raise UserError(
+            f"trainer.strategy={strategy!r}: {where}, which train with DDP; use "
+            "trainer.strategy 'ddp' (or 'auto'), or drop nodes from the run's resources"
+        )
+    environment = SLURMEnvironment(auto_requeue=False)
+    settings.update(allocation, strategy=JobDDPStrategy(cluster_environment=environment, **options))
+    return settings
+
+
 def fork_ddp_strategy(cluster_environment: Any = None, **options: Any) -> Any:
-    """The job's forked DDP (dltemplate.jobs.fork_ddp) with DDP's `options`."""
-    from dltemplate.jobs.fork_ddp import ForkDDPStrategy
+    """The job's forked DDP (dltemplate.jobs.job_ddp) with DDP's `options`."""
+    from dltemplate.jobs.job_ddp import ForkDDPStrategy
 
     return ForkDDPStrategy(cluster_environment=cluster_environment, **options)
 
@@ -111,6 +154,8 @@ def single_process_launch(
     from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
 
     environ = os.environ if environ is None else environ
+    if SRUN_RANKS_VARIABLE in environ:
+        return srun_rank_settings(settings, environ)
     plugins = settings.get("plugins") or []
     plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
     if _has_environment(plugins) or launched_per_device(environ):
@@ -118,9 +163,9 @@ def single_process_launch(
     nodes = int(settings.get("num_nodes", 1))
     if nodes != 1:
         raise UserError(
-            f"trainer.num_nodes={nodes}: a job runs on one node here (Snakemake starts it as one "
-            "process); train on one node with trainer.devices up to its device count, or start "
-            "the ranks yourself (torchrun, srun with one task per device)"
+            f"trainer.num_nodes={nodes}: a job spans one node unless its run asks for several "
+            "in the registry (resources: {nodes: N, gpus: G}, then submitted to SLURM with "
+            "profiles/slurm); set it there, or train on one node with trainer.devices"
         )
     in_slurm = "SLURM_NTASKS" in environ  # Lightning would pick SLURMEnvironment
     strategy = settings.get("strategy", AUTO)

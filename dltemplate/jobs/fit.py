@@ -12,6 +12,7 @@ import signal
 import time
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ def fit_run(
     pruning: Mapping[str, Any] | None = None,
     version_marks: Mapping[str, Any] | None = None,
     may_continue: bool = False,
+    ranks: Any = None,
 ) -> dict[str, Any]:
     """Fit the run in `run_dir`, resuming its last checkpoint when that belongs to this config;
     write `done_file` (JSON) as the last act.
@@ -87,7 +89,8 @@ def fit_run(
     study (dltemplate.jobs.pruning); a pruned fit stops, and its record says `pruned`.
     `version_marks`: the run inputs that version results (JobSpec.version_marks); a fit made
     with other marks starts fresh. `may_continue`: a finished fit given more epochs continues
-    (resume.plan_fit).
+    (resume.plan_fit). `ranks`: the ranks that srun starts for a fit across nodes
+    (dltemplate.jobs.ranks.Ranks); None trains in this process.
     """
     run_dir = Path(run_dir)
     started = time.time()
@@ -115,12 +118,14 @@ def fit_run(
                 archive_format=archive_format,
                 init_from=init_from,
                 pruning=pruning,
+                ranks=ranks,
             )
         finally:
             total = resume.finish_attempt(run_dir, plan.attempt, time.time() - started)
             resume.merge_attempt_metrics(run_dir)
             if linked is None:
                 resume.copy_attempt_log(log_file, run_dir, plan.attempt)
+        record["attempts"] = plan.attempt
         record["fit_seconds"] = total  # over all attempts; each one's in metrics/fit/attempts.json
         if plan.continued:  # given more epochs, and continued from its last checkpoint
             record["continued"] = list(plan.continued)
@@ -142,65 +147,31 @@ def _fit(
     archive_format: str,
     init_from: str | Path | None = None,
     pruning: Mapping[str, Any] | None = None,
+    ranks: Any = None,
 ) -> dict[str, Any]:
-    # Imported here, under the run's lock: a second writer is turned away in a second, not
-    # after torch and Lightning have loaded.
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
+    """Build, check, write the run's hparams and archive, then train here, or on the ranks
+    that srun starts (`ranks`: dltemplate.jobs.ranks.Ranks), each of which builds the run."""
     from dltemplate.config.archive import archive_config
-    from dltemplate.jobs.checkpointing import (
-        AtomicCheckpointIO,
-        ResumeCheckpoint,
-        check_checkpoint,
-        graceful_interrupts,
-        interruption,
-        place_last,
-        safe_checkpoint_loading,
-        weights_only,
-    )
-    from dltemplate.jobs.common import build_for_job
-    from dltemplate.jobs.monitors import check_before_fit
-    from dltemplate.jobs.trainer import check_batch_limits, lightning_refusals, make_trainer
 
-    built = build_for_job("fit", config_file, overrides, seed, threads, source)
-    # The trainer and the monitor check come before anything is written: a setting that
-    # Lightning refuses leaves the run's folder as it was.
-    every = {**CHECKPOINT_DEFAULTS, **(checkpoint or {})}
-    layout = RunLayout.at(run_dir)
-    last = Path(layout.last_checkpoint)
-    keeper = ResumeCheckpoint(
-        last,
-        seed=built.hparams["seed"],
-        every_n_epochs=int(every["every_n_epochs"]),
-        every_n_train_steps=int(every["every_n_train_steps"]),
-        state_file=layout.last_checkpoint_state,
+    training = FitTraining(
+        run_dir=run_dir,
+        config_file=config_file,
+        overrides=overrides,
+        seed=seed,
+        threads=threads,
+        source=source,
+        resume_from=plan.resume_from,
+        attempt=plan.attempt,
+        checkpoint=checkpoint,
+        init_from=init_from,
+        pruning=pruning,
     )
-    settings = dict(built.trainer_kwargs)
-    settings["callbacks"] = [*settings.get("callbacks", []), keeper]
-    reporter = None
-    if pruning is not None:  # a search trial: report each epoch, stop when pruned
-        from dltemplate.jobs.pruning import ReportToStudy
-
-        reporter = ReportToStudy(pruning)
-        settings["callbacks"].append(reporter)
-    settings["plugins"] = [*settings.get("plugins", []), AtomicCheckpointIO()]
-    trainer = make_trainer(settings, run_dir, "fit", log_version=f"fit/attempt-{plan.attempt}")
-    check_batch_limits(trainer, built.data_wrapper)
-    names_check = check_before_fit(
-        trainer, built.task_wrapper, f"see {config_file} and the trainer.* overrides"
-    )
-    if names_check is not None:
-        trainer.callbacks.append(names_check)
-    place_last(trainer, keeper)
-
-    resumed_step = None
-    if plan.resume_from is not None:
-        meta = check_checkpoint(plan.resume_from, built.task_wrapper, resume.restart_hint(run_dir))
-        resumed_step = meta.get("global_step")
-        epoch = meta.get("epoch")
-        where = f"in epoch {epoch + 1}" if isinstance(epoch, int) else "in an unknown epoch"
-        print(f"The checkpoint was saved {where}, at step {resumed_step}", flush=True)
+    # Built and checked before anything is written: a setting that Lightning refuses leaves
+    # the run's folder as it was.
+    built, trainer, reporter = training.build()
+    resumed_step = training.resumed_step(built)
     resume.start_attempt(run_dir, plan.attempt, resumed_step)
+    layout = RunLayout.at(run_dir)
     write_yaml_atomic(layout.hparams, built.hparams)
     archive_config(
         config_file,
@@ -208,32 +179,133 @@ def _fit(
         archive_format,
         {**built.build.overrides, "seed": built.hparams["seed"]},
     )
-    built.task_wrapper.save_hyperparameters(built.hparams)
-    if init_from and plan.resume_from is None:  # a resumed fit restores its own weights
-        from dltemplate.jobs.init_from import load_init_weights
+    if ranks is not None:
+        from dltemplate.jobs.ranks import fit_on_ranks
 
-        load_init_weights(built.task_wrapper, init_from)
+        return {**fit_on_ranks(ranks, training), "resumed_from_step": resumed_step}
+    return training.train(built, trainer, reporter, resumed_step)
 
-    try:
-        with graceful_interrupts(), warnings.catch_warnings():
-            # The run's checkpoints/ folder holds earlier checkpoints on purpose (resume).
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is")
-            with safe_checkpoint_loading(), lightning_refusals("fit"):
-                trainer.fit(
-                    built.task_wrapper,
-                    datamodule=built.data_wrapper,
-                    ckpt_path=str(plan.resume_from) if plan.resume_from else None,
-                    weights_only=weights_only(),
-                )
-    except ShapeError as exc:
-        raise ShapeError(f"{config_file}: {exc}") from None
-    except SIGTERMException as exc:
-        message = (
-            f"Fit stopped by {interruption(exc)} in epoch {trainer.current_epoch + 1}, step "
-            f"{trainer.global_step}; rerun the same target to resume from {last}"
+
+@dataclass(frozen=True)
+class FitTraining:
+    """What every process that trains the run needs: the job's own, or each rank's."""
+
+    run_dir: Path
+    config_file: str
+    overrides: Mapping[str, Any]
+    seed: int
+    threads: int
+    source: str
+    resume_from: Path | None
+    attempt: int
+    checkpoint: Mapping[str, int] | None = None
+    init_from: str | Path | None = None
+    pruning: Mapping[str, Any] | None = None
+
+    @property
+    def last(self) -> Path:
+        return Path(RunLayout.at(self.run_dir).last_checkpoint)
+
+    def build(self) -> tuple[Any, Any, Any]:
+        """The run's objects and its trainer, checked: (built run, trainer, pruning reporter)."""
+        # Imported here, under the run's lock: a second writer is turned away in a second, not
+        # after torch and Lightning have loaded.
+        from dltemplate.jobs.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, place_last
+        from dltemplate.jobs.common import build_for_job
+        from dltemplate.jobs.monitors import check_before_fit
+        from dltemplate.jobs.trainer import check_batch_limits, make_trainer
+
+        built = build_for_job(
+            "fit", self.config_file, self.overrides, self.seed, self.threads, self.source
         )
-        print(message, flush=True)
-        raise FitInterrupted(message) from None
+        every = {**CHECKPOINT_DEFAULTS, **(self.checkpoint or {})}
+        keeper = ResumeCheckpoint(
+            self.last,
+            seed=built.hparams["seed"],
+            every_n_epochs=int(every["every_n_epochs"]),
+            every_n_train_steps=int(every["every_n_train_steps"]),
+            state_file=RunLayout.at(self.run_dir).last_checkpoint_state,
+        )
+        settings = dict(built.trainer_kwargs)
+        settings["callbacks"] = [*settings.get("callbacks", []), keeper]
+        reporter = None
+        if self.pruning is not None:  # a search trial: report each epoch, stop when pruned
+            from dltemplate.jobs.pruning import ReportToStudy
+
+            reporter = ReportToStudy(self.pruning)
+            settings["callbacks"].append(reporter)
+        settings["plugins"] = [*settings.get("plugins", []), AtomicCheckpointIO()]
+        trainer = make_trainer(
+            settings, self.run_dir, "fit", log_version=f"fit/attempt-{self.attempt}"
+        )
+        check_batch_limits(trainer, built.data_wrapper)
+        names_check = check_before_fit(
+            trainer, built.task_wrapper, f"see {self.config_file} and the trainer.* overrides"
+        )
+        if names_check is not None:
+            trainer.callbacks.append(names_check)
+        place_last(trainer, keeper)
+        return built, trainer, reporter
+
+    def resumed_step(self, built: Any) -> int | None:
+        """The step of the checkpoint that the fit resumes (checked against the model)."""
+        from dltemplate.jobs.checkpointing import check_checkpoint
+
+        if self.resume_from is None:
+            return None
+        hint = resume.restart_hint(self.run_dir)
+        meta = check_checkpoint(self.resume_from, built.task_wrapper, hint)
+        epoch = meta.get("epoch")
+        where = f"in epoch {epoch + 1}" if isinstance(epoch, int) else "in an unknown epoch"
+        print(f"The checkpoint was saved {where}, at step {meta.get('global_step')}", flush=True)
+        return meta.get("global_step")
+
+    def train(
+        self, built: Any, trainer: Any, reporter: Any, resumed_step: int | None
+    ) -> dict[str, Any]:
+        """Fit (resuming `resume_from`, saved at `resumed_step`) and return its record."""
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        from dltemplate.jobs.checkpointing import (
+            graceful_interrupts,
+            interruption,
+            safe_checkpoint_loading,
+            weights_only,
+        )
+        from dltemplate.jobs.trainer import lightning_refusals
+
+        built.task_wrapper.save_hyperparameters(built.hparams)
+        if self.init_from and self.resume_from is None:  # a resumed fit restores its own
+            from dltemplate.jobs.init_from import load_init_weights
+
+            load_init_weights(built.task_wrapper, self.init_from)
+        try:
+            with graceful_interrupts(), warnings.catch_warnings():
+                # The run's checkpoints/ folder holds earlier checkpoints on purpose (resume).
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and")
+                with safe_checkpoint_loading(), lightning_refusals("fit"):
+                    trainer.fit(
+                        built.task_wrapper,
+                        datamodule=built.data_wrapper,
+                        ckpt_path=str(self.resume_from) if self.resume_from else None,
+                        weights_only=weights_only(),
+                    )
+        except ShapeError as exc:
+            raise ShapeError(f"{self.config_file}: {exc}") from None
+        except SIGTERMException as exc:
+            message = (
+                f"Fit stopped by {interruption(exc)} in epoch {trainer.current_epoch + 1}, step "
+                f"{trainer.global_step}; rerun the same target to resume from {self.last}"
+            )
+            print(message, flush=True)
+            raise FitInterrupted(message) from None
+        return fit_record(trainer, reporter, self.last, resumed_step, built.hparams["seed"])
+
+
+def fit_record(
+    trainer: Any, reporter: Any, last: Path, resumed_step: int | None, seed: int
+) -> dict[str, Any]:
+    """What fit.done says of a finished fit (the job adds its attempts and seconds)."""
     keeper_of_best = trainer.checkpoint_callback
     best = keeper_of_best.best_model_path if keeper_of_best else ""
     return {
@@ -251,8 +323,7 @@ def _fit(
             else {}
         ),
         "global_step": trainer.global_step,
-        "attempts": plan.attempt,
         "resumed_from_step": resumed_step,
-        "seed": built.hparams["seed"],
+        "seed": seed,
         "metrics": scalar_metrics(trainer.callback_metrics),
     }

@@ -19,6 +19,8 @@ from dltemplate.errors import UserError, one_line
 UNACTIONABLE_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # torch's pytree, via Lightning
     r"The `srun` command is available on your system but is not used",  # jobs inside SLURM
+    # The task wrapper's epoch means are reduced over the ranks already (EpochMean).
+    r"It is recommended to use `self.log\('(train|val|test)/",
 )
 TIP_PREFIX = "💡 Tip"  # Lightning's advertisements
 # Lightning's notes on what the job asked for on purpose (the callbacks getter's ModelSummary).

@@ -15,6 +15,7 @@ class PlainProgress(L.Callback):
     The line is printed once the epoch's metrics are all logged: the task wrapper logs its
     train metrics in its own `on_train_epoch_end`, which runs after this callback's, so the
     line of epoch N comes when epoch N + 1 starts, when training ends, or when it stops.
+    Under DDP, rank 0 prints (every rank's figures are the same, reduced over all of them).
     """
 
     def __init__(self) -> None:
@@ -39,7 +40,7 @@ class PlainProgress(L.Callback):
         self._print_finished(trainer)
 
     def _print_finished(self, trainer: L.Trainer) -> None:
-        if self._finished is None:
+        if self._finished is None or not trainer.is_global_zero:
             return
         epoch, step, seconds = self._finished
         self._finished = None
@@ -54,6 +55,8 @@ class PlainProgress(L.Callback):
         )
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
         metrics = " ".join(
             f"{k}={float(v):.4g}" for k, v in sorted(trainer.callback_metrics.items())
         )

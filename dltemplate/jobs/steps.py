@@ -82,7 +82,9 @@ def _common(snakemake: Any, spec: Any) -> dict[str, Any]:
 def fit(snakemake: Any, spec: Any) -> None:
     from dltemplate.jobs import resume
     from dltemplate.jobs.fit import fit_run
+    from dltemplate.jobs.ranks import Ranks
 
+    ranks = Ranks.of_job(snakemake.resources, snakemake.threads, spec.run_dir)
     try:
         fit_run(
             **_common(snakemake, spec),
@@ -95,6 +97,7 @@ def fit(snakemake: Any, spec: Any) -> None:
             pruning=spec.pruning,
             version_marks=spec.version_marks(),
             may_continue=snakemake.config.get(resume.CONTINUE_SETTING) in (True, "true"),
+            ranks=ranks,
         )
     except resume.RunLockedError as exc:  # keep the log of the fit that holds the lock
         refused = resume.set_aside_refused_log(snakemake.log[0], spec.run_dir)

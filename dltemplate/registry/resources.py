@@ -5,10 +5,14 @@ on: `gpus` becomes the `gpu` resource (locally, `--resources gpu=N` caps the GPU
 dltemplate.jobs.gpu_slots gives each job its own; SLURM gets `--gpus`), a share below 1 (0.25)
 the `gpu_share` resource or a whole GPU (dltemplate.registry.gpu_shares), `cpus` the rule's
 threads (SLURM's `--cpus-per-task`), `mem_mb` the memory in MB (`--mem`), `runtime` the time
-limit in minutes (`--time`).
+limit in minutes (`--time`). `nodes` spans the fit across nodes under SLURM, one rank per GPU
+on each (`gpus` then counts per node) or `tasks_per_node` ranks on CPUs: the fit asks for
+that many nodes and tasks and the `mpi` resource, so that the slurm plugin starts it without
+`srun -n1` and it starts its ranks with srun (dltemplate.jobs.ranks); every job of such a run
+asks for its GPUs per node (`gres: gpu:G`), the text that one submission must agree on.
 
     resources:            # every job of the run (test and predict take at most 1 GPU, export none)
-      gpus: 2
+      gpus: 2             # per node when `nodes:` is given (the fit's, under SLURM)
       mem_mb: 16000
       fit: {runtime: 12h} # one job type: wins over the keys above
       test: {runtime: 30}
@@ -34,7 +38,8 @@ from dltemplate.registry.gpu_shares import gpu_resource_names, snakemake_gpus
 # Registry key -> Snakemake resource name (`cpus` becomes the rule's threads instead, `gpus`
 # the resources of dltemplate.registry.gpu_shares).
 SNAKEMAKE_NAMES = {"mem_mb": "mem_mb", "runtime": "runtime"}
-VALUE_KEYS = ("gpus", "cpus", "mem_mb", "runtime")
+VALUE_KEYS = ("gpus", "cpus", "nodes", "tasks_per_node", "mem_mb", "runtime")
+SPAN_KEYS = ("nodes", "tasks_per_node")  # the fit's only: other jobs run as one process
 # Test and predict inherit at most this many of the run's GPUs (Lightning advises one device
 # for them: a distributed sampler would repeat samples); their own key may ask for more.
 EVAL_GPUS = 1
@@ -71,12 +76,62 @@ def job_layers(
                 general["gpus"] = min(general["gpus"], EVAL_GPUS)
             if job == "export":  # on the CPU (onnxruntime's check too): no GPU unless asked
                 general.pop("gpus", None)
+            if job != "fit":
+                for key in SPAN_KEYS:
+                    general.pop(key, None)
+                _refuse_span(layer.get(job) or {}, job)
             values.update(general)
             values.update(layer.get(job) or {})
         if "runtime" in values:
             values["runtime"] = runtime_minutes(values["runtime"])
         resolved[job] = values
     return resolved
+
+
+def _refuse_span(values: Mapping[str, Any], job: str) -> None:
+    for key in SPAN_KEYS:
+        if key in values:
+            raise UserError(
+                f"resources: {job}: {{{key}: ...}}: only the fit spans nodes (test, predict and "
+                f"the others run as one process); move `{key}` to the run's or its fit's resources"
+            )
+
+
+def fit_span(
+    run_resources: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any]
+) -> int | None:
+    """The GPUs per node of a run whose fit spans nodes (`nodes`), else None."""
+    fit = job_resources(run_resources, "fit", config)
+    if "nodes" not in fit:
+        return None
+    gpus = fit.get("gpus", 0)
+    if 0 < gpus < 1:
+        raise UserError(
+            f"resources: {{nodes: {fit['nodes']}, gpus: {gpus}}}: a fit across nodes takes "
+            "whole GPUs (one rank each); ask for gpus: 1 or more, or drop nodes"
+        )
+    return int(gpus)
+
+
+def any_spans(
+    runs_resources: Iterable[Mapping[str, Mapping[str, Any]]], config: Mapping[str, Any]
+) -> bool:
+    """Whether the fit of any of these runs spans nodes."""
+    return any(fit_span(r, config) is not None for r in runs_resources)
+
+
+def snakemake_ranks(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The slurm plugin's resources for a fit across nodes: nodes, tasks and `mpi`, which
+    starts the job without `srun -n1` (it starts its ranks itself); {} for one process."""
+    nodes = values.get("nodes")
+    if nodes is None:
+        return {}
+    per_node = values.get("tasks_per_node") or max(1, int(values.get("gpus", 0)))
+    if nodes * per_node == 1:
+        return {}
+    # The plugin wants more than one for each (and sets --ntasks-per-gpu from `tasks` on GPUs).
+    tasks = {"tasks_per_node": per_node} if per_node > 1 else {"tasks": nodes}
+    return {"nodes": nodes, **tasks, "mpi": "srun"}
 
 
 def workflow_defaults(config: Mapping[str, Any], job: str) -> dict[str, Any]:
@@ -134,19 +189,29 @@ def snakemake_resources(
     config: Mapping[str, Any],
     local_shares: bool = False,
     largest_gpus: float | None = None,
+    span_gpus: int | None = None,
 ) -> dict[str, Any]:
-    """A job's registry values (gpus, mem_mb, runtime) as Snakemake resources (gpu, gpu_share
-    or gres, mem_mb, runtime); `local_shares` and `largest_gpus` (`run_gpus`): see
-    dltemplate.registry.gpu_shares."""
+    """A job's registry values (gpus, nodes, mem_mb, runtime) as Snakemake resources (gpu,
+    gpu_share or gres, nodes and tasks, mem_mb, runtime); `local_shares` and `largest_gpus`
+    (`run_gpus`): see dltemplate.registry.gpu_shares; `span_gpus`: `fit_span` of the run."""
     found = {SNAKEMAKE_NAMES[k]: v for k, v in values.items() if k in SNAKEMAKE_NAMES}
-    if "gpus" in values:
+    found.update(snakemake_ranks(values))
+    if span_gpus and values.get("gpus", 0) >= 1:
+        found["gres"] = f"gpu:{span_gpus}"  # per node
+    elif "gpus" in values:
         found.update(snakemake_gpus(values["gpus"], config, local_shares, largest_gpus))
     return found
 
 
-def resource_names(config: Mapping[str, Any], local_shares: bool = False) -> tuple[str, ...]:
-    """The Snakemake resources that a rule may give its jobs (a function each per job)."""
-    return (*gpu_resource_names(config, local_shares), "mem_mb", "runtime")
+def resource_names(
+    config: Mapping[str, Any], local_shares: bool = False, spans: bool = False
+) -> tuple[str, ...]:
+    """The Snakemake resources that a rule may give its jobs (a function each per job);
+    `spans`: some run's fit spans nodes."""
+    names = (*gpu_resource_names(config, local_shares), "mem_mb", "runtime")
+    if spans:
+        names = (*dict.fromkeys((*names, "gres")), "nodes", "tasks_per_node", "tasks", "mpi")
+    return names
 
 
 def job_resource(
@@ -160,7 +225,8 @@ def job_resource(
     job, or None: Snakemake then leaves the resource out (no `--gpus`, no `--mem`, ...)."""
     values = job_resources(run_resources, job, config)
     largest = run_gpus(run_resources, config)
-    return snakemake_resources(values, config, local_shares, largest).get(name)
+    span = fit_span(run_resources, config)
+    return snakemake_resources(values, config, local_shares, largest, span).get(name)
 
 
 def shared_by_all(
@@ -174,10 +240,16 @@ def shared_by_all(
     Snakemake builds the DAG). None when runs differ: the rule then looks up each run."""
     shared = None
     for run_resources in runs_resources:
-        values = (job_resources(run_resources, job, config), run_gpus(run_resources, config))
+        values = (
+            job_resources(run_resources, job, config),
+            run_gpus(run_resources, config),
+            fit_span(run_resources, config),
+        )
         if shared is not None and values != shared:
             return None
         shared = values
-    values, largest = shared if shared is not None else (workflow_defaults(config, job), None)
-    found = snakemake_resources(values, config, local_shares, largest)
+    values, largest, span = (
+        shared if shared is not None else (workflow_defaults(config, job), None, None)
+    )
+    found = snakemake_resources(values, config, local_shares, largest, span)
     return {"threads": int(values.get("cpus", 1)), "resources": found}

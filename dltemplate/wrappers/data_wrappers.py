@@ -262,18 +262,19 @@ class BasicDataWrapper(L.LightningDataModule):
     def _evaluation_sampler(self, dataset) -> Sampler | None:
         """Under DDP, this rank's share of the samples, each sample on one rank only
         (Lightning's own sampler pads the last batch with repeats, which count twice). In a
-        fit, only under the job's forked DDP, which gives every rank rank 0's buffers first
-        (dltemplate.jobs.fork_ddp); a strategy of the config's own keeps Lightning's."""
+        fit, only under the job's DDP (forked or started by srun), which gives every rank rank
+        0's buffers first (dltemplate.jobs.job_ddp); a strategy of the config's own keeps
+        Lightning's."""
         from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
         from lightning.pytorch.trainer.states import TrainerFn
 
-        from dltemplate.jobs.fork_ddp import ForkDDPStrategy
+        from dltemplate.jobs.job_ddp import JobDDPStrategy
 
         trainer = self.trainer
         if trainer is None or trainer.world_size == 1:
             return None
         fitting = trainer.state.fn == TrainerFn.FITTING
-        if fitting and not isinstance(trainer.strategy, ForkDDPStrategy):
+        if fitting and not isinstance(trainer.strategy, JobDDPStrategy):
             return None
         return UnrepeatedDistributedSampler(
             dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False

@@ -282,6 +282,13 @@ SHARED_RESOURCES = {
     )
     for job in JOB_TYPES
 }
+# Whether some run's fit spans nodes (its resources' `nodes`), which adds the resources of its
+# tasks: looked up per job only when the runs differ.
+SPANS_NODES = any(
+    SHARED_RESOURCES[job] is None for job in JOB_TYPES
+) and exit_on_user_error(
+    resources.any_spans, [run.resources for run in REGISTRY.runs()], config
+)
 
 
 def get_threads(job):
@@ -299,7 +306,7 @@ def get_resources(job):
     """The rule's resources (gpu, mem_mb, runtime), constants where every run agrees."""
     if SHARED_RESOURCES[job] is not None:
         return SHARED_RESOURCES[job]["resources"]
-    names = resources.resource_names(config, LOCAL_GPU_SHARES)
+    names = resources.resource_names(config, LOCAL_GPU_SHARES, SPANS_NODES)
     return {name: get_resource(job, name) for name in names}
 
 

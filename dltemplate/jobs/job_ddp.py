@@ -1,9 +1,10 @@
-"""The DDP strategy of a job that forks its ranks (dltemplate.jobs.distributed says when).
+"""The DDP strategies of a job: ranks it forks itself, or ranks that `srun` started
+(dltemplate.jobs.distributed says when).
 
-- The job's own process learns the ranks' progress. With a fork launch it only waits for the
-  ranks; Lightning sends back the weights, best checkpoint and metrics but not the loops'
-  progress, so `current_epoch` and `global_step` would read 0 there. Rank 0 sends the fit
-  loop's state too.
+- Forked ranks: the job's own process learns the ranks' progress. With a fork launch it only
+  waits for the ranks; Lightning sends back the weights, best checkpoint and metrics but not
+  the loops' progress, so `current_epoch` and `global_step` would read 0 there. Rank 0 sends
+  the fit loop's state too.
 - A fit's validation counts each sample once, as a test job does: the data wrapper hands each
   rank an unpadded share (dltemplate.wrappers.data_wrappers), and the ranks may then run
   different numbers of batches, since DDP's forward syncs nothing without gradients. Each
@@ -33,14 +34,9 @@ class _Launcher(_MultiProcessingLauncher):
             trainer.fit_loop.load_state_dict(extra["fit_loop"])
 
 
-class ForkDDPStrategy(DDPStrategy):
-    """`DDPStrategy(start_method="fork")` with the two changes of the module doc."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(start_method="fork", **options)
-
-    def _configure_launcher(self) -> None:
-        self._launcher = _Launcher(self, start_method="fork")
+class JobDDPStrategy(DDPStrategy):
+    """DDP whose fit validates each sample once, with rank 0's buffers (the module doc); the
+    data wrapper gives it the unpadded evaluation sampler. As is, for ranks that srun started."""
 
     def _fitting(self) -> bool:
         return self.lightning_module.trainer.state.fn == TrainerFn.FITTING
@@ -51,3 +47,13 @@ class ForkDDPStrategy(DDPStrategy):
             with torch.no_grad():
                 for buffer in self.lightning_module.buffers():
                     torch.distributed.broadcast(buffer, src=0)
+
+
+class ForkDDPStrategy(JobDDPStrategy):
+    """`JobDDPStrategy(start_method="fork")` whose job process learns the ranks' progress."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(start_method="fork", **options)
+
+    def _configure_launcher(self) -> None:
+        self._launcher = _Launcher(self, start_method="fork")
