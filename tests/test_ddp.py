@@ -22,6 +22,7 @@ from dltemplate.jobs.distributed import (
     srun_rank_settings,
 )
 from dltemplate.jobs.job_ddp import ForkDDPStrategy, JobDDPStrategy
+from dltemplate.jobs.ranks import Ranks
 from tests.conftest import Project, make_project
 
 SLURM_STEP = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1", "SLURM_PROCID": "0"}
@@ -255,3 +256,13 @@ def test_two_ranks_evaluate_every_sample_once(project: Project) -> None:
     for run, job in (("two", "test"), ("fit2", "fit")):
         log = project.path(f"results/tiny/exp/{run}/logs/{job}.log").read_text()
         assert "DDP: 2 ranks forked by this job" in log
+
+
+def test_the_fit_job_checks_its_ranks_settings_before_it_starts_them() -> None:
+    """The job refuses what its ranks would refuse, before the run's folder is touched, and
+    checks the rest on a one-process trainer (the counts and the DDP are the ranks')."""
+    ranks = Ranks(nodes=2, per_node=4, threads=1)
+    with pytest.raises(UserError, match=r"^trainer.devices=3: the run's resources start 2 node"):
+        ranks.checked({"accelerator": "cpu", "devices": 3})
+    asked = {"accelerator": "cpu", "devices": 4, "num_nodes": 2, "strategy": "ddp", "max_epochs": 3}
+    assert ranks.checked(asked) == {"accelerator": "cpu", "max_epochs": 3}

@@ -168,7 +168,7 @@ def _fit(
     )
     # Built and checked before anything is written: a setting that Lightning refuses leaves
     # the run's folder as it was.
-    built, trainer, reporter = training.build()
+    built, trainer, reporter = training.build(ranks)
     resumed_step = training.resumed_step(built)
     resume.start_attempt(run_dir, plan.attempt, resumed_step)
     layout = RunLayout.at(run_dir)
@@ -206,8 +206,11 @@ class FitTraining:
     def last(self) -> Path:
         return Path(RunLayout.at(self.run_dir).last_checkpoint)
 
-    def build(self) -> tuple[Any, Any, Any]:
-        """The run's objects and its trainer, checked: (built run, trainer, pruning reporter)."""
+    def build(self, ranks: Any = None) -> tuple[Any, Any, Any]:
+        """The run's objects and its trainer, checked: (built run, trainer, pruning reporter).
+        With `ranks` (dltemplate.jobs.ranks.Ranks), the job's own check of a fit that they
+        train: the trainer settings must fit their allocation, the rest is checked here on a
+        one-process trainer."""
         # Imported here, under the run's lock: a second writer is turned away in a second, not
         # after torch and Lightning have loaded.
         from dltemplate.jobs.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, place_last
@@ -227,6 +230,8 @@ class FitTraining:
             state_file=RunLayout.at(self.run_dir).last_checkpoint_state,
         )
         settings = dict(built.trainer_kwargs)
+        if ranks is not None:
+            settings = ranks.checked(settings)
         settings["callbacks"] = [*settings.get("callbacks", []), keeper]
         reporter = None
         if self.pruning is not None:  # a search trial: report each epoch, stop when pruned

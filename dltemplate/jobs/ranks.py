@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from dltemplate.errors import UserError, one_line
-from dltemplate.jobs.distributed import SRUN_RANKS_VARIABLE
+from dltemplate.jobs.distributed import SRUN_RANKS_VARIABLE, srun_rank_settings
 from dltemplate.records import read_json, write_json_atomic
 
 STATUS_SIGTERM = 128 + 15  # what srun returns when the ranks stopped on SIGTERM
+RANKS_ONLY = ("num_nodes", "devices", "strategy")  # trainer settings that the ranks get
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,14 @@ class Ranks:
         gres = str(resources.get("gres") or "")
         gpus = int(gres.rpartition(":")[2]) if gres.startswith("gpu:") else 0
         return cls(nodes=nodes, per_node=per_node, threads=threads, gpus=gpus)
+
+    def checked(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The job's own trainer settings: refused in one line when they do not fit the
+        allocation (as each rank would refuse them, but before the run is touched), and
+        without the counts and strategy that only the ranks use."""
+        allocation = {"SLURM_NNODES": str(self.nodes), "SLURM_NTASKS_PER_NODE": str(self.per_node)}
+        srun_rank_settings(dict(settings), allocation)
+        return {k: v for k, v in settings.items() if k not in RANKS_ONLY}
 
     def srun(self, spec: Path) -> list[str]:
         """The srun command that starts every rank on `spec`."""
