@@ -85,17 +85,18 @@ def jobs(dry_run: str) -> int:
     return int(re.findall(r"^total\s+(\d+)", dry_run, re.MULTILINE)[-1])
 
 
-def make_done(root: Path, files: list[str]) -> None:
+def make_done(root: Path, files: list[str], targets: Sequence[str] = ()) -> None:
     """Record every job's metadata (as finished jobs do), then write every output with one
-    mtime (an input as new as its output is up to date), without running any job."""
-    check(timed([SNAKEMAKE, "--touch", "--cores", "2", "--quiet"], cwd=root), "--touch")
+    mtime (an input as new as its output is up to date), without running any job; for
+    `targets` (default: the default target)."""
+    check(timed([SNAKEMAKE, "--touch", "--cores", "2", *targets, "--quiet"], cwd=root), "--touch")
     now = time.time()  # after the workflow's files: a script newer than an output reruns it
     for name in files:
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{}\n")
         os.utime(path, (now, now))
-    dry = check(timed([SNAKEMAKE, "-n", "--cores", "2"], cwd=root), "dry run after --touch")
+    dry = check(timed([SNAKEMAKE, "-n", "--cores", "2", *targets], cwd=root), "dry after --touch")
     if "Nothing to be done" not in dry.output:
         raise RuntimeError(f"the no-op state in {root} is not up to date:\n{dry.output[-2000:]}")
 

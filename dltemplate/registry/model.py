@@ -20,7 +20,7 @@ from dltemplate import schemas
 from dltemplate.config.root import JOB_TYPES
 from dltemplate.errors import RegistryError
 from dltemplate.layout import DEFAULT_JOBS, EXPORT_FILES, ExperimentLayout, RunLayout
-from dltemplate.registry import ids
+from dltemplate.registry import checked_cache, ids
 from dltemplate.registry.names import name_problem
 from dltemplate.registry.resources import job_layers
 from dltemplate.registry.search import SearchSpec, asked_trials, check_study, parse_search
@@ -243,11 +243,16 @@ def load_project(path: Path) -> Project:
         text = path.read_text()
     except OSError as exc:
         raise RegistryError(f"Registry {path} cannot be read: {exc.strerror}") from None
-    data = parse_project(path, text)
-    validator = schemas.validator("registry")
-    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        raise _schema_error(path, errors[0])
+    data = checked_cache.checked(path, text)
+    if data is None:
+        data = parse_project(path, text)
+        validator = schemas.validator("registry")
+        errors = sorted(
+            validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]
+        )
+        if errors:
+            raise _schema_error(path, errors[0])
+        checked_cache.remember(path, text, data)
     proj = path.stem
     _check_names(path, "project", [proj], "the file name")
     _check_names(path, "experiment", list(data["experiments"]), "experiments")

@@ -98,10 +98,12 @@ def _refuse_span(values: Mapping[str, Any], job: str) -> None:
 
 
 def fit_span(
-    run_resources: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any]
+    run_resources: Mapping[str, Mapping[str, Any]],
+    config: Mapping[str, Any],
+    fit_defaults: Mapping[str, Any] | None = None,
 ) -> int | None:
     """The GPUs per node of a run whose fit spans nodes (`nodes`), else None."""
-    fit = job_resources(run_resources, "fit", config)
+    fit = job_resources(run_resources, "fit", config, fit_defaults)
     if "nodes" not in fit:
         return None
     gpus = fit.get("gpus", 0)
@@ -117,7 +119,8 @@ def any_spans(
     runs_resources: Iterable[Mapping[str, Mapping[str, Any]]], config: Mapping[str, Any]
 ) -> bool:
     """Whether the fit of any of these runs spans nodes."""
-    return any(fit_span(r, config) is not None for r in runs_resources)
+    defaults = workflow_defaults(config, "fit")
+    return any(fit_span(r, config, defaults) is not None for r in runs_resources)
 
 
 def snakemake_ranks(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,10 +164,15 @@ def _workflow_defaults(settings: str, job: str) -> dict[str, Any]:
 
 
 def job_resources(
-    run_resources: Mapping[str, Mapping[str, Any]], job: str, config: Mapping[str, Any]
+    run_resources: Mapping[str, Mapping[str, Any]],
+    job: str,
+    config: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything job `job` of a run asks for, with registry keys (gpus, cpus, mem_mb, runtime)."""
-    return {**workflow_defaults(config, job), **(run_resources.get(job) or {})}
+    """Everything job `job` of a run asks for, with registry keys (gpus, cpus, mem_mb, runtime);
+    `defaults`: `workflow_defaults(config, job)`, when the caller has them already."""
+    defaults = workflow_defaults(config, job) if defaults is None else defaults
+    return {**defaults, **(run_resources.get(job) or {})}
 
 
 def job_threads(
@@ -175,13 +183,19 @@ def job_threads(
 
 
 def run_gpus(
-    run_resources: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any]
+    run_resources: Mapping[str, Mapping[str, Any]],
+    config: Mapping[str, Any],
+    defaults: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> float | None:
     """The most GPUs that any job of a run asks for, where a cluster's GPU shares need it
-    (`cluster_gpu_shares`: dltemplate.registry.gpu_shares); else None."""
+    (`cluster_gpu_shares`: dltemplate.registry.gpu_shares); else None. `defaults`: each job
+    type's `workflow_defaults`, when the caller has them already."""
     if not config.get("cluster_gpu_shares"):
         return None
-    return max(job_resources(run_resources, job, config).get("gpus", 0) for job in JOB_TYPES)
+    return max(
+        job_resources(run_resources, job, config, (defaults or {}).get(job)).get("gpus", 0)
+        for job in JOB_TYPES
+    )
 
 
 def snakemake_resources(
@@ -239,11 +253,12 @@ def shared_by_all(
     `threads` and the Snakemake resources that anyone asks for (no per-job evaluation while
     Snakemake builds the DAG). None when runs differ: the rule then looks up each run."""
     shared = None
+    defaults = {name: workflow_defaults(config, name) for name in JOB_TYPES}
     for run_resources in runs_resources:
         values = (
-            job_resources(run_resources, job, config),
-            run_gpus(run_resources, config),
-            fit_span(run_resources, config),
+            job_resources(run_resources, job, config, defaults[job]),
+            run_gpus(run_resources, config, defaults),
+            fit_span(run_resources, config, defaults["fit"]),
         )
         if shared is not None and values != shared:
             return None

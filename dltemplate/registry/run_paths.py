@@ -23,8 +23,18 @@ CKPT_FOLDERS = (RESULTS_ROOT, "data")
 
 
 def _under_results(path: str) -> bool:
-    root = os.path.realpath(results_root())
-    return os.path.realpath(path).startswith(root + os.sep)
+    return _realpath(path).startswith(_realpath(results_root()) + os.sep)
+
+
+def _realpath(path: str) -> str:
+    """os.path.realpath, looked up once per path and working folder (a DAG of 1,000 runs
+    asks for the same few folders and configs thousands of times)."""
+    return _realpath_in(path, os.getcwd())
+
+
+@functools.lru_cache(maxsize=4096)
+def _realpath_in(path: str, cwd: str) -> str:
+    return os.path.realpath(os.path.join(cwd, path))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -47,8 +57,7 @@ def _inside(path: str, folders: tuple[str, ...]) -> bool:
         return False
     # A link inside data/ may point anywhere (datasets are linked in); configs and results
     # must really be the project's.
-    real = os.path.realpath(normal)
-    return top == "data" or real.startswith(os.path.realpath(top) + os.sep)
+    return top == "data" or _realpath(normal).startswith(_realpath(top) + os.sep)
 
 
 def check_config_path(config: str, where: str) -> str:

@@ -48,10 +48,10 @@ def rerun_asked(config: Mapping[str, Any]) -> bool:
 def job_record(run_dir: str, job: str) -> dict[str, Any] | None:
     """The record of the run's job as this process first read it (a job that runs later writes
     its own record only), or None when there is none or it is damaged."""
-    path = RunLayout.at(run_dir).record(job)
-    key = os.path.abspath(path)
+    key = os.path.join(os.getcwd(), run_dir, job)
     if key not in _RECORDS:
-        record = read_json(path, default=None)
+        path = RunLayout.at(run_dir).record(job)
+        record = read_json(path, default=None) if os.path.isfile(path) else None
         _RECORDS[key] = record if isinstance(record, dict) else None
     return _RECORDS[key]
 
