@@ -14,6 +14,7 @@ ORDER = (
     "step_overhead",
     "data_path",
     "orchestration",
+    "dag_floor",
     "sweep_throughput",
     "warm_jobs",
     "search_overhead",

@@ -13,6 +13,7 @@ import pytest
 
 from bench import (
     batches,
+    dag_floor,
     data_path,
     export_speed,
     gpu_step_overhead,
@@ -110,6 +111,24 @@ def test_orchestration_quick(tmp_path: Path) -> None:
     ]
     goals = [g["goal"] for g in data["goals"]]
     assert goals == ["zero-epoch fit < 1 s beyond `import lightning`"]  # 1,000 runs: not quick
+
+
+@pytest.mark.slow
+def test_dag_floor_quick(tmp_path: Path) -> None:
+    data = read(dag_floor.main(["--quick", "--out", str(tmp_path)]))
+    rows = data["tables"][0]["rows"]
+    assert [row[:3] for row in rows] == [["10", "21", "dry run"], ["10", "21", "no-op rerun"]]
+    assert data["goals"] == []  # 1,000 runs: not quick
+
+
+@pytest.mark.slow
+def test_the_dry_run_of_1000_runs_stays_near_snakemakes_floor() -> None:
+    """The one timing this suite checks, as a ratio measured side by side (the workflow's dry
+    run of 1,000 runs over a toy Snakefile's of the same 2,001 jobs, the better of 2 paired
+    repetitions): an alarm for a large regression at parse or DAG time, far above the goal
+    (1.05x, bench/dag_floor.py; BENCHMARKS.md has the figures)."""
+    ratio = dag_floor.dry_ratio(1000, reps=2)
+    assert ratio <= dag_floor.ALARM, f"dry run of 1,000 runs: {ratio:.2f}x the toy Snakefile"
 
 
 @pytest.mark.slow

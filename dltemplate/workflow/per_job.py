@@ -14,9 +14,12 @@ def per_job(function: F) -> F:
 
     Before each call of an input, params or resource function, Snakemake asks for the function's
     signature (it passes only the arguments the function takes), and `inspect.signature` works
-    it out anew from the code each time. Python hands back a `__signature__` attribute as it is,
-    so setting it here spares each job that work (bench/orchestration.py measures the DAG's
-    build; the figures are in BENCHMARKS.md).
+    it out anew from the code each time. Snakemake takes the parameters from the function's
+    `_overwrite_params` attribute when it has one (snakemake.common.get_function_params), and
+    Python hands back a `__signature__` attribute as it is: setting both here spares each job
+    that work (bench/dag_floor.py measures the DAG's build; the figures are in BENCHMARKS.md).
     """
-    function.__signature__ = inspect.signature(function)
+    signature = inspect.signature(function)
+    function.__signature__ = signature
+    function._overwrite_params = signature.parameters  # FUNC_OVERWRITE_PARAMS_ATTR
     return function
