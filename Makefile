@@ -61,5 +61,14 @@ format: setup  ## format the code (ruff) and the workflow (snakefmt)
 bench: setup  ## run bench/ (long: the 1,000-run sweeps dominate) and rewrite BENCHMARKS.md
 	$(BIN)/python -m bench
 
+# bench/gpu_check.sh on a lent GPU machine that has torch and Lightning but not Snakemake: the
+# engine's wheel and the other dependencies it lacks, for the machine's `carry` (64 MiB at most).
+GPU_WHEELS = "snakemake>=9,<10" "ruamel.yaml>=0.18" "jsonschema>=4" rich pytest pytest-timeout
+gpu-wheels: setup  ## wheels for bench/gpu_check.sh on a GPU machine without Snakemake (.gpu_wheels/)
+	rm -rf .gpu_wheels
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir .gpu_wheels .
+	$(BIN)/pip download --quiet --only-binary=:all: --dest .gpu_wheels $(GPU_WHEELS) $(GPU_WHEELS_EXTRA)
+	@du -sh .gpu_wheels
+
 clean-results:  ## delete results/ (every run's outputs, checkpoints included)
 	rm -rf results/*/ .snakemake/

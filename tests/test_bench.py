@@ -6,7 +6,10 @@ No timings are asserted: the figures belong in BENCHMARKS.md, made by `make benc
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from bench import (
     dag_floor,
     data_path,
     export_speed,
+    gpu_share,
     gpu_step_overhead,
     orchestration,
     report,
@@ -111,6 +115,27 @@ def test_orchestration_quick(tmp_path: Path) -> None:
     ]
     goals = [g["goal"] for g in data["goals"]]
     assert goals == ["zero-epoch fit < 1 s beyond `import lightning`"]  # 1,000 runs: not quick
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_in_its_cpu_mode(tmp_path: Path) -> None:
+    """bench/gpu_check.sh, the one script a lent GPU machine runs, at its tiny sizes on the
+    CPU: every step runs and writes its result."""
+    result = subprocess.run(
+        ["bash", "bench/gpu_check.sh", "--cpu"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "== done" in result.stdout
+    for name in ("gpu_step_overhead_cpu_check", "gpu_share_cpu_check"):
+        data = read(tmp_path / f"{name}.json")
+        assert data["name"] == name
+    shares = read(tmp_path / "gpu_share_cpu_check.json")["tables"][0]["rows"]
+    assert [row[0] for row in shares] == list(gpu_share.SHARES)
 
 
 @pytest.mark.slow

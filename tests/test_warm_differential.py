@@ -26,7 +26,15 @@ import pytest
 from tests.conftest import make_project
 from tests.warm_server import start_warm_server, warm_env
 
-OVERRIDES = {"trainer.max_epochs": 1}
+# bench/gpu_check.sh runs this corpus on a GPU: DLT_TEST_ACCELERATOR=gpu.
+OVERRIDES = {
+    "trainer.max_epochs": 1,
+    **(
+        {"trainer.accelerator": os.environ["DLT_TEST_ACCELERATOR"]}
+        if os.environ.get("DLT_TEST_ACCELERATOR")
+        else {}
+    ),
+}
 CORPUS = {
     "glob": "configs/glob_mlp.py",
     "diabetes": "configs/diabetes_mlp.py",

@@ -56,14 +56,18 @@ class EpochShuffleSampler(DistributedSampler):
         return math.ceil(self.length / self.replicas)
 
     def __iter__(self) -> Iterator[int]:
+        return iter(self.order().tolist())
+
+    def order(self) -> torch.Tensor:
+        """This epoch's indices for this rank, as a tensor, past the samples to skip (once)."""
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        order = torch.randperm(self.length, generator=generator).tolist()
+        order = torch.randperm(self.length, generator=generator)
         if self.replicas > 1:
-            order += order[: len(self) * self.replicas - self.length]
+            order = torch.cat([order, order[: len(self) * self.replicas - self.length]])
             order = order[self.rank :: self.replicas]
         skip = self._skip[1] if self._skip and self._skip[0] == self.epoch else 0
         self._skip = None
-        return iter(order[skip:])
+        return order[skip:]
 
 
 class _CountingIterator:
@@ -108,13 +112,17 @@ class ResumableDataLoader(DataLoader):
             # first batches in order): nothing to seed or skip.
             self._batches = 0
             return _CountingIterator(super().__iter__(), self)
+        self._start_epoch(sampler)
+        return _CountingIterator(super().__iter__(), self)
+
+    def _start_epoch(self, sampler: EpochShuffleSampler) -> None:
+        """Count the batches that a resumed epoch skips, and seed the workers' generator."""
         skip = sampler._skip
         self._batches = (
             skip[1] // (self.batch_size or 1) if skip and skip[0] == sampler.epoch else 0
         )
         if self.generator is not None:
             self.generator.manual_seed(epoch_seed(sampler.seed, sampler.epoch))
-        return _CountingIterator(super().__iter__(), self)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": getattr(self.sampler, "epoch", 0), "batches": self._batches}

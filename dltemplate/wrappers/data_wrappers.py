@@ -55,7 +55,10 @@ class TensorBatches(Dataset):
         return tuple(t[index] for t in self.tensors)
 
     def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
-        index = torch.as_tensor(indices, dtype=torch.long)
+        return self.batch(torch.as_tensor(indices, dtype=torch.long))
+
+    def batch(self, index: torch.Tensor) -> list[torch.Tensor]:
+        """The samples at `index` (a long tensor), one `index_select` per tensor."""
         if self.indices is not None:
             index = self.indices.index_select(0, index)
         return [
@@ -79,6 +82,45 @@ class TensorBatches(Dataset):
 def pass_batch(batch: Any) -> Any:
     """The collate of a TensorBatches loader: the batch came out of `__getitems__` whole."""
     return batch
+
+
+class TensorBatchLoader(ResumableDataLoader):
+    """The train loader of a TensorBatches dataset in the job's own process: the epoch's order
+    cut into index tensors, each fetched by `TensorBatches.batch`, without the DataLoader's
+    per-batch list of indices and fetcher (bench/data_path.py measures the difference). The
+    batches are the DataLoader's (its BatchSampler cuts the same order into the same runs),
+    and so is the place in the epoch that checkpoints keep. Under Lightning's own sampler
+    (`overfit_batches`), or to pin memory, it is the DataLoader."""
+
+    dataset: TensorBatches
+
+    def __iter__(self):
+        sampler = self.sampler
+        if not isinstance(sampler, EpochShuffleSampler) or self.pin_memory:
+            return super().__iter__()
+        self._start_epoch(sampler)
+        batches = (self.dataset.batch(index) for index in sampler.order().split(self.batch_size))
+        return _CountedBatches(batches, self, len(self) - self._batches)
+
+
+class _CountedBatches:
+    """Hands out a TensorBatchLoader's batches and counts them (its place in the epoch)."""
+
+    def __init__(self, batches, loader: TensorBatchLoader, length: int) -> None:
+        self._batches = batches
+        self._loader = loader
+        self._length = length
+
+    def __iter__(self) -> _CountedBatches:
+        return self
+
+    def __next__(self) -> list[torch.Tensor]:
+        batch = next(self._batches)
+        self._loader._batches += 1
+        return batch
+
+    def __len__(self) -> int:
+        return self._length
 
 
 class BasicDataWrapper(L.LightningDataModule):
@@ -257,7 +299,9 @@ class BasicDataWrapper(L.LightningDataModule):
         sampler = EpochShuffleSampler(len(dataset), self.shuffle_seed, **ranks)
         if self.trainer is not None:
             sampler.set_epoch(next_epoch(self.trainer))
-        return ResumableDataLoader(dataset, sampler=sampler, **settings)
+        in_process = isinstance(dataset, TensorBatches) and workers == 0
+        loader = TensorBatchLoader if in_process else ResumableDataLoader
+        return loader(dataset, sampler=sampler, **settings)
 
     def _evaluation_sampler(self, dataset) -> Sampler | None:
         """Under DDP, this rank's share of the samples, each sample on one rank only
