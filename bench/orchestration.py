@@ -89,7 +89,8 @@ def make_done(root: Path, files: list[str], targets: Sequence[str] = ()) -> None
     """Record every job's metadata (as finished jobs do), then write every output with one
     mtime (an input as new as its output is up to date), without running any job; for
     `targets` (default: the default target)."""
-    check(timed([SNAKEMAKE, "--touch", "--cores", "2", *targets, "--quiet"], cwd=root), "--touch")
+    touch = [SNAKEMAKE, "--touch", "--cores", "2", "--scheduler", "greedy", *targets, "--quiet"]
+    check(timed(touch, cwd=root), "--touch")
     now = time.time()  # after the workflow's files: a script newer than an output reruns it
     for name in files:
         path = root / name

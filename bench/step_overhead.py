@@ -14,11 +14,12 @@ repetition, so drift cancels):
       last checkpoints, plain progress lines, run records); the epoch clock reaches its
       Trainer through the trainer getter's `callbacks` (`trainer.epoch_clock=True`)
 
-All three fetch their batches alike: a DataLoader hands a batch's shuffled indices to the
-dataset, which indexes each tensor once (`index_select`). (c) gets that from the data
-wrapper's `TensorBatches`; (a) and (b) from the same fetch written in plain PyTorch
-(bench/batches.py). So the ratios compare training loops, not data paths; bench/data_path.py
-measures the data paths.
+All three fetch their batches alike: each epoch's shuffled order is cut into index tensors
+and each tensor indexed once per batch (`index_select`); for validation, a DataLoader hands a
+batch's indices to the dataset, which indexes each tensor once. (c) gets that from the data
+wrapper (`TensorBatchLoader`, `TensorBatches`); (a) and (b) from the same fetches written in
+plain PyTorch (bench/batches.py). So the ratios compare training loops, not data paths;
+bench/data_path.py measures the data paths.
 
 Epoch time is the steady state: from the start of the 2nd epoch to the end of the last,
 divided by the epochs, each with its validation, logging and checkpoint writes.
@@ -51,14 +52,14 @@ def run_plain(opts: Any) -> dict[str, float]:
     import torch
     from torch import nn
 
-    from bench.batches import batch_loader
+    from bench.batches import ShuffledBatches, batch_loader
     from bench.clock import stamp
     from bench.common import synthetic_images
     from models.small_cnn import SmallCNN
 
     started = time.perf_counter()
     torch.manual_seed(opts.seed)
-    train = batch_loader(synthetic_images(opts.n_train, seed=0), opts.batch_size, shuffle=True)
+    train = ShuffledBatches(synthetic_images(opts.n_train, seed=0), opts.batch_size)
     val = batch_loader(synthetic_images(opts.n_val, seed=1), opts.batch_size, shuffle=False)
     model = SmallCNN(in_channels=1, num_classes=10, channels=opts.channels).to(opts.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
@@ -118,7 +119,7 @@ def run_minimal_lightning(opts: Any) -> dict[str, float]:
     import torch
     from torch import nn
 
-    from bench.batches import batch_loader
+    from bench.batches import ShuffledBatches, batch_loader
     from bench.clock import EpochClock
     from bench.common import synthetic_images
     from models.small_cnn import SmallCNN
@@ -143,7 +144,7 @@ def run_minimal_lightning(opts: Any) -> dict[str, float]:
 
     started = time.perf_counter()
     torch.manual_seed(opts.seed)
-    train = batch_loader(synthetic_images(opts.n_train, seed=0), opts.batch_size, shuffle=True)
+    train = ShuffledBatches(synthetic_images(opts.n_train, seed=0), opts.batch_size)
     val = batch_loader(synthetic_images(opts.n_val, seed=1), opts.batch_size, shuffle=False)
     clock = EpochClock()
     trainer = L.Trainer(

@@ -193,6 +193,10 @@ def test_the_baselines_fetch_batches_as_the_data_wrapper_does() -> None:
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
     loader = batches.batch_loader(data, batch_size=16, shuffle=False)
     assert [len(x) for x, _ in loader] == [16, 16, 16, 2]
+    shuffled = list(batches.ShuffledBatches(data, batch_size=16, seed=1))
+    assert [len(x) for x, _ in shuffled] == [16, 16, 16, 2]
+    seen = torch.cat([y for _, y in shuffled])
+    assert sorted(seen.tolist()) == sorted(data.tensors[1].tolist())  # each sample once
 
 
 def test_a_goal_straddled_by_its_repetitions_is_not_shown() -> None:
