@@ -17,6 +17,7 @@ The ratio is the workflow's time over the toy's in the same repetition (median a
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,15 +56,18 @@ def workflows(n: int) -> dict[str, Path]:
 
 
 def side_by_side(roots: dict[str, Path], reps: int, dry: bool) -> dict[str, list]:
-    """Each repetition runs both, in alternating order: {name: [[wall, CPU], ...]}."""
+    """Each repetition runs both, in alternating order: {name: [[wall, CPU], ...]}. A first
+    repetition, not recorded, warms the file cache for both."""
     times: dict[str, list] = {name: [] for name in roots}
-    for rep in range(reps):
+    warm = 1 if reps > 1 else 0
+    for rep in range(-warm, reps):
         for name in roots if rep % 2 == 0 else list(roots)[::-1]:
             cmd = [SNAKEMAKE, *(["-n"] if dry else []), "--cores", "2", TARGET]
             t = check(timed(cmd, cwd=roots[name]), f"{name} {'dry run' if dry else 'no-op'}")
             if not dry and "Nothing to be done" not in t.output:
                 raise RuntimeError(f"the no-op rerun of {name} did work:\n{t.output[-2000:]}")
-            times[name].append([t.seconds, t.cpu_seconds])
+            if rep >= 0:
+                times[name].append([t.seconds, t.cpu_seconds])
     return times
 
 
@@ -120,9 +124,27 @@ def goals(raw: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def keep_other_sizes(result: Result, path: Path, sizes: Sequence[int]) -> None:
+    """The figures of the sizes not measured now, from the earlier result file, said so."""
+    earlier = json.loads(path.read_text())
+    kept = {n: found for n, found in earlier["raw"].items() if int(n) not in sizes}
+    result.raw.update(kept)
+    if kept:
+        result.notes.append(
+            f"The figures of {', '.join(f'{int(n):,}' for n in kept)} runs come from the run "
+            f"of {earlier['date']} (load {earlier['load']['before']} before, "
+            f"{earlier['load']['after']} after), command `{earlier['command']}`."
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     p = parser(__doc__.splitlines()[0], reps=5)
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="runs")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the other sizes' figures of the result file in --out (10,000 runs take long)",
+    )
     opts = p.parse_args(argv)
     if opts.quick:
         opts.sizes, opts.reps = [10], 1
@@ -137,8 +159,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     note = slurm_wait_note()
     if note:
         result.notes.append(note)
+    if opts.keep:
+        keep_other_sizes(result, opts.out / "dag_floor.json", opts.sizes)
     for n in opts.sizes:
         result.raw[str(n)] = measure(n, opts.reps)
+    result.raw = dict(sorted(result.raw.items(), key=lambda kv: int(kv[0])))
     report(result, result.raw, opts.reps)
     result.goals += goals(result.raw)
     return result.write(opts.out)

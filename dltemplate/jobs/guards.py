@@ -38,6 +38,12 @@ class _Step:
         return f"epoch {self.epoch}, step {self.step} (batch {self.batch} of the epoch)"
 
 
+def _step_of(trainer: L.Trainer) -> _Step:
+    return _Step(
+        trainer.current_epoch + 1, trainer.global_step + 1, trainer.fit_loop.epoch_loop.batch_idx
+    )
+
+
 class _Snapshot:
     """The tensors that an optimizer step changes (parameters and optimizer state), copied.
     State that the step creates (an optimizer's first step) goes back to none, or to zeros,
@@ -88,21 +94,19 @@ class FiniteLossGuard(L.Callback):
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss) -> None:
         loss = loss.detach()
         self._device_side = loss.device.type != "cpu" if self.on_device is None else self.on_device
+        if not self._device_side:  # on the CPU: free to read, and a good step costs no more
+            if bool(torch.isfinite(loss).all()):
+                return
+            self._bad = torch.tensor(True)  # undone after its optimizer step
+            self._report([(float(loss), _step_of(trainer))], trainer)
+            return
         bad = ~torch.isfinite(loss).all()
         self._bad = bad if self._bad is None else self._bad | bad  # accumulated batches
-        step = _Step(
-            trainer.current_epoch + 1,
-            trainer.global_step + 1,
-            trainer.fit_loop.epoch_loop.batch_idx,
-        )
-        if self._device_side:
-            self._flags.append((bad, loss, step))
-        elif bool(bad):  # on the CPU: free to read
-            self._report([(float(loss), step)], trainer)
+        self._flags.append((bad, loss, _step_of(trainer)))
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         bad, self._bad = self._bad, None
-        if bad is not None and (self._device_side or bool(bad)):
+        if bad is not None:  # on the CPU only when the loss was not finite
             self._undo = (_Snapshot(optimizer), bad)  # undone after the step where `bad`
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
