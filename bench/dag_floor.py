@@ -55,12 +55,14 @@ def workflows(n: int) -> dict[str, Path]:
     return {"workflow": ours, "toy": toy}
 
 
-def side_by_side(roots: dict[str, Path], reps: int, dry: bool) -> dict[str, list]:
+def side_by_side(
+    roots: dict[str, Path], reps: int, dry: bool, warm: bool = True
+) -> dict[str, list]:
     """Each repetition runs both, in alternating order: {name: [[wall, CPU], ...]}. A first
-    repetition, not recorded, warms the file cache for both."""
+    repetition, not recorded, warms the file cache for both (`warm` and several `reps`)."""
     times: dict[str, list] = {name: [] for name in roots}
-    warm = 1 if reps > 1 else 0
-    for rep in range(-warm, reps):
+    unrecorded = 1 if warm and reps > 1 else 0
+    for rep in range(-unrecorded, reps):
         for name in roots if rep % 2 == 0 else list(roots)[::-1]:
             cmd = [SNAKEMAKE, *(["-n"] if dry else []), "--cores", "2", TARGET]
             t = check(timed(cmd, cwd=roots[name]), f"{name} {'dry run' if dry else 'no-op'}")
@@ -75,9 +77,9 @@ def ratios(times: dict[str, list]) -> list[float]:
     return [w[0] / t[0] for w, t in zip(times["workflow"], times["toy"], strict=True)]
 
 
-def measure(n: int, reps: int, noop: bool = True) -> dict[str, Any]:
+def measure(n: int, reps: int, noop: bool = True, warm: bool = True) -> dict[str, Any]:
     roots = workflows(n)
-    found = {"dry": side_by_side(roots, reps, dry=True)}
+    found = {"dry": side_by_side(roots, reps, dry=True, warm=warm)}
     if noop:
         for root in roots.values():
             dry = check(timed([SNAKEMAKE, "-n", "--cores", "2", TARGET], cwd=root), "dry")
@@ -89,7 +91,7 @@ def measure(n: int, reps: int, noop: bool = True) -> dict[str, Any]:
 def dry_ratio(n: int, reps: int) -> float:
     """The smallest ratio of the workflow's dry run to the toy's over `reps` repetitions (the
     quick test's figure: a busy machine slows either side, never both alike)."""
-    return min(ratios(measure(n, reps, noop=False)["dry"]))
+    return min(ratios(measure(n, reps, noop=False, warm=False)["dry"]))
 
 
 def report(result: Result, raw: dict[str, Any], reps: int) -> None:

@@ -10,8 +10,8 @@
 #      job, small and wide CNN (bench/gpu_step_overhead.py);
 #   2. the non-finite loss guard with torch.cuda.set_sync_debug_mode("error") around
 #      steady-state steps (tests/test_guards.py), and the warm-job suite's cases on the GPU
-#      (tests/test_warm_differential.py with DLT_TEST_ACCELERATOR=gpu; not in CPU mode: the
-#      suite runs them);
+#      (tests/test_warm_differential.py with DLT_TEST_ACCELERATOR=gpu); not in CPU mode,
+#      where the suite runs both;
 #   3. several runs per GPU: the digits sweep with 4 runs per GPU against 1 (bench/gpu_share.py).
 #
 # The GPU machine has torch and Lightning but not Snakemake: `make gpu-wheels` fills
@@ -42,9 +42,9 @@ if [ "$device" = cpu ]; then quick=(--quick); fi
 echo "== 1. training-step overhead ($device)"
 "$python" -m bench.gpu_step_overhead "${quick[@]}" --device "$device" --out "$out"
 
-echo "== 2. the non-finite loss guard: no host sync per step"
-"$python" -m pytest -q -p no:cacheprovider -p no:randomly tests/test_guards.py
-if [ "$device" = cuda ]; then
+if [ "$device" = cuda ]; then  # in CPU mode the suite runs these tests itself
+    echo "== 2. the non-finite loss guard: no host sync per step"
+    "$python" -m pytest -q -p no:cacheprovider -p no:randomly tests/test_guards.py
     echo "== 2. the warm-job suite on the GPU"
     DLT_TEST_ACCELERATOR=gpu "$python" -m pytest -q -p no:cacheprovider \
         tests/test_warm_differential.py

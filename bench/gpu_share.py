@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     for rep in range(opts.reps):
         for name in SHARES if rep % 2 == 0 else list(SHARES)[::-1]:
             shutil.rmtree(roots[name] / "results", ignore_errors=True)
-            cmd = [str(BIN / "snakemake"), "--cores", str(cores), *limits, TARGET]
+            cmd = [str(BIN / "snakemake"), TARGET, "--cores", str(cores), *limits]
             t = check(timed(cmd, cwd=roots[name], env=env), name)
             times[name].append(t.seconds)
             print(f"rep {rep} {name}: {t.seconds:.1f} s", flush=True)

@@ -10,7 +10,8 @@ import torch
 
 from dltemplate.config.build import build_run
 from dltemplate.errors import UserError
-from dltemplate.jobs.fit import FitInterrupted, fit_run
+from dltemplate.jobs.fit import fit_run
+from dltemplate.jobs.fit_training import FitInterrupted
 from dltemplate.jobs.init_from import load_init_weights
 from dltemplate.layout import RunLayout
 from tests.conftest import FIXTURE, Project

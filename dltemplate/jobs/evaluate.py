@@ -8,7 +8,7 @@ from typing import Any
 
 from dltemplate.jobs.checkpointing import check_checkpoint, safe_checkpoint_loading, weights_only
 from dltemplate.jobs.common import build_for_job, checkpoint_hint, fitted_checkpoint
-from dltemplate.jobs.fit import scalar_metrics
+from dltemplate.jobs.fit_training import scalar_metrics
 from dltemplate.jobs.test_outputs import TestOutputs
 from dltemplate.jobs.trainer import lightning_refusals, make_trainer
 from dltemplate.layout import RunLayout

@@ -86,8 +86,8 @@ class Ranks:
 
 
 def fit_on_ranks(ranks: Ranks, training: Any) -> dict[str, Any]:
-    """Train `training` (dltemplate.jobs.fit.FitTraining) on the ranks; rank 0's record."""
-    from dltemplate.jobs.fit import FitInterrupted
+    """Train `training` (dltemplate.jobs.fit_training.FitTraining) on the ranks; rank 0's record."""
+    from dltemplate.jobs.fit_training import FitInterrupted
     from dltemplate.layout import RunLayout, results_root
 
     folder = Path(
@@ -132,7 +132,7 @@ def _plain(value: Any) -> Any:
 
 def run_rank(spec_file: str) -> None:
     """One rank: build the run, train it; rank 0 writes the record, a failing rank its error."""
-    from dltemplate.jobs.fit import FitTraining
+    from dltemplate.jobs.fit_training import FitTraining
     from dltemplate.layout import use_results_root
     from dltemplate.project import on_path
 
