@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
         print("gpu_share: skipped, no CUDA device (the last GPU result stays)")
         return None
     if opts.quick:
-        opts.runs, opts.epochs, opts.reps = 2, 1, 1
+        opts.runs, opts.epochs, opts.reps = 1, 1, 1
     cores = min(16, os.cpu_count() or 1)
     env = {} if opts.device == "cuda" else {"CUDA_VISIBLE_DEVICES": "0"}  # a pretend GPU
     accelerator = "gpu" if opts.device == "cuda" else "cpu"

@@ -325,7 +325,8 @@ FORKED = """\
 """
 # 1,257 train and 269 val samples: odd counts that 2 ranks share without a padded repeat.
 SPAN_OVERRIDES = (
-    "trainer.max_epochs: 25, trainer.accelerator: cpu, data_wrapper.test_fraction: 0.151"
+    "trainer.max_epochs: 16, trainer.accelerator: cpu, data_wrapper.test_fraction: 0.151, "
+    "task_wrapper.model.hidden_dim: 16"
 )
 
 
