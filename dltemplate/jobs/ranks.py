@@ -28,6 +28,7 @@ from typing import Any
 from dltemplate.errors import UserError, one_line
 from dltemplate.jobs.distributed import SRUN_RANKS_VARIABLE, srun_rank_settings
 from dltemplate.records import read_json, write_json_atomic
+from dltemplate.registry.resources import gpus_per_node, gres_per_node
 
 STATUS_SIGTERM = 128 + 15  # what srun returns when the ranks stopped on SIGTERM
 RANKS_ONLY = ("num_nodes", "devices", "strategy")  # trainer settings that the ranks get
@@ -58,8 +59,7 @@ class Ranks:
                 "profiles/slurm, or drop `nodes` from its resources (and train on this "
                 "machine's devices with trainer.devices)"
             )
-        gres = str(resources.get("gres") or "")
-        gpus = int(gres.rpartition(":")[2]) if gres.startswith("gpu:") else 0
+        gpus = gpus_per_node(resources.get("gres"))
         return cls(nodes=nodes, per_node=per_node, threads=threads, gpus=gpus)
 
     def checked(self, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,7 +81,7 @@ class Ranks:
             "--kill-on-bad-exit=1",  # a rank that fails stops the others
         ]
         if self.gpus:
-            command.append(f"--gres=gpu:{self.gpus}")  # each rank sees its node's GPUs
+            command.append(f"--gres={gres_per_node(self.gpus)}")  # each rank sees its node's
         return [*command, sys.executable, "-m", "dltemplate.jobs.ranks", str(spec)]
 
 

@@ -39,6 +39,7 @@ from dltemplate.registry.gpu_shares import gpu_resource_names, snakemake_gpus
 # the resources of dltemplate.registry.gpu_shares).
 SNAKEMAKE_NAMES = {"mem_mb": "mem_mb", "runtime": "runtime"}
 VALUE_KEYS = ("gpus", "cpus", "nodes", "tasks_per_node", "mem_mb", "runtime")
+GPU_GRES = "gpu:"  # a fit across nodes asks for `gpu:<G>` on each node
 SPAN_KEYS = ("nodes", "tasks_per_node")  # the fit's only: other jobs run as one process
 # Test and predict inherit at most this many of the run's GPUs (Lightning advises one device
 # for them: a distributed sampler would repeat samples); their own key may ask for more.
@@ -121,6 +122,17 @@ def any_spans(
     """Whether the fit of any of these runs spans nodes."""
     defaults = workflow_defaults(config, "fit")
     return any(fit_span(r, config, defaults) is not None for r in runs_resources)
+
+
+def gres_per_node(gpus: int) -> str:
+    """SLURM's generic resource of `gpus` GPUs on each node (sbatch's and srun's `--gres`)."""
+    return f"{GPU_GRES}{gpus}"
+
+
+def gpus_per_node(gres: str | None) -> int:
+    """The GPUs per node that `gres_per_node` wrote, or 0 for any other generic resource."""
+    text = str(gres or "")
+    return int(text.removeprefix(GPU_GRES)) if text.startswith(GPU_GRES) else 0
 
 
 def snakemake_ranks(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,7 +223,7 @@ def snakemake_resources(
     found = {SNAKEMAKE_NAMES[k]: v for k, v in values.items() if k in SNAKEMAKE_NAMES}
     found.update(snakemake_ranks(values))
     if span_gpus and values.get("gpus", 0) >= 1:
-        found["gres"] = f"gpu:{span_gpus}"  # per node
+        found["gres"] = gres_per_node(span_gpus)
     elif "gpus" in values:
         found.update(snakemake_gpus(values["gpus"], config, local_shares, largest_gpus))
     return found
