@@ -80,8 +80,8 @@ class Ranks:
             f"--cpus-per-task={self.threads}",
             "--kill-on-bad-exit=1",  # a rank that fails stops the others
         ]
-        if self.gpus:
-            command.append(f"--gres={gres_per_node(self.gpus)}")  # each rank sees its node's
+        if self.gpus:  # every rank sees all of its node's GPUs (Lightning picks by local rank)
+            command.append(f"--gres={gres_per_node(self.gpus)}")
         return [*command, sys.executable, "-m", "dltemplate.jobs.ranks", str(spec)]
 
 
